@@ -1,0 +1,219 @@
+"""The command line: one lazy click app, shown as three console scripts.
+
+``imageworks-models`` has every command; ``imageworks-loader`` and ``imageworks-download`` show the
+verbs their runbooks use, spelled as the runbooks spell them. Commands are imported only when run, and
+their one-line help lives in the table below, so ``--help`` imports no command module and no plugin.
+Plugin commands are listed from entry-point metadata (group ``imageworks_models.commands``).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from .. import __version__
+
+# name -> (module:attribute, one-line help). Keep the help in step with each command's docstring.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "list": ("imageworks_models.cli.read:list_cmd", "List registry entries (installed ones unless told otherwise)."),
+    "show": ("imageworks_models.cli.read:show_cmd", "Show one effective entry, optionally with field provenance."),
+    "select": ("imageworks_models.cli.read:select_cmd", "Resolve a name, alias or role to an endpoint and served id."),
+    "list-roles": ("imageworks_models.cli.read:list_roles_cmd", "List roles and the entries that play them."),
+    "stats": ("imageworks_models.cli.read:stats_cmd", "Counts by backend, format and quantization; disk use."),
+    "config": ("imageworks_models.cli.admin:config_cmd", "Show every resolved setting and where it came from."),
+    "plugins": ("imageworks_models.cli.admin:plugins_cmd", "List plugins, their status and what they provide."),
+}
+
+LOADER_VERBS = ("list", "select", "verify", "lock", "unlock", "activate-model", "current-model",
+                "purge-imported", "ingest-local-hf", "rebuild-ollama", "discover-all")
+DOWNLOAD_VERBS = ("download", "scan", "import-ollama", "normalize-formats", "prune-duplicates", "prune-deprecated",
+                  "purge-logical-only", "reset-discovered", "restore-ollama", "backfill-ollama-paths", "verify",
+                  "remove", "list", "list-roles", "stats", "config")
+VIEWS: dict[str, tuple[str, ...] | None] = {
+    "imageworks-models": None,  # everything
+    "imageworks-loader": LOADER_VERBS,
+    "imageworks-download": DOWNLOAD_VERBS,
+}
+
+
+class CliState:
+    """Per-invocation state shared by commands: flags, and settings/registry resolved on first use."""
+
+    def __init__(self, prog: str = "imageworks-models"):
+        self.prog = prog
+        self.flags: dict[str, object] = {}
+        self._settings = None
+
+    def settings(self):
+        if self._settings is None:
+            from ..settings import load_settings
+
+            self._settings = load_settings(flags=self.flags)
+        return self._settings
+
+    def plugins(self):
+        from ..plugins import get_plugins
+
+        return get_plugins(self.settings())
+
+
+class LazyGroup(click.Group):
+    def __init__(self, *args, view: tuple[str, ...] | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.view = view
+        self._plugins_loaded = False
+
+    def _visible(self, name: str) -> bool:
+        return self.view is None or name in self.view
+
+    def _plugin_command_names(self, ctx: click.Context) -> dict[str, tuple[str, str | None]]:
+        from ..plugins import command_entry_points
+
+        state = ctx.find_object(CliState)
+        try:
+            settings = state.settings() if state else None
+        except Exception:  # a bad config must not break --help; the command itself will report it
+            settings = None
+        return {n: v for n, v in command_entry_points(settings).items() if self._visible(n) and n not in COMMANDS}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        names = {n for n in COMMANDS if self._visible(n)}
+        names |= set(self._plugin_command_names(ctx))
+        names |= {n for n in self.commands if self._visible(n)}
+        return sorted(names)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if not self._visible(name):
+            return None
+        if name in COMMANDS:
+            import importlib
+
+            module, attr = COMMANDS[name][0].split(":")
+            return getattr(importlib.import_module(module), attr)
+        if name not in self.commands and not self._plugins_loaded:
+            self._plugins_loaded = True
+            state = ctx.ensure_object(CliState)
+            state.plugins().add_commands(self)
+        return self.commands.get(name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = []
+        plugin_names = self._plugin_command_names(ctx)
+        for name in self.list_commands(ctx):
+            if name in COMMANDS:
+                rows.append((name, COMMANDS[name][1]))
+            elif name in plugin_names:
+                rows.append((name, f"(from {plugin_names[name][1] or 'a plugin'})"))
+            else:
+                rows.append((name, self.commands[name].get_short_help_str()))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise
+        except Exception as exc:  # one clear line, a traceback only when asked for
+            report_error(exc)
+            ctx.exit(getattr(exc, "exit_code", 1) if _is_ours(exc) else 1)
+
+
+def _is_ours(exc: BaseException) -> bool:
+    from ..errors import ImageworksError
+
+    return isinstance(exc, ImageworksError)
+
+
+def debug_enabled() -> bool:
+    return os.environ.get("IMAGEWORKS_DEBUG", "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def report_error(exc: BaseException) -> None:
+    """Print ``error: ...`` (and ``hint: ...``) to stderr; the traceback too with IMAGEWORKS_DEBUG=1."""
+    if debug_enabled():
+        import traceback
+
+        traceback.print_exception(exc, file=sys.stderr)
+    if _is_ours(exc):
+        lines = exc.lines()
+        click.echo(f"error: {lines[0]}", err=True)
+        for line in lines[1:]:
+            click.echo(line, err=True)
+        if exc.hint:
+            click.echo(f"hint: {exc.hint}", err=True)
+    else:
+        click.echo(f"error: internal error: {type(exc).__name__}: {exc}", err=True)
+        if not debug_enabled():
+            click.echo("hint: run again with IMAGEWORKS_DEBUG=1 for the traceback, and report it", err=True)
+
+
+def _group(prog: str) -> LazyGroup:
+    view = VIEWS[prog]
+
+    @click.group(cls=LazyGroup, view=view, context_settings={"help_option_names": ["-h", "--help"]},
+                 invoke_without_command=False)
+    @click.version_option(__version__, "--version", prog_name=prog, message="%(prog)s %(version)s")
+    @click.option("--registry-dir", type=click.Path(file_okay=False), default=None,
+                  help="Registry folder (default: $IMAGEWORKS_REGISTRY_DIR, ./configs, or the per-user one).")
+    @click.pass_context
+    def cli(ctx: click.Context, registry_dir: str | None) -> None:
+        state = ctx.ensure_object(CliState)
+        state.prog = prog
+        if registry_dir:
+            state.flags["registry_dir"] = registry_dir
+
+    cli.name = prog
+    cli.help = _HELP[prog]
+    return cli
+
+
+_HELP = {
+    "imageworks-models": """Deterministic registry, downloader and serving orchestrator for local model weights.
+
+\b
+Examples:
+  imageworks-models list --include-non-installed
+  imageworks-models select caption --require vision --json
+  imageworks-models show qwen2.5-vl-7b-vllm-awq --provenance
+""",
+    "imageworks-loader": """Registry and orchestration commands of the Model Loader runbook.
+
+\b
+Examples:
+  imageworks-loader list --role vision
+  imageworks-loader select qwen2.5-vl-7b-vllm-awq
+""",
+    "imageworks-download": """Download, scan and registry-maintenance commands of the Model Downloader runbook.
+
+\b
+Examples:
+  imageworks-download list --json | jq -r '.[] | select(.quantization == "q4_k_m") | .name'
+  imageworks-download stats
+""",
+}
+
+
+def _run(prog: str) -> None:
+    cli = _group(prog)
+    cli.main(prog_name=prog, obj=CliState(prog))
+
+
+def main_models() -> None:
+    _run("imageworks-models")
+
+
+def main_loader() -> None:
+    _run("imageworks-loader")
+
+
+def main_download() -> None:
+    _run("imageworks-download")
+
+
+def make_cli(prog: str = "imageworks-models") -> click.Group:
+    """The click group for ``prog`` (tests drive it with ``click.testing.CliRunner``)."""
+    return _group(prog)

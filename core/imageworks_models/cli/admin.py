@@ -1,0 +1,68 @@
+"""Commands about the tool itself: config and plugins."""
+
+from __future__ import annotations
+
+import click
+
+from .output import common_options, emit_json, json_option, state, table
+
+
+@click.command("config")
+@json_option
+@common_options
+def config_cmd(as_json):
+    """Show every resolved setting and where it came from.
+
+    Precedence: default < config file (imageworks.toml or [tool.imageworks]) < environment < flag.
+
+    \b
+    Examples:
+      imageworks-download config
+      imageworks-models config --json | jq -r .registry_dir.value
+    """
+    from ..settings import SPECS
+
+    settings = state().settings()
+    data = {}
+    for spec in SPECS:
+        value = settings.values[spec.key].value
+        if isinstance(value, dict):
+            value = {k: str(v) for k, v in value.items()}
+        elif value is not None and not isinstance(value, (bool, int, float, list)):
+            value = str(value)
+        data[spec.key] = {"value": value, "origin": settings.origin(spec.key), "env": spec.env}
+    if as_json:
+        emit_json(data)
+        return
+    click.echo(table(["SETTING", "VALUE", "FROM"], [(k, v["value"], v["origin"]) for k, v in data.items()]))
+    click.echo(f"config file: {settings.config_file or 'none'}", err=True)
+
+
+@click.command("plugins")
+@json_option
+@common_options
+def plugins_cmd(as_json):
+    """List plugins, their status and what they provide.
+
+    A broken plugin shows as "broken" with the reason; every other command keeps working.
+    IMAGEWORKS_PLUGINS (allowlist; empty = none) and IMAGEWORKS_DISABLE_PLUGINS control loading.
+
+    \b
+    Examples:
+      imageworks-models plugins
+      imageworks-models plugins --json | jq '.[] | select(.status == "broken")'
+    """
+    host = state().plugins()
+    infos = [p.as_dict() for p in host.plugins]
+    if as_json:
+        emit_json(infos)
+        return
+    rows = []
+    for p in infos:
+        provides = "; ".join(f"{k}: {', '.join(v)}" for k, v in p["provides"].items()) or "-"
+        rows.append((p["name"], p["distribution"] or "(core)", p["version"] or "-", p["status"], provides,
+                     ", ".join(p["hooks"]) or "-"))
+    click.echo(table(["NAME", "DISTRIBUTION", "VERSION", "STATUS", "PROVIDES", "HOOKS"], rows))
+    for p in infos:
+        for err in p["errors"]:
+            click.echo(f"{p['name']}: {err}")

@@ -1,0 +1,46 @@
+"""Building endpoint URLs from an entry's ``backend_config`` (shared by the core and backend plugins)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def normalize_host_url(host: str, default_port: int) -> str:
+    """``host`` as ``scheme://host:port`` (``OLLAMA_HOST`` style values may omit scheme and port).
+
+    A wildcard bind address (``0.0.0.0``, ``::``) is replaced by loopback: it is where a server
+    listens, not where a client can reach it.
+    """
+    host = host.strip().rstrip("/")
+    scheme = "http"
+    if "://" in host:
+        scheme, host = host.split("://", 1)
+    if host.startswith("[") and "]" in host:  # [::1]:port
+        addr, _, port = host[1:].partition("]")
+        port = port.lstrip(":")
+        addr = f"[{addr}]"
+    elif host.count(":") == 1:
+        addr, port = host.split(":")
+    else:
+        addr, port = host, ""
+    if addr in ("", "0.0.0.0", "[::]", "::"):
+        addr = "127.0.0.1"
+    return f"{scheme}://{addr}:{port or default_port}"
+
+
+def openai_base_url(backend_config: dict[str, Any], *, default_port: int | None,
+                    default_host: str = "127.0.0.1") -> str | None:
+    """The OpenAI-compatible base URL (``.../v1``) for a ``backend_config``.
+
+    ``base_url`` wins when set; else ``http://<host>:<port>/v1`` from the config, using the defaults
+    for what it leaves out. Returns ``None`` when no port is known.
+    """
+    cfg = backend_config or {}
+    if cfg.get("base_url"):
+        url = str(cfg["base_url"]).rstrip("/")
+        return url if url.endswith("/v1") else f"{url}/v1"
+    port = cfg.get("port") or default_port
+    if not port:
+        return None
+    host = cfg.get("host") or default_host
+    return f"{normalize_host_url(f'{host}:{port}', port)}/v1"

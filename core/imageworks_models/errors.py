@@ -1,0 +1,116 @@
+"""Every exception the library raises, grouped by domain.
+
+Each error carries a one-line ``message`` (what and where) and an optional ``hint`` (how to fix), and
+an ``exit_code`` the CLI uses: 1 for user errors, 2 for verification divergence. The CLI prints
+``error: <message>`` and ``hint: <hint>``; tracebacks only with ``IMAGEWORKS_DEBUG=1``.
+"""
+
+from __future__ import annotations
+
+
+class ImageworksError(Exception):
+    """Base class: a problem the user can act on."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, *, hint: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def lines(self) -> list[str]:
+        """The lines the CLI prints for this error (message first, then any detail)."""
+        return [self.message]
+
+
+# --- configuration ------------------------------------------------------------------------------
+
+
+class ConfigError(ImageworksError):
+    """A configuration file or setting is invalid."""
+
+
+# --- storage (locks, atomic writes) -------------------------------------------------------------
+
+
+class StorageError(ImageworksError):
+    """A file could not be read, locked or written; the previous file is intact."""
+
+
+class LockTimeoutError(StorageError):
+    """Another process held the lock longer than the timeout."""
+
+    def __init__(self, message: str, *, holder: str | None = None, hint: str | None = None):
+        super().__init__(message, hint=hint)
+        self.holder = holder
+
+
+# --- registry -----------------------------------------------------------------------------------
+
+
+class RegistryError(ImageworksError):
+    """Base class for problems with the registry files or their content."""
+
+
+class RegistryFileError(RegistryError):
+    """A registry file cannot be parsed (empty, truncated, wrong encoding, duplicate keys...)."""
+
+    def __init__(self, path: str, cause: str, *, line: int | None = None, column: int | None = None,
+                 hint: str | None = None):
+        where = path if line is None else f"{path}:{line}:{column or 1}"
+        super().__init__(f"{where}: {cause}", hint=hint)
+        self.path = path
+        self.line = line
+        self.column = column
+        self.cause = cause
+
+
+class RegistryValidationError(RegistryError):
+    """Entries fail validation; ``problems`` lists every one, each naming file and JSON path."""
+
+    def __init__(self, path: str, problems: list[str], *, hint: str | None = None):
+        n = len(problems)
+        super().__init__(f"{path}: {n} invalid value{'s' if n != 1 else ''}", hint=hint)
+        self.path = path
+        self.problems = problems
+
+    def lines(self) -> list[str]:
+        return [self.message] + [f"  {p}" for p in self.problems]
+
+
+class SchemaVersionError(RegistryError):
+    """``schema_version`` is missing, mistyped, or newer than this code knows."""
+
+
+class ReadOnlyRegistryError(RegistryError):
+    """The registry was opened read-only (newer schema, or a read-only folder)."""
+
+
+class EntryNotFoundError(RegistryError):
+    """No entry has this name, alias or role."""
+
+
+# --- selection ----------------------------------------------------------------------------------
+
+
+class SelectionError(ImageworksError):
+    """A model could not be selected."""
+
+
+class CapabilityError(SelectionError):
+    """The requested entry or role lacks a required capability."""
+
+
+# --- plugins ------------------------------------------------------------------------------------
+
+
+class PluginError(ImageworksError):
+    """A plugin is broken or conflicts with another one."""
+
+
+class DuplicateNameError(PluginError):
+    """Two plugins registered a source, backend or hasher under the same name."""
+
+
+class BackendNotFoundError(PluginError):
+    """An entry names a backend that no installed plugin provides."""

@@ -1,0 +1,285 @@
+"""Finding, loading and calling plugins, so that a broken plugin never takes the CLI down.
+
+Plugins are distributions with an entry point in the group ``imageworks_models``. Each is imported in
+its own ``try``; a plugin that fails to import, names a hook that does not exist, or raises inside a
+hook is marked ``broken``, reported once as a one-line warning naming its distribution with a fix,
+and everything else keeps working. Hook implementations are called one at a time for the same reason
+(pluggy aborts a whole hook call when one implementation raises).
+
+Registration order is deterministic: built-ins first, then plugins sorted by distribution name; when
+two claim the same source/backend/hasher name, the first keeps it and the second is refused.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Iterable
+
+from .errors import BackendNotFoundError
+from .records import KINDS
+
+if TYPE_CHECKING:
+    from .records import ArtifactInfo, Backend, Hasher, Source
+    from .settings import Settings
+
+ENTRY_POINT_GROUP = "imageworks_models"
+COMMANDS_GROUP = "imageworks_models.commands"
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{0,63}$")
+_REGISTER_HOOKS = {"register_sources": "source", "register_backends": "backend", "register_hashers": "hasher"}
+
+log = logging.getLogger("imageworks_models")
+
+
+def normalize_name(name: str) -> str:
+    """How source/backend/hasher names compare: trimmed, lowercase, ``_`` as ``-``."""
+    return name.strip().lower().replace("_", "-") if isinstance(name, str) else name
+
+
+@dataclass
+class PluginInfo:
+    """What ``imageworks-models plugins`` shows for one plugin."""
+
+    name: str
+    distribution: str | None = None
+    version: str | None = None
+    module: str | None = None
+    status: str = "ok"  # ok | broken | disabled
+    errors: list[str] = field(default_factory=list)
+    hooks: list[str] = field(default_factory=list)
+    provides: dict[str, list[str]] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "distribution": self.distribution, "version": self.version,
+                "module": self.module, "status": self.status, "errors": list(self.errors),
+                "hooks": list(self.hooks), "provides": {k: list(v) for k, v in self.provides.items()}}
+
+    @property
+    def label(self) -> str:
+        dist = f"{self.distribution} {self.version}" if self.distribution else "built in"
+        return f"plugin {self.name!r} ({dist})"
+
+    def fix_hint(self) -> str:
+        if not self.distribution:
+            return "report this as a bug"
+        return (f"upgrade or uninstall it (pip uninstall {self.distribution}), "
+                f"or skip it with IMAGEWORKS_DISABLE_PLUGINS={self.name}")
+
+
+def _allowed(names: Iterable[str | None], settings: "Settings | None") -> bool:
+    if settings is None:
+        return True
+    names = {normalize_name(n) for n in names if n}
+    allow = settings.plugins
+    deny = {normalize_name(n) for n in settings.disable_plugins}
+    if names & deny:
+        return False
+    return allow is None or bool(names & {normalize_name(n) for n in allow})
+
+
+def _entry_points(group: str):
+    from importlib.metadata import entry_points
+
+    eps = list(entry_points(group=group))
+    return sorted(eps, key=lambda ep: (normalize_name(ep.dist.name) if ep.dist else "", ep.name))
+
+
+def command_entry_points(settings: "Settings | None" = None) -> dict[str, tuple[str, str | None]]:
+    """Plugin command names declared in entry-point metadata: ``{name: (module, distribution)}``.
+
+    Read without importing any plugin, so ``--help`` can list plugin commands cheaply.
+    """
+    found: dict[str, tuple[str, str | None]] = {}
+    for ep in _entry_points(COMMANDS_GROUP):
+        dist = ep.dist.name if ep.dist else None
+        if _allowed([dist], settings) and ep.name not in found:
+            found[ep.name] = (ep.value, dist)
+    return found
+
+
+class PluginHost:
+    """The loaded plugins and everything they registered."""
+
+    def __init__(self, settings: "Settings | None" = None):
+        import pluggy
+
+        from . import builtins, hookspecs
+
+        self.settings = settings
+        self.pm = pluggy.PluginManager(hookspecs.PROJECT)
+        self.pm.add_hookspecs(hookspecs)
+        self.plugins: list[PluginInfo] = []
+        self.sources: dict[str, "Source"] = {}
+        self.backends: dict[str, "Backend"] = {}
+        self.hashers: dict[str, "Hasher"] = {}
+        self.owner: dict[tuple[str, str], PluginInfo] = {}
+        self.warnings: list[str] = []
+        self._by_name: dict[str, PluginInfo] = {}
+        self._register(builtins, PluginInfo(name="builtin", module=builtins.__name__))
+        for ep in _entry_points(ENTRY_POINT_GROUP):
+            self._load_entry_point(ep)
+        for hook, kind in _REGISTER_HOOKS.items():
+            self._collect(hook, kind)
+        self._commands_added: set[int] = set()
+
+    # -- loading -------------------------------------------------------------------------------------
+    def _broken(self, info: PluginInfo, problem: str) -> None:
+        info.status = "broken"
+        info.errors.append(problem)
+        message = f"{info.label} is broken: {problem}; {info.fix_hint()}"
+        self.warnings.append(message)
+        log.warning(message)
+
+    def _load_entry_point(self, ep) -> None:
+        dist = ep.dist.name if ep.dist else None
+        info = PluginInfo(name=ep.name, distribution=dist, version=ep.dist.version if ep.dist else None,
+                          module=ep.value)
+        if ep.name in self._by_name:
+            other = self._by_name[ep.name]
+            self.plugins.append(info)
+            self._broken(info, f"its name is already taken by {other.distribution or 'a built-in'}")
+            return
+        self.plugins.append(info)
+        self._by_name[ep.name] = info
+        if not _allowed([ep.name, dist], self.settings):
+            info.status = "disabled"
+            return
+        try:
+            obj = ep.load()
+        except (Exception, SystemExit) as exc:
+            self._broken(info, f"failed to import: {type(exc).__name__}: {exc}")
+            return
+        self._register(obj, info)
+
+    def _register(self, obj: Any, info: PluginInfo) -> None:
+        from pluggy import PluginValidationError
+
+        if info.name == "builtin":
+            self.plugins.append(info)
+            self._by_name[info.name] = info
+        try:
+            self.pm.register(obj, name=info.name)
+        except (PluginValidationError, ValueError) as exc:
+            self._broken(info, f"invalid hook: {exc}")
+            return
+        try:
+            self.pm.check_pending()
+        except PluginValidationError as exc:
+            self.pm.unregister(name=info.name)
+            bad = [name for name in dir(obj) if not name.startswith("_") and callable(getattr(obj, name, None))
+                   and getattr(getattr(obj, name), f"{ENTRY_POINT_GROUP}_impl", None) is not None
+                   and not hasattr(self.pm.hook, name)]
+            known = [n for n in dir(self.pm.hook) if not n.startswith("_")]
+            hint = ""
+            if bad:
+                close = difflib.get_close_matches(bad[0], known, n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+            self._broken(info, f"unknown hook {bad[0] if bad else ''!r}{hint}" if bad else f"{exc}")
+            return
+        info.hooks = sorted(impl_name for impl_name in dir(self.pm.hook) if not impl_name.startswith("_")
+                            and any(i.plugin_name == info.name for i in getattr(self.pm.hook, impl_name).get_hookimpls()))
+
+    def _impls(self, hook: str):
+        return [impl for impl in getattr(self.pm.hook, hook).get_hookimpls()
+                if self._by_name.get(impl.plugin_name) and self._by_name[impl.plugin_name].status == "ok"]
+
+    def _collect(self, hook: str, kind: str) -> None:
+        record_type = KINDS[kind]
+        table: dict = getattr(self, f"{kind}s")
+        for impl in self._impls(hook):
+            info = self._by_name[impl.plugin_name]
+            collected: list[Any] = []
+
+            def register(record: Any, _kind=kind, _type=record_type) -> None:
+                if not isinstance(record, _type):
+                    raise TypeError(f"{hook} must register {_type.__name__} records, not {type(record).__name__}")
+                collected.append(record)
+
+            try:
+                impl.function(**{arg: register for arg in impl.argnames})
+            except Exception as exc:
+                self._broken(info, f"{hook} raised {type(exc).__name__}: {exc}")
+                continue
+            for record in collected:
+                name = normalize_name(record.name)
+                if not isinstance(name, str) or not NAME_RE.match(name):
+                    self._warn(f"{info.label} registered a {kind} with an invalid name {record.name!r}; ignored")
+                    continue
+                if name in table:
+                    first = self.owner[(kind, name)]
+                    self._warn(f"{kind} {name!r} is registered by both {first.distribution or 'the core'} and "
+                               f"{info.distribution or info.name}; keeping {first.distribution or 'the core'}'s. "
+                               f"Uninstall one (pip uninstall {info.distribution or info.name}) or disable it "
+                               f"with IMAGEWORKS_DISABLE_PLUGINS={info.name}")
+                    info.errors.append(f"{kind} {name!r} refused: already registered by "
+                                       f"{first.distribution or 'the core'}")
+                    continue
+                table[name] = record
+                self.owner[(kind, name)] = info
+                info.provides.setdefault(kind, []).append(name)
+
+    def _warn(self, message: str) -> None:
+        self.warnings.append(message)
+        log.warning(message)
+
+    # -- using ---------------------------------------------------------------------------------------
+    def backend(self, name: str) -> "Backend":
+        """The backend registered as ``name``.
+
+        Raises:
+            BackendNotFoundError: no loaded plugin provides it (the message lists those that do).
+        """
+        key = normalize_name(name)
+        if key in self.backends:
+            return self.backends[key]
+        installed = ", ".join(sorted(self.backends)) or "none"
+        raise BackendNotFoundError(f"no installed plugin provides the backend {name!r} (installed: {installed})",
+                                   hint=f"install it (pip install imageworks-models-{key}) or check "
+                                        "`imageworks-models plugins`")
+
+    def inspect_artifact(self, path) -> "ArtifactInfo | None":
+        """Ask plugins, in pluggy's call order, to identify ``path``; the first answer wins."""
+        for impl in reversed(self._impls("inspect_artifact")):
+            try:
+                result = impl.function(**{arg: path for arg in impl.argnames})
+            except Exception as exc:
+                self._broken(self._by_name[impl.plugin_name], f"inspect_artifact raised {type(exc).__name__}: {exc}")
+                continue
+            if result is not None:
+                return result
+        return None
+
+    def add_commands(self, cli) -> None:
+        """Let every plugin add its click commands to ``cli`` (once per group)."""
+        if id(cli) in self._commands_added:
+            return
+        self._commands_added.add(id(cli))
+        for impl in self._impls("register_commands"):
+            try:
+                impl.function(**{arg: cli for arg in impl.argnames})
+            except Exception as exc:
+                self._broken(self._by_name[impl.plugin_name], f"register_commands raised {type(exc).__name__}: {exc}")
+
+
+_hosts: dict[tuple, PluginHost] = {}
+
+
+def get_plugins(settings: "Settings | None" = None) -> PluginHost:
+    """The plugins for ``settings`` (loaded once per process and allow/deny lists).
+
+    Returns:
+        A :class:`PluginHost`; broken plugins are in ``host.plugins`` with status ``broken`` and
+        their warnings in ``host.warnings``.
+    """
+    key = (None, ()) if settings is None else (
+        tuple(settings.plugins) if settings.plugins is not None else None, tuple(settings.disable_plugins))
+    if key not in _hosts:
+        _hosts[key] = PluginHost(settings)
+    return _hosts[key]
+
+
+def reset_plugins() -> None:
+    """Forget loaded plugins (tests install and remove fake plugins between runs)."""
+    _hosts.clear()

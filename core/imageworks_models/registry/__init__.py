@@ -1,0 +1,52 @@
+"""The layered registry: schema, layers and merge rules, and the store on disk."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..settings import Settings
+    from .store import Registry, RegistryStore
+
+
+def shipped_defaults_dir() -> Path:
+    """The registry shipped with the package (``configs/`` in a checkout)."""
+    here = Path(__file__).resolve().parent.parent
+    packaged = here / "_default_configs"
+    return packaged if packaged.is_dir() else here.parent.parent / "configs"
+
+
+def store_for(settings: "Settings") -> "RegistryStore":
+    """The :class:`RegistryStore` for the resolved registry folder, seeded on first use.
+
+    When the folder is the per-user default and holds no registry yet, the shipped default catalog
+    is copied into it, so a fresh install shows a real table.
+    """
+    from .. import storage
+    from .store import CURATED_FILE, DISCOVERED_FILE, LOCK_FILE, RegistryStore
+
+    store = RegistryStore(settings.registry_dir, lock_timeout=settings.lock_timeout,
+                          backup_keep=settings.backup_keep)
+    if settings.origin("registry_dir") == "default" and not any(
+            (store.directory / f).exists() for f in (CURATED_FILE, DISCOVERED_FILE)):
+        source = shipped_defaults_dir()
+        store.directory.mkdir(parents=True, exist_ok=True)
+        with storage.file_lock(store.directory / LOCK_FILE, timeout=settings.lock_timeout):
+            for name in (CURATED_FILE, DISCOVERED_FILE):
+                if (source / name).is_file() and not (store.directory / name).exists():
+                    storage.atomic_write(store.directory / name, (source / name).read_bytes())
+    return store
+
+
+def open_registry(settings: "Settings | None" = None) -> "Registry":
+    """Load the effective registry for ``settings`` (default: settings resolved now).
+
+    Raises:
+        RegistryError: a registry file is malformed or invalid (the message names file and place).
+    """
+    if settings is None:
+        from ..settings import load_settings
+
+        settings = load_settings()
+    return store_for(settings).load()

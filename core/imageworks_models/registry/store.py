@@ -1,0 +1,495 @@
+"""The layered registry on disk: read, validate, merge, and write back safely.
+
+Files (in one registry folder):
+    model_registry.curated.json     human-edited, under git; static fields only
+    model_registry.discovered.json  machine-written install facts
+    model_registry.json             merged snapshot, regenerated on every save; it records the
+                                    digests of the two layers it was built from and is only ever
+                                    used while those digests still match (a cache, not a source)
+    .model_registry.lock            the writers' lock
+    backups/                        timestamped copies taken before migrations and destructive edits
+
+Reading an unchanged registry costs one JSON parse of the snapshot; pydantic is imported only when a
+layer changed since the snapshot was written, or for a write.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+from .. import storage
+from ..errors import (EntryNotFoundError, ReadOnlyRegistryError, RegistryFileError, RegistryValidationError,
+                      SchemaVersionError, StorageError)
+from . import fields
+from .jsonio import loads_strict
+
+SCHEMA_VERSION = 1
+CURATED_FILE = "model_registry.curated.json"
+DISCOVERED_FILE = "model_registry.discovered.json"
+MERGED_FILE = "model_registry.json"
+LOCK_FILE = ".model_registry.lock"
+BACKUP_DIR = "backups"
+MAX_FILE_BYTES = 256 * 1024 * 1024
+
+
+def dump_document(entries: list[dict[str, Any]], extra: dict[str, Any] | None = None) -> bytes:
+    """A registry file's bytes: ``schema_version`` first, entries sorted by name, 2-space indent,
+    one trailing newline, so diffs under git stay small."""
+    doc = {"schema_version": SCHEMA_VERSION, **(extra or {}),
+           "entries": sorted(entries, key=lambda e: str(e.get("name", "")))}
+    return (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def _digest(data: bytes | None) -> str:
+    return "missing" if data is None else "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def _read(path: Path) -> bytes | None:
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_FILE_BYTES + 1)
+    except FileNotFoundError:
+        return None
+    except IsADirectoryError:
+        raise RegistryFileError(str(path), "is a folder, not a registry file") from None
+    except OSError as exc:
+        raise RegistryFileError(str(path), f"cannot be read: {exc.strerror}",
+                                hint="check the file's permissions") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise RegistryFileError(str(path), f"is larger than {MAX_FILE_BYTES // 2**20} MiB; not a registry file")
+    return data
+
+
+def _name_key(name: str) -> str:
+    return unicodedata.normalize("NFKC", name).casefold()
+
+
+@dataclass
+class Layer:
+    """One registry file held in memory: its raw entries (order and unknown fields kept) by name."""
+
+    kind: str  # fields.CURATED | fields.DISCOVERED
+    path: Path
+    schema_version: int | None = None  # None: no file yet; 0: the earlier tool's list format
+    entries: dict[str, dict[str, Any]] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)  # unknown top-level keys, kept
+    data: bytes | None = None  # the bytes read
+    read_only: str | None = None  # why this layer may not be written
+    views: dict[str, dict[str, Any]] = field(default_factory=dict)  # validated, only fields set
+    _baseline: bytes | None = None
+
+    # -- editing -------------------------------------------------------------------------------------
+    def get(self, name: str) -> dict[str, Any] | None:
+        return self.entries.get(name)
+
+    def put(self, entry: dict[str, Any]) -> None:
+        """Add or replace ``entry`` (a dict with at least ``name``); validated when saved."""
+        name = entry.get("name")
+        if not isinstance(name, str):
+            raise ValueError("an entry needs a string 'name'")
+        self.entries[name] = entry if name in self.entries else fields.ordered(entry)
+
+    def remove(self, name: str) -> dict[str, Any] | None:
+        return self.entries.pop(name, None)
+
+    # -- serialising ---------------------------------------------------------------------------------
+    def to_bytes(self) -> bytes:
+        return dump_document(list(self.entries.values()), self.extra)
+
+    @property
+    def legacy(self) -> bool:
+        return self.schema_version == 0
+
+    def mark_clean(self) -> None:
+        self._baseline = self.to_bytes()
+
+    @property
+    def changed(self) -> bool:
+        """True when the entries differ from what was loaded."""
+        return self.to_bytes() != self._baseline
+
+
+def _parse_layer(kind: str, path: Path, data: bytes | None) -> Layer:
+    layer = Layer(kind=kind, path=path, data=data)
+    if data is None:
+        return layer
+    where = str(path)
+    doc = loads_strict(data, where)
+    if isinstance(doc, list):
+        from .legacy import migrate_entry
+
+        layer.schema_version = 0
+        raw_entries = doc
+        converted = [migrate_entry(e) if isinstance(e, dict) else e for e in raw_entries]
+    elif isinstance(doc, dict):
+        if "schema_version" not in doc:
+            raise SchemaVersionError(f"{where}: no \"schema_version\"",
+                                     hint=f'add "schema_version": {SCHEMA_VERSION} as the first key')
+        version = doc["schema_version"]
+        if type(version) is not int or version < 1:
+            raise SchemaVersionError(f"{where}: schema_version must be a whole number >= 1, not {version!r}",
+                                     hint=f'write "schema_version": {SCHEMA_VERSION}')
+        layer.schema_version = version
+        if version > SCHEMA_VERSION:
+            layer.read_only = (f"{where} has schema_version {version}, newer than this imageworks-models "
+                               f"understands ({SCHEMA_VERSION}); it is read-only here")
+        raw_entries = doc.get("entries")
+        if not isinstance(raw_entries, list):
+            raise RegistryFileError(where, '"entries" must be a list of entry objects',
+                                    hint='write "entries": [] for an empty layer')
+        layer.extra = {k: v for k, v in doc.items() if k not in ("schema_version", "entries")}
+        converted = raw_entries
+    else:
+        raise RegistryFileError(where, f"the top level must be an object with \"entries\", not {type(doc).__name__}",
+                                hint=f'write {{"schema_version": {SCHEMA_VERSION}, "entries": [...]}}')
+    _validate_into(layer, converted)
+    return layer
+
+
+def _entry_label(index: int, raw: Any) -> str:
+    name = raw.get("name") if isinstance(raw, dict) else None
+    return f"entries[{index}]" + (f" ({name!r})" if isinstance(name, str) else "")
+
+
+def _validate_into(layer: Layer, raw_entries: list[Any]) -> None:
+    """Validate every entry, fill ``layer.entries`` and ``layer.views``; report all problems at once."""
+    from pydantic import ValidationError
+
+    from . import capabilities as caps
+    from .schema import Entry
+
+    problems: list[str] = []
+    seen: dict[str, int] = {}
+    seen_folded: dict[str, tuple[int, str]] = {}
+    entries: dict[str, dict[str, Any]] = {}
+    views: dict[str, dict[str, Any]] = {}
+    for index, raw in enumerate(raw_entries):
+        label = _entry_label(index, raw)
+        if not isinstance(raw, dict):
+            problems.append(f"{label}: must be an object, not {type(raw).__name__}")
+            continue
+        if "capabilities" in raw:  # synonyms are read, never written back
+            folded, unknown, options = caps.normalize(raw["capabilities"])
+            if not unknown and isinstance(folded, dict):
+                raw = {**raw, "capabilities": folded}
+                if options:
+                    existing = raw.get("capability_options")
+                    existing = existing if isinstance(existing, dict) else {}
+                    raw = fields.ordered({**raw, "capability_options": options | existing})
+        try:
+            model = Entry.model_validate(raw)
+        except ValidationError as exc:
+            for err in exc.errors(include_url=False):
+                loc = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"])
+                problems.append(f"{label}{loc}: {err['msg']}")
+            continue
+        if layer.kind == fields.CURATED and not layer.legacy:
+            for dyn in fields.dynamic_fields_in(raw):
+                problems.append(f"{label}.{dyn}: machine-written field in the curated layer; "
+                                f"it belongs in {DISCOVERED_FILE} (move it there or delete it)")
+        name = model.name
+        if name in seen:
+            problems.append(f"{label}: duplicate name {name!r} (also entries[{seen[name]}])")
+            continue
+        folded_name = _name_key(name)
+        if folded_name in seen_folded:
+            other_index, other = seen_folded[folded_name]
+            problems.append(f"{label}: name {name!r} differs from {other!r} (entries[{other_index}]) only by "
+                            "case or Unicode form; names must be unique ignoring both")
+            continue
+        seen[name] = index
+        seen_folded[folded_name] = (index, name)
+        full = model.model_dump(mode="json")
+        set_keys = model.model_fields_set | set(model.model_extra or {})
+        entries[name] = raw
+        views[name] = {k: full[k] for k in raw if k in set_keys and k in full}
+    if problems:
+        hint = None
+        if layer.read_only:
+            hint = "this file was written by a newer imageworks-models: upgrade (pip install -U imageworks-models)"
+        raise RegistryValidationError(str(layer.path), problems, hint=hint)
+    layer.entries = entries
+    layer.views = views
+
+
+@dataclass
+class Layers:
+    """Both layers of a registry, parsed and validated: the input of every write."""
+
+    curated: Layer
+    discovered: Layer
+
+    def __post_init__(self) -> None:
+        if self.curated.legacy:
+            self._move_legacy_dynamic_fields()
+        self.curated.mark_clean()
+        self.discovered.mark_clean()
+
+    def _move_legacy_dynamic_fields(self) -> None:
+        # The earlier tool mixed install facts into curated; on migration they move to discovered.
+        for name, raw in self.curated.entries.items():
+            moved = {k: raw[k] for k in fields.DYNAMIC_FIELDS if k in raw}
+            if not moved:
+                continue
+            target = self.discovered.entries.setdefault(name, {"name": name})
+            view = self.discovered.views.setdefault(name, {"name": name})
+            for key, value in moved.items():
+                target.setdefault(key, value)
+                view.setdefault(key, self.curated.views[name].get(key, value))
+                del raw[key]
+                self.curated.views[name].pop(key, None)
+
+    def names(self) -> list[str]:
+        return sorted(set(self.curated.entries) | set(self.discovered.entries))
+
+    def merged(self) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, str]]]:
+        """Effective entries by name (sorted) and the provenance of each field."""
+        from .schema import defaults
+
+        base = defaults()
+        entries: dict[str, dict[str, Any]] = {}
+        provenance: dict[str, dict[str, str]] = {}
+        for name in self.names():
+            entries[name], provenance[name] = fields.merge(self.curated.views.get(name),
+                                                           self.discovered.views.get(name), base)
+        return entries, provenance
+
+    def check_effective(self, entries: dict[str, dict[str, Any]]) -> None:
+        problems = [f"{name!r}: no backend in either layer (set \"backend\" in {CURATED_FILE})"
+                    for name, e in entries.items() if not e.get("backend")]
+        if problems:
+            raise RegistryValidationError(str(self.curated.path.parent), problems,
+                                          hint="every effective entry needs a backend")
+
+
+@dataclass
+class Registry:
+    """A read-only view of the effective entries.
+
+    Entries are plain JSON-shaped dicts (see the README's "Entry" shape); treat them as read-only and
+    change the registry through :meth:`RegistryStore.edit`.
+    """
+
+    directory: Path
+    entries: dict[str, dict[str, Any]]
+    store: "RegistryStore"
+    from_snapshot: bool = False
+    _layers: Layers | None = None
+    _provenance: dict[str, dict[str, str]] | None = None
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return iter(self.entries.values())
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def get(self, name: str) -> dict[str, Any]:
+        """The effective entry named ``name`` (or having it as an alias).
+
+        Raises:
+            EntryNotFoundError: no such name or alias; the message suggests close names.
+        """
+        entry = self.find(name)
+        if entry is None:
+            import difflib
+
+            close = difflib.get_close_matches(name, list(self.entries), n=3)
+            raise EntryNotFoundError(f"no entry named {name!r} in {self.directory}",
+                                     hint=f"did you mean {', '.join(close)}?" if close else
+                                     "list them with: imageworks-models list --include-non-installed")
+        return entry
+
+    def find(self, name: str) -> dict[str, Any] | None:
+        """The entry with this name, else the one with this alias, else ``None``."""
+        if name in self.entries:
+            return self.entries[name]
+        for entry in self.entries.values():
+            if name in (entry.get("aliases") or ()):
+                return entry
+        return None
+
+    @property
+    def layers(self) -> Layers:
+        if self._layers is None:
+            self._layers = self.store.load_layers()
+        return self._layers
+
+    def provenance(self, name: str) -> dict[str, str]:
+        """Which layer each top-level field of ``name`` came from."""
+        if self._provenance is None:
+            _, self._provenance = self.layers.merged()
+        return self._provenance[self.get(name)["name"]]
+
+    def model(self, name: str):
+        """The entry as a validated :class:`~imageworks_models.registry.schema.Entry`."""
+        from .schema import Entry
+
+        return Entry.model_validate(self.get(name))
+
+
+class RegistryStore:
+    """The registry folder: loading (with the snapshot cache) and locked, atomic editing."""
+
+    def __init__(self, directory: Path | str, *, lock_timeout: float = 30.0, backup_keep: int = 10):
+        self.directory = Path(directory)
+        self.lock_timeout = lock_timeout
+        self.backup_keep = backup_keep
+
+    @property
+    def curated_path(self) -> Path:
+        return self.directory / CURATED_FILE
+
+    @property
+    def discovered_path(self) -> Path:
+        return self.directory / DISCOVERED_FILE
+
+    @property
+    def merged_path(self) -> Path:
+        return self.directory / MERGED_FILE
+
+    @property
+    def lock_path(self) -> Path:
+        return self.directory / LOCK_FILE
+
+    @property
+    def backup_dir(self) -> Path:
+        return self.directory / BACKUP_DIR
+
+    # -- reading -------------------------------------------------------------------------------------
+    def load_layers(self) -> Layers:
+        """Parse and validate both layers (no cache).
+
+        Raises:
+            RegistryFileError, SchemaVersionError, RegistryValidationError: a layer is not valid.
+        """
+        return Layers(_parse_layer(fields.CURATED, self.curated_path, _read(self.curated_path)),
+                      _parse_layer(fields.DISCOVERED, self.discovered_path, _read(self.discovered_path)))
+
+    def load(self, *, use_snapshot: bool = True) -> Registry:
+        """The effective registry.
+
+        Uses the merged snapshot when it was built from exactly the current bytes of both layers;
+        otherwise parses, validates and merges the layers and refreshes the snapshot if it can do so
+        without waiting (a read never blocks on, or fails because of, a writer).
+
+        Raises:
+            RegistryFileError, SchemaVersionError, RegistryValidationError: a layer is not valid.
+        """
+        cur = _read(self.curated_path)
+        disc = _read(self.discovered_path)
+        sources = {CURATED_FILE: _digest(cur), DISCOVERED_FILE: _digest(disc)}
+        if use_snapshot:
+            entries = self._snapshot_entries(sources)
+            if entries is not None:
+                return Registry(self.directory, entries, self, from_snapshot=True)
+        layers = Layers(_parse_layer(fields.CURATED, self.curated_path, cur),
+                        _parse_layer(fields.DISCOVERED, self.discovered_path, disc))
+        entries, provenance = layers.merged()
+        layers.check_effective(entries)
+        if not (layers.curated.legacy or layers.discovered.legacy
+                or layers.curated.read_only or layers.discovered.read_only):
+            self._refresh_snapshot(entries, sources)
+        return Registry(self.directory, entries, self, _layers=layers, _provenance=provenance)
+
+    def _snapshot_entries(self, sources: dict[str, str]) -> dict[str, dict[str, Any]] | None:
+        data = _read(self.merged_path)
+        if data is None:
+            return None
+        try:
+            doc = json.loads(data)
+        except (ValueError, UnicodeDecodeError):
+            return None
+        if not isinstance(doc, dict) or doc.get("schema_version") != SCHEMA_VERSION or doc.get("sources") != sources:
+            return None
+        return {e["name"]: e for e in doc.get("entries", [])}
+
+    def _snapshot_bytes(self, entries: dict[str, dict[str, Any]], sources: dict[str, str]) -> bytes:
+        from .. import __version__
+
+        return dump_document(list(entries.values()),
+                             {"generated_by": f"imageworks-models {__version__}", "sources": sources})
+
+    def _refresh_snapshot(self, entries: dict[str, dict[str, Any]], sources: dict[str, str]) -> None:
+        existing = _read(self.merged_path) if self.merged_path.exists() else None
+        if existing is not None:
+            try:
+                if not isinstance(json.loads(existing), dict):
+                    return  # the earlier tool's snapshot: replaced on the first real write, after a backup
+            except ValueError:
+                pass
+        if not os.access(self.directory, os.W_OK):
+            return
+        with contextlib.suppress(StorageError):
+            with storage.file_lock(self.lock_path, timeout=0):
+                storage.atomic_write(self.merged_path, self._snapshot_bytes(entries, sources))
+
+    # -- writing -------------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def edit(self, *, backup: bool = False, backup_label: str = "") -> Iterator[Layers]:
+        """Lock the registry, load fresh layers, let the caller change them, then save what changed.
+
+        Everything happens under one lock, so concurrent editors never lose each other's updates.
+        If the body raises, nothing is written. Legacy files are migrated (after a backup) on the
+        first write.
+
+        Args:
+            backup: take a timestamped backup of each changed layer first.
+            backup_label: a word added to the backup names (e.g. the command's name).
+
+        Raises:
+            LockTimeoutError: another writer held the lock for ``lock_timeout`` seconds.
+            ReadOnlyRegistryError: a layer has a newer schema_version.
+            RegistryValidationError: the edited registry is not valid; nothing was written.
+        """
+        self.directory.mkdir(parents=True, exist_ok=True)
+        with storage.file_lock(self.lock_path, timeout=self.lock_timeout, what=f"the registry in {self.directory}"):
+            layers = self.load_layers()
+            yield layers
+            self._save(layers, backup=backup, backup_label=backup_label)
+
+    def _save(self, layers: Layers, *, backup: bool, backup_label: str) -> None:
+        both = (layers.curated, layers.discovered)
+        edited = [layer for layer in both if layer.changed]
+        if not edited:
+            if self._snapshot_stale(layers):
+                entries, _ = layers.merged()
+                self._write_snapshot(entries, layers)
+            return
+        # A legacy registry is migrated whole on its first write, never left half in each shape.
+        to_write = [layer for layer in both if layer in edited or layer.legacy]
+        for layer in to_write:
+            if layer.read_only:
+                raise ReadOnlyRegistryError(layer.read_only,
+                                            hint="upgrade imageworks-models (pip install -U imageworks-models)")
+            _validate_into(layer, list(layer.entries.values()))
+        entries, _ = layers.merged()
+        layers.check_effective(entries)
+        for layer in to_write:
+            if layer.data is not None and (layer.legacy or backup):
+                storage.backup_file(layer.path, self.backup_dir, keep=self.backup_keep,
+                                    label="legacy" if layer.legacy else backup_label)
+        merged_data = _read(self.merged_path)
+        if merged_data is not None and merged_data.lstrip().startswith(b"["):
+            storage.backup_file(self.merged_path, self.backup_dir, keep=self.backup_keep, label="legacy")
+        for layer in to_write:
+            data = layer.to_bytes()
+            storage.atomic_write(layer.path, data)
+            layer.data, layer.schema_version = data, SCHEMA_VERSION
+            layer.mark_clean()
+        self._write_snapshot(entries, layers)
+
+    def _write_snapshot(self, entries: dict[str, dict[str, Any]], layers: Layers) -> None:
+        sources = {CURATED_FILE: _digest(layers.curated.data), DISCOVERED_FILE: _digest(layers.discovered.data)}
+        storage.atomic_write(self.merged_path, self._snapshot_bytes(entries, sources))
+
+    def _snapshot_stale(self, layers: Layers) -> bool:
+        sources = {CURATED_FILE: _digest(layers.curated.data), DISCOVERED_FILE: _digest(layers.discovered.data)}
+        return self._snapshot_entries(sources) is None and not any(
+            layer.read_only or layer.legacy for layer in (layers.curated, layers.discovered))

@@ -1,0 +1,232 @@
+"""All settings, read in one place, when used (never frozen at import).
+
+Precedence, lowest first: built-in defaults < config file (``imageworks.toml`` or ``[tool.imageworks]``
+in ``pyproject.toml``, or the file named by ``IMAGEWORKS_CONFIG``) < environment < command-line flags.
+Every resolved value remembers where it came from, which ``imageworks-models config`` shows.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from .errors import ConfigError
+
+REGISTRY_FILES = ("model_registry.curated.json", "model_registry.discovered.json")
+APP_NAME = "imageworks-models"
+
+
+@dataclass(frozen=True)
+class SettingSpec:
+    key: str
+    kind: str  # path | str | int | float | bool | list
+    env: str | None
+    default: Callable[[dict[str, Any], Mapping[str, str]], Any]
+    help: str
+
+
+def _derived_dir(name: str) -> Callable[[dict[str, Any], Mapping[str, str]], Path]:
+    # The earlier tool kept configs/, _staging/ and logs/ side by side in one project folder; keep
+    # that layout whenever the registry folder is called "configs", else nest inside it.
+    def default(resolved: dict[str, Any], env: Mapping[str, str]) -> Path:
+        reg = Path(resolved["registry_dir"])
+        return reg.parent / name if reg.name == "configs" else reg / name
+
+    return default
+
+
+def user_data_dir(env: Mapping[str, str] | None = None) -> Path:
+    """The per-user data folder (``$XDG_DATA_HOME/imageworks-models``, else ``~/.local/share/...``)."""
+    env = os.environ if env is None else env
+    base = env.get("XDG_DATA_HOME") or os.path.join(env.get("HOME") or str(Path.home()), ".local", "share")
+    return Path(base) / APP_NAME
+
+
+SPECS: tuple[SettingSpec, ...] = (
+    SettingSpec("registry_dir", "path", "IMAGEWORKS_REGISTRY_DIR", lambda r, e: user_data_dir(e) / "configs",
+                "Folder holding model_registry.curated.json, .discovered.json and the merged snapshot."),
+    SettingSpec("state_dir", "path", "IMAGEWORKS_STATE_DIR", _derived_dir("_staging"),
+                "Runtime state (active_vllm.json, gui_registry_actions.json)."),
+    SettingSpec("log_dir", "path", "IMAGEWORKS_LOG_DIR", _derived_dir("logs"),
+                "Structured logs (model_downloader.log) and server logs."),
+    SettingSpec("weights_root", "path", "IMAGEWORKS_WEIGHTS_ROOT",
+                lambda r, e: Path(e.get("HOME") or Path.home()) / "ai-models" / "weights", "Where downloaded weights go."),
+    SettingSpec("location", "str", "IMAGEWORKS_LOCATION", lambda r, e: "local",
+                "Location label recorded on downloads (e.g. linux_wsl)."),
+    SettingSpec("locations", "table", None, lambda r, e: {},
+                "Extra location labels mapped to weight folders (config file only)."),
+    SettingSpec("lock_timeout", "float", "IMAGEWORKS_LOCK_TIMEOUT", lambda r, e: 30.0,
+                "Seconds to wait for another writer's lock before giving up."),
+    SettingSpec("backup_keep", "int", "IMAGEWORKS_BACKUP_KEEP", lambda r, e: 10,
+                "How many timestamped backups of each registry file to keep."),
+    SettingSpec("vllm_port", "int", "CHAT_PROXY_VLLM_PORT", lambda r, e: 8000,
+                "The single serving port the orchestrator binds the active model to."),
+    SettingSpec("single_port", "bool", "CHAT_PROXY_VLLM_SINGLE_PORT", lambda r, e: True,
+                "Serve one active model at a time on vllm_port."),
+    SettingSpec("ollama_host", "str", "OLLAMA_HOST", lambda r, e: "http://127.0.0.1:11434",
+                "Where the Ollama server listens."),
+    SettingSpec("plugins", "list", "IMAGEWORKS_PLUGINS", lambda r, e: None,
+                "Allowlist of plugins to load (unset: all; empty: none)."),
+    SettingSpec("disable_plugins", "list", "IMAGEWORKS_DISABLE_PLUGINS", lambda r, e: [],
+                "Plugins not to load."),
+    SettingSpec("debug", "bool", "IMAGEWORKS_DEBUG", lambda r, e: False,
+                "Print tracebacks and timings."),
+)
+SPEC_BY_KEY = {s.key: s for s in SPECS}
+
+
+@dataclass(frozen=True)
+class Value:
+    value: Any
+    origin: str  # "default", "config file <path>", "environment <VAR>", "flag", ...
+
+
+@dataclass
+class Settings:
+    """Resolved settings; attribute access gives the value, ``origin(key)`` where it came from."""
+
+    values: dict[str, Value]
+    config_file: Path | None = None
+    cwd: Path = field(default_factory=Path.cwd)
+
+    def __getattr__(self, key: str) -> Any:
+        try:
+            return self.__dict__["values"][key].value
+        except KeyError:
+            raise AttributeError(key) from None
+
+    def origin(self, key: str) -> str:
+        return self.values[key].origin
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def _coerce(spec: SettingSpec, raw: Any, where: str, base: Path) -> Any:
+    def bad(what: str) -> ConfigError:
+        return ConfigError(f"{where}: {spec.key} = {raw!r} is not {what}",
+                           hint=f"{spec.key}: {spec.help}")
+
+    if raw is None:
+        return None
+    if spec.kind == "path":
+        if not isinstance(raw, (str, os.PathLike)) or not str(raw):
+            raise bad("a path")
+        p = Path(os.path.expanduser(str(raw)))
+        return p if p.is_absolute() else (base / p)
+    if spec.kind == "str":
+        if not isinstance(raw, str):
+            raise bad("a string")
+        return raw
+    if spec.kind == "int":
+        if isinstance(raw, bool):
+            raise bad("a whole number")
+        try:
+            return int(str(raw).strip())
+        except ValueError:
+            raise bad("a whole number") from None
+    if spec.kind == "float":
+        if isinstance(raw, bool):
+            raise bad("a number")
+        try:
+            return float(str(raw).strip())
+        except ValueError:
+            raise bad("a number") from None
+    if spec.kind == "bool":
+        if isinstance(raw, bool):
+            return raw
+        s = str(raw).strip().lower()
+        if s in _TRUE:
+            return True
+        if s in _FALSE:
+            return False
+        raise bad("true or false (1/0, yes/no)")
+    if spec.kind == "list":
+        if isinstance(raw, str):
+            return [x.strip() for x in raw.split(",") if x.strip()]
+        if isinstance(raw, list) and all(isinstance(x, str) for x in raw):
+            return raw
+        raise bad("a comma-separated list")
+    if spec.kind == "table":
+        if not isinstance(raw, dict):
+            raise bad("a table")
+        return {str(k): _coerce(SettingSpec(k, "path", None, lambda r, e: None, ""), v, where, base)
+                for k, v in raw.items()}
+    raise AssertionError(spec.kind)
+
+
+def _find_config_file(env: Mapping[str, str], cwd: Path) -> tuple[Path | None, dict[str, Any]]:
+    import tomllib  # only when a config file may exist
+
+    explicit = env.get("IMAGEWORKS_CONFIG")
+    if explicit:
+        path = Path(os.path.expanduser(explicit))
+        if not path.is_file():
+            raise ConfigError(f"IMAGEWORKS_CONFIG points to {path}, which is not a file",
+                              hint="unset IMAGEWORKS_CONFIG or point it to an imageworks.toml")
+        candidates = [path]
+    else:
+        candidates = [cwd / "imageworks.toml", cwd / "pyproject.toml"]
+    for path in candidates:
+        if not path.is_file():
+            continue
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{path}: invalid TOML: {exc}", hint="fix the file or remove it") from None
+        if path.name == "pyproject.toml":
+            table = data.get("tool", {}).get("imageworks")
+            if table is None and not explicit:
+                continue  # a pyproject.toml without our table is not a config file
+            return path, table or {}
+        return path, data
+    return None, {}
+
+
+def load_settings(*, flags: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None,
+                  cwd: Path | None = None) -> Settings:
+    """Resolve every setting from defaults, config file, environment and flags.
+
+    Args:
+        flags: values given on the command line (``None`` values are ignored).
+        env: the environment to read (default ``os.environ``, read now).
+        cwd: the folder to look for ``imageworks.toml`` and ``./configs`` in (default: current).
+
+    Returns:
+        The resolved :class:`Settings`.
+
+    Raises:
+        ConfigError: an unknown key in the config file, or a value of the wrong type.
+    """
+    env = os.environ if env is None else env
+    cwd = Path.cwd() if cwd is None else cwd
+    flags = {k: v for k, v in (flags or {}).items() if v is not None}
+    config_path, file_values = _find_config_file(env, cwd)
+    unknown = sorted(set(file_values) - set(SPEC_BY_KEY))
+    if unknown:
+        key = unknown[0]
+        close = difflib.get_close_matches(key, list(SPEC_BY_KEY), n=1)
+        raise ConfigError(f"{config_path}: unknown setting {key!r}",
+                          hint=f"did you mean {close[0]!r}?" if close else
+                          f"known settings: {', '.join(SPEC_BY_KEY)}")
+    resolved: dict[str, Any] = {}
+    values: dict[str, Value] = {}
+    for spec in SPECS:
+        if spec.key in flags:
+            value = Value(_coerce(spec, flags[spec.key], "flag", cwd), "flag")
+        elif spec.env and spec.env in env:
+            value = Value(_coerce(spec, env[spec.env], f"environment {spec.env}", cwd), f"environment {spec.env}")
+        elif spec.key in file_values:
+            value = Value(_coerce(spec, file_values[spec.key], str(config_path), config_path.parent),
+                          f"config file {config_path}")
+        elif spec.key == "registry_dir" and any((cwd / "configs" / f).is_file() for f in REGISTRY_FILES):
+            value = Value(cwd / "configs", "found ./configs")
+        else:
+            value = Value(spec.default(resolved, env), "default")
+        resolved[spec.key] = value.value
+        values[spec.key] = value
+    return Settings(values=values, config_file=config_path, cwd=cwd)

@@ -1,0 +1,155 @@
+"""Read-only summaries of the registry: the rows of ``list``, ``list-roles`` and ``stats``.
+
+Pure functions over effective entries (plain dicts), shared by the CLI, the GUI and library callers.
+The JSON shapes they return are documented in the README and kept stable.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from typing import Any, Iterable
+
+from .registry.capabilities import CANONICAL, true_keys
+
+
+def installed(entry: dict[str, Any]) -> bool:
+    """Whether the entry's files are recorded and, for a filesystem path, present.
+
+    A store reference such as ``ollama:/name:tag`` cannot be checked here and counts as installed.
+    """
+    path = (entry.get("download") or {}).get("path")
+    if not path:
+        return False
+    if "://" in path or (":" in path.split("/", 1)[0] and not os.path.isabs(path)):
+        return True
+    return os.path.exists(path)
+
+
+def is_testing(entry: dict[str, Any]) -> bool:
+    """Placeholders and experiments, hidden unless asked for."""
+    flags = entry.get("flags") or {}
+    return bool(flags.get("testing"))
+
+
+def aggregate(entry: dict[str, Any]) -> str | None:
+    return (entry.get("artifacts") or {}).get("aggregate")
+
+
+def locked(entry: dict[str, Any]) -> bool:
+    return bool((entry.get("version_lock") or {}).get("locked"))
+
+
+def row(entry: dict[str, Any], *, active_name: str | None = None) -> dict[str, Any]:
+    """The ``list --json`` object for one entry."""
+    agg = aggregate(entry)
+    download = entry.get("download") or {}
+    flags = entry.get("flags") or {}
+    return {
+        "name": entry["name"],
+        "display_name": entry.get("display_name"),
+        "backend": entry.get("backend"),
+        "roles": list(entry.get("roles") or []),
+        "capabilities": true_keys(entry.get("capabilities")),
+        "locked": locked(entry),
+        "aggregate": agg,
+        "hash_prefix": agg.split(":", 1)[-1][:12] if agg else None,
+        "installed": installed(entry),
+        "active": entry["name"] == active_name,
+        "served_model_id": entry.get("served_model_id"),
+        "family": entry.get("family"),
+        "format": entry.get("format"),
+        "quantization": entry.get("quantization"),
+        "path": download.get("path"),
+        "location": download.get("location"),
+        "size_bytes": download.get("size_bytes"),
+        "deprecated": bool(flags.get("deprecated")),
+        "testing": bool(flags.get("testing")),
+    }
+
+
+def matches_role(entry: dict[str, Any], role: str) -> bool:
+    """An entry plays ``role`` when it lists it, or when ``role`` names a capability it has."""
+    if role in (entry.get("roles") or ()):
+        return True
+    return role in CANONICAL and bool((entry.get("capabilities") or {}).get(role))
+
+
+def list_rows(entries: Iterable[dict[str, Any]], *, role: str | None = None, backend: str | None = None,
+              include_non_installed: bool = False, include_testing: bool = False,
+              active_name: str | None = None) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """The rows ``list`` shows, and how many entries each default filter hid.
+
+    Returns:
+        ``(rows, hidden)`` where ``hidden`` counts ``{"not_installed": n, "testing": m}``.
+    """
+    rows: list[dict[str, Any]] = []
+    hidden = {"not_installed": 0, "testing": 0}
+    for entry in entries:
+        if role and not matches_role(entry, role):
+            continue
+        if backend and entry.get("backend") != backend:
+            continue
+        r = row(entry, active_name=active_name)
+        if not include_testing and r["testing"]:
+            hidden["testing"] += 1
+            continue
+        if not include_non_installed and not r["installed"]:
+            hidden["not_installed"] += 1
+            continue
+        rows.append(r)
+    return rows, hidden
+
+
+def roles(entries: Iterable[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Every role and the entries that play it, best first (``role_priority`` high to low, then name)."""
+    table: dict[str, list[dict[str, Any]]] = {}
+    for entry in entries:
+        for role in entry.get("roles") or ():
+            table.setdefault(role, []).append({
+                "name": entry["name"],
+                "priority": (entry.get("role_priority") or {}).get(role),
+                "backend": entry.get("backend"),
+                "capabilities": true_keys(entry.get("capabilities")),
+                "installed": installed(entry),
+            })
+    for members in table.values():
+        members.sort(key=lambda m: (-(m["priority"] if m["priority"] is not None else -1), m["name"]))
+    return dict(sorted(table.items()))
+
+
+def stats(entries: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """Counts by backend, format and quantization; installed, locked; disk bytes of installed entries."""
+    entries = list(entries)
+    by_backend: dict[str, dict[str, int]] = {}
+    disk = 0
+    n_installed = n_locked = 0
+    for entry in entries:
+        b = by_backend.setdefault(entry.get("backend") or "none",
+                                  {"entries": 0, "installed": 0, "locked": 0, "disk_bytes": 0})
+        b["entries"] += 1
+        if locked(entry):
+            b["locked"] += 1
+            n_locked += 1
+        if installed(entry):
+            size = (entry.get("download") or {}).get("size_bytes") or 0
+            b["installed"] += 1
+            b["disk_bytes"] += size
+            n_installed += 1
+            disk += size
+    by_location: Counter[str] = Counter()
+    for entry in entries:
+        download = entry.get("download") or {}
+        if installed(entry):
+            by_location[download.get("location") or "unknown"] += download.get("size_bytes") or 0
+    return {
+        "entries": len(entries),
+        "installed": n_installed,
+        "not_installed": len(entries) - n_installed,
+        "locked": n_locked,
+        "disk_bytes": disk,
+        "by_backend": dict(sorted(by_backend.items())),
+        "by_format": dict(sorted(Counter(e.get("format") or "unknown" for e in entries).items())),
+        "by_quantization": dict(sorted(Counter(e.get("quantization") or "none" for e in entries).items())),
+        "disk_bytes_by_location": dict(sorted(by_location.items())),
+    }

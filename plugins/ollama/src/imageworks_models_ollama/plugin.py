@@ -1,0 +1,21 @@
+"""Hook implementations of the Ollama plugin."""
+
+from imageworks_models import Backend, Source, hookimpl
+from imageworks_models.endpoints import normalize_host_url
+
+OLLAMA_PORT = 11434
+
+
+def endpoint(entry, settings):
+    """Ollama serves every pulled model on one server: its OpenAI-compatible API is ``<host>/v1``."""
+    return f"{normalize_host_url(settings.ollama_host, OLLAMA_PORT)}/v1"
+
+
+@hookimpl
+def register_sources(register):
+    register(Source(name="ollama", description="Models in an Ollama store (manifests and blobs)"))
+
+
+@hookimpl
+def register_backends(register):
+    register(Backend(name="ollama", description="An Ollama server (OLLAMA_HOST)", endpoint=endpoint))
