@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .output import common_options, emit_json, human_bytes, json_option, state, table
+from .output import common_options, emit_json, emit_json_rows, human_bytes, json_option, state, table
 
 
 def _registry():
@@ -46,7 +46,7 @@ def list_cmd(role, backend, include_non_installed, include_testing, details, as_
     rows, hidden = list_rows(registry, role=role, backend=backend, include_non_installed=include_non_installed,
                              include_testing=include_testing, active_name=active and active.get("name"))
     if as_json:
-        emit_json(rows)
+        emit_json_rows(rows)
         return
     headers = ["NAME", "DISPLAY NAME", "BACKEND", "ROLES", "CAPABILITIES", "LOCK", "HASH", "INSTALLED", "ACTIVE"]
     if details:

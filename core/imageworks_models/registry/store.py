@@ -47,6 +47,17 @@ def dump_document(entries: list[dict[str, Any]], extra: dict[str, Any] | None = 
     return (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
 
 
+def dump_snapshot(entries: list[dict[str, Any]], header: dict[str, Any]) -> bytes:
+    """The merged snapshot's bytes: the header keys, then one compact entry per line.
+
+    The snapshot is machine-written and large; one entry per line keeps a diff per entry while the C
+    JSON codec (which ``indent`` would switch off) writes and reads it several times faster.
+    """
+    head = json.dumps({"schema_version": SCHEMA_VERSION, **header}, ensure_ascii=False)[:-1]
+    body = ",\n".join(json.dumps(e, ensure_ascii=False) for e in entries)
+    return f'{head}, "entries": [\n{body}\n]}}\n'.encode("utf-8")
+
+
 def _digest(data: bytes | None) -> str:
     return "missing" if data is None else "sha256:" + hashlib.sha256(data).hexdigest()
 
@@ -413,7 +424,7 @@ class RegistryStore:
     def _snapshot_bytes(self, entries: dict[str, dict[str, Any]], sources: dict[str, str]) -> bytes:
         from .. import __version__
 
-        return dump_document(list(entries.values()),
+        return dump_snapshot(list(entries.values()),
                              {"generated_by": f"imageworks-models {__version__}", "sources": sources})
 
     def _refresh_snapshot(self, entries: dict[str, dict[str, Any]], sources: dict[str, str]) -> None:
