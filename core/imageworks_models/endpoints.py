@@ -42,5 +42,7 @@ def openai_base_url(backend_config: dict[str, Any], *, default_port: int | None,
     port = cfg.get("port") or default_port
     if not port:
         return None
-    host = cfg.get("host") or default_host
+    host = str(cfg.get("host") or default_host)
+    if host.count(":") >= 2 and "://" not in host and not host.startswith("["):  # bare IPv6: bracket it
+        host = f"[{host}]"
     return f"{normalize_host_url(f'{host}:{port}', port)}/v1"

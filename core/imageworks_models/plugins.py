@@ -92,9 +92,13 @@ def command_entry_points(settings: "Settings | None" = None) -> dict[str, tuple[
     Read without importing any plugin, so ``--help`` can list plugin commands cheaply.
     """
     found: dict[str, tuple[str, str | None]] = {}
+    plugin_names: dict[str | None, list[str]] = {}  # allow/deny lists may name the plugin, not its distribution
+    if settings is not None and (settings.plugins is not None or settings.disable_plugins):
+        for ep in _entry_points(ENTRY_POINT_GROUP):
+            plugin_names.setdefault(ep.dist.name if ep.dist else None, []).append(ep.name)
     for ep in _entry_points(COMMANDS_GROUP):
         dist = ep.dist.name if ep.dist else None
-        if _allowed([dist], settings) and ep.name not in found:
+        if _allowed([dist, *plugin_names.get(dist, [])], settings) and ep.name not in found:
             found[ep.name] = (ep.value, dist)
     return found
 
@@ -126,6 +130,7 @@ class PluginHost:
 
     # -- loading -------------------------------------------------------------------------------------
     def _broken(self, info: PluginInfo, problem: str) -> None:
+        problem = " ".join(line.strip() for line in problem.splitlines() if line.strip())  # one-line warning
         info.status = "broken"
         info.errors.append(problem)
         message = f"{info.label} is broken: {problem}; {info.fix_hint()}"
@@ -168,10 +173,15 @@ class PluginHost:
             self.pm.check_pending()
         except PluginValidationError as exc:
             self.pm.unregister(name=info.name)
+
+            def has_spec(hook_name: str) -> bool:  # pluggy keeps a spec-less caller for each pending hook
+                caller = getattr(self.pm.hook, hook_name, None)
+                return caller is not None and caller.has_spec()
+
             bad = [name for name in dir(obj) if not name.startswith("_") and callable(getattr(obj, name, None))
                    and getattr(getattr(obj, name), f"{ENTRY_POINT_GROUP}_impl", None) is not None
-                   and not hasattr(self.pm.hook, name)]
-            known = [n for n in dir(self.pm.hook) if not n.startswith("_")]
+                   and not has_spec(name)]
+            known = [n for n in dir(self.pm.hook) if not n.startswith("_") and has_spec(n)]
             hint = ""
             if bad:
                 close = difflib.get_close_matches(bad[0], known, n=1)

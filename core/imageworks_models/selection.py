@@ -62,8 +62,9 @@ def select(registry: "Registry", target: str, *, require: Iterable[str] | str | 
            active: dict[str, Any] | None = None) -> Selection:
     """Resolve ``target`` (an entry name, an alias, or a role) to an endpoint.
 
-    A role resolves to the entry with the highest ``role_priority`` for it among those that have every
-    required capability, preferring installed, non-deprecated, non-testing entries, then by name.
+    A role resolves, among the entries that have every required capability, to the one with the
+    highest ``role_priority`` for it; testing and deprecated entries rank after all others; ties go
+    to installed entries, then by name.
 
     Args:
         registry: the loaded registry.
@@ -104,10 +105,11 @@ def select(registry: "Registry", target: str, *, require: Iterable[str] | str | 
                                   hint="add the capability to a suitable entry in model_registry.curated.json")
 
         def rank(e: dict[str, Any]):
+            # Placeholders and deprecated entries only win when nothing else can play the role.
             prio = (e.get("role_priority") or {}).get(role)
             flags = e.get("flags") or {}
-            return (-(prio if prio is not None else -1), not installed(e), bool(flags.get("deprecated")),
-                    is_testing(e), e["name"])
+            return (is_testing(e), bool(flags.get("deprecated")), -(prio if prio is not None else -1),
+                    not installed(e), e["name"])
 
         entry = min(able, key=rank)
         resolved_from = "role"

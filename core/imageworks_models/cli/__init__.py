@@ -95,6 +95,11 @@ class LazyGroup(click.Group):
         if name not in self.commands and not self._plugins_loaded:
             self._plugins_loaded = True
             state = ctx.ensure_object(CliState)
+            # click resolves the command before the group callback records the group's options;
+            # plugins read settings when they load, so record them now.
+            if ctx.params.get("registry_dir"):
+                state.flags["registry_dir"] = ctx.params["registry_dir"]
+                state._settings = None
             state.plugins().add_commands(self)
         return self.commands.get(name)
 

@@ -66,7 +66,9 @@ def merge(curated: dict[str, Any] | None, discovered: dict[str, Any] | None,
         in_disc = key in disc
         if key in MERGED_BY_KEY and isinstance(cur.get(key), dict) and isinstance(disc.get(key), dict):
             subs = DYNAMIC_SUBFIELDS.get(key, frozenset())
-            entry[key] = disc[key] | {k: v for k, v in cur[key].items() if k not in subs}
+            # A curated null (how a sub-field curated leaves unset reads after validation) hides nothing.
+            entry[key] = disc[key] | {k: v for k, v in cur[key].items()
+                                      if k not in subs and not (v is None and disc[key].get(k) is not None)}
             prov[key] = f"{CURATED}+{DISCOVERED}"
         elif in_cur:
             entry[key], prov[key] = cur[key], CURATED

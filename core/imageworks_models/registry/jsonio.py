@@ -66,6 +66,9 @@ def loads_strict(data: bytes, path: str) -> Any:
         if data.startswith(bom):
             raise RegistryFileError(path, f"starts with {what}; registry files are UTF-8 without a BOM",
                                     hint=fix.replace("FILE", path))
+    if b"\x00" in data:  # never in UTF-8 JSON; UTF-16/32 without a BOM decodes "fine" and then fails obscurely
+        raise RegistryFileError(path, "contains NUL bytes: UTF-16 or UTF-32 without a byte-order mark?; "
+                                      "registry files are UTF-8", hint=f"convert it: iconv -f UTF-16 -t UTF-8 {path}")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:

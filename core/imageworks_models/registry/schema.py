@@ -13,7 +13,7 @@ import re
 import unicodedata
 from typing import Annotated, Any, Optional
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, field_validator
 
 from . import capabilities as caps
 
@@ -123,7 +123,8 @@ class Entry(_Model):
     backend_alternatives: list[str] = Field(default_factory=list)
     roles: list[str] = Field(default_factory=list)
     role_priority: dict[str, int] = Field(default_factory=dict)
-    capabilities: dict[str, bool] = Field(default_factory=dict)
+    # Strict: lax bool parsing took "yes"/"on"/1 and then skipped the synonym and unknown-key checks.
+    capabilities: dict[str, StrictBool] = Field(default_factory=dict)
     capability_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
     served_model_id: Optional[str] = None
     family: Optional[str] = None

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from .. import storage
-from ..errors import (EntryNotFoundError, ReadOnlyRegistryError, RegistryFileError, RegistryValidationError,
+from ..errors import (EntryNotFoundError, ReadOnlyRegistryError, RegistryError, RegistryFileError, RegistryValidationError,
                       SchemaVersionError, StorageError)
 from . import fields
 from .jsonio import loads_strict
@@ -94,7 +94,7 @@ class Layer:
     data: bytes | None = None  # the bytes read
     read_only: str | None = None  # why this layer may not be written
     views: dict[str, dict[str, Any]] = field(default_factory=dict)  # validated, only fields set
-    _baseline: bytes | None = None
+    _baseline: str | None = None
 
     # -- editing -------------------------------------------------------------------------------------
     def get(self, name: str) -> dict[str, Any] | None:
@@ -118,13 +118,18 @@ class Layer:
     def legacy(self) -> bool:
         return self.schema_version == 0
 
+    def _fingerprint(self) -> str:
+        # Compact JSON goes through the C encoder: far cheaper than to_bytes() (indent forces the
+        # pure-Python one) and just as exact, key order included.
+        return json.dumps([self.extra, list(self.entries.values())], ensure_ascii=False, separators=(",", ":"))
+
     def mark_clean(self) -> None:
-        self._baseline = self.to_bytes()
+        self._baseline = self._fingerprint()
 
     @property
     def changed(self) -> bool:
         """True when the entries differ from what was loaded."""
-        return self.to_bytes() != self._baseline
+        return self._fingerprint() != self._baseline
 
 
 def _parse_layer(kind: str, path: Path, data: bytes | None) -> Layer:
@@ -393,6 +398,9 @@ class RegistryStore:
         Raises:
             RegistryFileError, SchemaVersionError, RegistryValidationError: a layer is not valid.
         """
+        if not self.directory.is_dir():
+            raise RegistryError(f"the registry folder {self.directory} does not exist",
+                                hint="check --registry-dir / IMAGEWORKS_REGISTRY_DIR, or create the folder")
         cur = _read(self.curated_path)
         disc = _read(self.discovered_path)
         sources = {CURATED_FILE: _digest(cur), DISCOVERED_FILE: _digest(disc)}
@@ -410,7 +418,10 @@ class RegistryStore:
         return Registry(self.directory, entries, self, _layers=layers, _provenance=provenance)
 
     def _snapshot_entries(self, sources: dict[str, str]) -> dict[str, dict[str, Any]] | None:
-        data = _read(self.merged_path)
+        try:  # the snapshot is only a cache: whatever is wrong with it, it is ignored, never an error
+            data = _read(self.merged_path)
+        except RegistryFileError:
+            return None
         if data is None:
             return None
         try:
@@ -419,7 +430,11 @@ class RegistryStore:
             return None
         if not isinstance(doc, dict) or doc.get("schema_version") != SCHEMA_VERSION or doc.get("sources") != sources:
             return None
-        return {e["name"]: e for e in doc.get("entries", [])}
+        entries = doc.get("entries")
+        if not isinstance(entries, list) or not all(isinstance(e, dict) and isinstance(e.get("name"), str)
+                                                    for e in entries):
+            return None
+        return {e["name"]: e for e in entries}
 
     def _snapshot_bytes(self, entries: dict[str, dict[str, Any]], sources: dict[str, str]) -> bytes:
         from .. import __version__
@@ -428,6 +443,8 @@ class RegistryStore:
                              {"generated_by": f"imageworks-models {__version__}", "sources": sources})
 
     def _refresh_snapshot(self, entries: dict[str, dict[str, Any]], sources: dict[str, str]) -> None:
+        if self.merged_path.exists() and not self.merged_path.is_file():
+            return  # not ours to replace; a write reports it
         existing = _read(self.merged_path) if self.merged_path.exists() else None
         if existing is not None:
             try:
