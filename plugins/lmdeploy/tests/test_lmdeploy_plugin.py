@@ -1,0 +1,161 @@
+"""The LMDeploy plugin (imageworks-models-lmdeploy): its backend and the endpoint rule (``base_url`` of a
+remote entry, else LMDeploy's api_server on the entry's host/port, default port 23333).
+
+This folder has no conftest; the fixture below isolates the environment the way tests/conftest.py does.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from importlib.metadata import entry_points, version
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from imageworks_models.cli import CliState, make_cli
+from imageworks_models.plugins import get_plugins, reset_plugins
+from imageworks_models.settings import load_settings
+
+PLUGIN_DIR = Path(__file__).resolve().parent.parent
+PYPROJECT = tomllib.loads((PLUGIN_DIR / "pyproject.toml").read_text(encoding="utf-8"))
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path, monkeypatch):
+    """No real home, working folder or IMAGEWORKS_*/CHAT_PROXY_*/OLLAMA_HOST settings; fresh plugins."""
+    for key in list(os.environ):
+        if key.startswith(("IMAGEWORKS_", "CHAT_PROXY_")) or key in ("OLLAMA_HOST", "HF_HOME", "HF_ENDPOINT"):
+            monkeypatch.delenv(key, raising=False)
+    home = tmp_path / "home"
+    work = tmp_path / "cwd"
+    home.mkdir()
+    work.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_DATA_HOME", str(home / ".local" / "share"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
+    monkeypatch.chdir(work)
+    reset_plugins()
+    yield
+    reset_plugins()
+
+
+def run_cli(*args: str):
+    return CliRunner().invoke(make_cli("imageworks-models"), list(args), obj=CliState("imageworks-models"),
+                              catch_exceptions=False)
+
+
+def plugin_row(name: str) -> dict:
+    result = run_cli("plugins", "--json")
+    assert result.exit_code == 0, result.stderr
+    rows = [p for p in json.loads(result.stdout) if p["name"] == name]
+    assert len(rows) == 1, result.stdout
+    return rows[0]
+
+
+def settings(tmp_path: Path, **env: str):
+    return load_settings(env={"HOME": str(tmp_path / "home"), **env}, cwd=tmp_path / "cwd")
+
+
+def make_registry(tmp_path: Path, *entries: dict) -> str:
+    from imageworks_models.registry.store import RegistryStore
+
+    directory = tmp_path / "registry"
+    with RegistryStore(directory).edit() as layers:
+        for entry in entries:
+            layers.curated.put(entry)
+    return str(directory)
+
+
+DIST = "imageworks-models-lmdeploy"
+
+
+def test_pyproject_declares_the_entry_point_that_is_installed():
+    assert PYPROJECT["project"]["name"] == DIST
+    assert PYPROJECT["project"]["entry-points"]["imageworks_models"] == {
+        "lmdeploy": "imageworks_models_lmdeploy.plugin"}
+    installed = {ep.name: ep.value for ep in entry_points(group="imageworks_models") if ep.dist.name == DIST}
+    assert installed == {"lmdeploy": "imageworks_models_lmdeploy.plugin"}
+
+
+def test_hook_register_backends_lmdeploy_plugin_is_listed_ok_with_its_backend():
+    row = plugin_row("lmdeploy")
+
+    assert row["status"] == "ok", row["errors"]
+    assert row["distribution"] == DIST
+    assert row["version"] == PYPROJECT["project"]["version"] == version(DIST)
+    assert row["module"] == "imageworks_models_lmdeploy.plugin"
+    assert row["hooks"] == ["register_backends"]
+    assert row["provides"] == {"backend": ["lmdeploy"]}
+    assert row["errors"] == []
+
+
+def test_hook_register_backends_lmdeploy_record():
+    from imageworks_models import Backend
+
+    host = get_plugins()
+
+    assert isinstance(host.backends["lmdeploy"], Backend)
+    assert host.owner[("backend", "lmdeploy")].distribution == DIST
+
+
+def test_lmdeploy_plugin_loads_alone(monkeypatch):
+    monkeypatch.setenv("IMAGEWORKS_PLUGINS", "lmdeploy")
+
+    row = plugin_row("lmdeploy")
+
+    assert row["status"] == "ok"
+    assert set(get_plugins(load_settings()).backends) == {"lmdeploy"}
+
+
+def endpoint(tmp_path, backend_config: dict | None, **env: str) -> str | None:
+    entry = {"name": "internvl2-8b-lmdeploy", "backend": "lmdeploy"}
+    if backend_config is not None:
+        entry["backend_config"] = backend_config
+    return get_plugins().backend("lmdeploy").endpoint(entry, settings(tmp_path, **env))
+
+
+@pytest.mark.parametrize("backend_config, expected", [
+    ({"base_url": "http://gpu:23333"}, "http://gpu:23333/v1"),  # without /v1: added
+    ({"base_url": "http://gpu:23333/"}, "http://gpu:23333/v1"),
+    ({"base_url": "http://gpu:23333/v1"}, "http://gpu:23333/v1"),  # with /v1: kept as is
+    ({"base_url": "https://triton.example.com/v1/"}, "https://triton.example.com/v1"),
+    ({"base_url": "http://gpu:23333/v1", "host": "ignored", "port": 1}, "http://gpu:23333/v1"),  # base_url wins
+])
+def test_lmdeploy_endpoint_base_url(tmp_path, backend_config, expected):
+    assert endpoint(tmp_path, backend_config) == expected
+
+
+@pytest.mark.parametrize("backend_config, expected", [
+    ({"host": "10.0.0.9", "port": 24000}, "http://10.0.0.9:24000/v1"),
+    ({"port": 24000}, "http://127.0.0.1:24000/v1"),
+    ({"host": "gpu-box"}, "http://gpu-box:23333/v1"),
+    ({"host": "0.0.0.0", "port": 24000}, "http://127.0.0.1:24000/v1"),
+])
+def test_lmdeploy_endpoint_host_and_port(tmp_path, backend_config, expected):
+    assert endpoint(tmp_path, backend_config) == expected
+
+
+@pytest.mark.parametrize("backend_config", [None, {}])
+def test_lmdeploy_endpoint_default_port_is_23333(tmp_path, backend_config):
+    assert endpoint(tmp_path, backend_config) == "http://127.0.0.1:23333/v1"
+    # the vLLM single serving port is not LMDeploy's
+    assert endpoint(tmp_path, backend_config, CHAT_PROXY_VLLM_PORT="8123") == "http://127.0.0.1:23333/v1"
+
+
+def test_select_uses_the_lmdeploy_plugin(tmp_path):
+    registry = make_registry(
+        tmp_path,
+        {"name": "internvl-local", "backend": "lmdeploy"},
+        {"name": "internvl-remote", "backend": "lmdeploy", "backend_config": {"base_url": "http://gpu-box:23333"}},
+    )
+
+    local = run_cli("--registry-dir", registry, "select", "internvl-local", "--json")
+    remote = run_cli("--registry-dir", registry, "select", "internvl-remote", "--json")
+
+    assert local.exit_code == 0 and remote.exit_code == 0, (local.stderr, remote.stderr)
+    assert json.loads(local.stdout)["endpoint"] == "http://127.0.0.1:23333/v1"
+    assert json.loads(remote.stdout)["endpoint"] == "http://gpu-box:23333/v1"
+    assert json.loads(local.stdout)["note"] is None

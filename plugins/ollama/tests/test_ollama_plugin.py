@@ -1,0 +1,150 @@
+"""The Ollama plugin (imageworks-models-ollama): its source, its backend, and the OLLAMA_HOST endpoint rule.
+
+This folder has no conftest; the fixture below isolates the environment the way tests/conftest.py does.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from importlib.metadata import entry_points, version
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from imageworks_models.cli import CliState, make_cli
+from imageworks_models.plugins import get_plugins, reset_plugins
+from imageworks_models.settings import load_settings
+
+PLUGIN_DIR = Path(__file__).resolve().parent.parent
+PYPROJECT = tomllib.loads((PLUGIN_DIR / "pyproject.toml").read_text(encoding="utf-8"))
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path, monkeypatch):
+    """No real home, working folder or IMAGEWORKS_*/CHAT_PROXY_*/OLLAMA_HOST settings; fresh plugins."""
+    for key in list(os.environ):
+        if key.startswith(("IMAGEWORKS_", "CHAT_PROXY_")) or key in ("OLLAMA_HOST", "HF_HOME", "HF_ENDPOINT"):
+            monkeypatch.delenv(key, raising=False)
+    home = tmp_path / "home"
+    work = tmp_path / "cwd"
+    home.mkdir()
+    work.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_DATA_HOME", str(home / ".local" / "share"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
+    monkeypatch.chdir(work)
+    reset_plugins()
+    yield
+    reset_plugins()
+
+
+def run_cli(*args: str):
+    return CliRunner().invoke(make_cli("imageworks-models"), list(args), obj=CliState("imageworks-models"),
+                              catch_exceptions=False)
+
+
+def plugin_row(name: str) -> dict:
+    result = run_cli("plugins", "--json")
+    assert result.exit_code == 0, result.stderr
+    rows = [p for p in json.loads(result.stdout) if p["name"] == name]
+    assert len(rows) == 1, result.stdout
+    return rows[0]
+
+
+def settings(tmp_path: Path, **env: str):
+    return load_settings(env={"HOME": str(tmp_path / "home"), **env}, cwd=tmp_path / "cwd")
+
+
+def make_registry(tmp_path: Path, *entries: dict) -> str:
+    from imageworks_models.registry.store import RegistryStore
+
+    directory = tmp_path / "registry"
+    with RegistryStore(directory).edit() as layers:
+        for entry in entries:
+            layers.curated.put(entry)
+    return str(directory)
+
+
+DIST = "imageworks-models-ollama"
+
+
+def test_pyproject_declares_the_entry_point_that_is_installed():
+    assert PYPROJECT["project"]["name"] == DIST
+    assert PYPROJECT["project"]["entry-points"]["imageworks_models"] == {"ollama": "imageworks_models_ollama.plugin"}
+    installed = {ep.name: ep.value for ep in entry_points(group="imageworks_models") if ep.dist.name == DIST}
+    assert installed == {"ollama": "imageworks_models_ollama.plugin"}
+
+
+def test_hook_register_backends_ollama_plugin_is_listed_ok_with_source_and_backend():
+    row = plugin_row("ollama")
+
+    assert row["status"] == "ok", row["errors"]
+    assert row["distribution"] == DIST
+    assert row["version"] == PYPROJECT["project"]["version"] == version(DIST)
+    assert row["module"] == "imageworks_models_ollama.plugin"
+    assert row["hooks"] == ["register_backends", "register_sources"]
+    assert row["provides"] == {"source": ["ollama"], "backend": ["ollama"]}
+    assert row["errors"] == []
+
+
+def test_hook_register_sources_ollama_records():
+    from imageworks_models import Backend, Source
+
+    host = get_plugins()
+
+    assert isinstance(host.sources["ollama"], Source)
+    assert isinstance(host.backends["ollama"], Backend)
+    assert host.backends["ollama"].endpoint is not None
+    assert host.owner[("source", "ollama")].distribution == DIST
+    assert host.owner[("backend", "ollama")].distribution == DIST
+
+
+def test_ollama_plugin_loads_alone(monkeypatch):
+    monkeypatch.setenv("IMAGEWORKS_PLUGINS", "ollama")
+
+    row = plugin_row("ollama")
+
+    assert row["status"] == "ok"
+    assert set(get_plugins(load_settings()).backends) == {"ollama"}
+
+
+@pytest.mark.parametrize("ollama_host, expected", [
+    (None, "http://127.0.0.1:11434/v1"),  # unset: Ollama's own default
+    ("0.0.0.0:11434", "http://127.0.0.1:11434/v1"),  # a bind-all address is reached on loopback
+    ("0.0.0.0", "http://127.0.0.1:11434/v1"),
+    ("myhost", "http://myhost:11434/v1"),  # no scheme, no port
+    ("myhost:11500", "http://myhost:11500/v1"),
+    ("https://h:1234/", "https://h:1234/v1"),  # scheme and trailing slash kept / dropped
+    ("http://[::1]:11500", "http://[::1]:11500/v1"),
+    ("[::]:11434", "http://127.0.0.1:11434/v1"),
+])
+def test_ollama_endpoint_follows_ollama_host(tmp_path, ollama_host, expected):
+    env = {} if ollama_host is None else {"OLLAMA_HOST": ollama_host}
+    backend = get_plugins().backend("ollama")
+
+    assert backend.endpoint({"name": "llava:7b", "backend": "ollama"}, settings(tmp_path, **env)) == expected
+
+
+def test_ollama_endpoint_ignores_per_entry_ports(tmp_path):
+    # one Ollama server serves every pulled model; an entry's backend_config does not move it
+    entry = {"name": "llava:7b", "backend": "ollama", "backend_config": {"host": "elsewhere", "port": 9999}}
+
+    endpoint = get_plugins().backend("ollama").endpoint(entry, settings(tmp_path, OLLAMA_HOST="box:11434"))
+
+    assert endpoint == "http://box:11434/v1"
+
+
+def test_select_uses_ollama_host_from_the_environment(tmp_path, monkeypatch):
+    registry = make_registry(tmp_path, {"name": "llava-7b", "backend": "ollama", "served_model_id": "llava:7b"})
+    monkeypatch.setenv("OLLAMA_HOST", "0.0.0.0:11999")
+
+    result = run_cli("--registry-dir", registry, "select", "llava-7b", "--json")
+
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["endpoint"] == "http://127.0.0.1:11999/v1"
+    assert data["served_model_id"] == "llava:7b"
+    assert data["note"] is None

@@ -1,0 +1,169 @@
+"""The vLLM plugin (imageworks-models-vllm): its backend and the endpoint rule (entry host/port, else
+the orchestrator's single port, ``vllm_port`` / CHAT_PROXY_VLLM_PORT).
+
+This folder has no conftest; the fixture below isolates the environment the way tests/conftest.py does.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from importlib.metadata import entry_points, version
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from imageworks_models.cli import CliState, make_cli
+from imageworks_models.plugins import get_plugins, reset_plugins
+from imageworks_models.settings import load_settings
+
+PLUGIN_DIR = Path(__file__).resolve().parent.parent
+PYPROJECT = tomllib.loads((PLUGIN_DIR / "pyproject.toml").read_text(encoding="utf-8"))
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path, monkeypatch):
+    """No real home, working folder or IMAGEWORKS_*/CHAT_PROXY_*/OLLAMA_HOST settings; fresh plugins."""
+    for key in list(os.environ):
+        if key.startswith(("IMAGEWORKS_", "CHAT_PROXY_")) or key in ("OLLAMA_HOST", "HF_HOME", "HF_ENDPOINT"):
+            monkeypatch.delenv(key, raising=False)
+    home = tmp_path / "home"
+    work = tmp_path / "cwd"
+    home.mkdir()
+    work.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_DATA_HOME", str(home / ".local" / "share"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
+    monkeypatch.chdir(work)
+    reset_plugins()
+    yield
+    reset_plugins()
+
+
+def run_cli(*args: str):
+    return CliRunner().invoke(make_cli("imageworks-models"), list(args), obj=CliState("imageworks-models"),
+                              catch_exceptions=False)
+
+
+def plugin_row(name: str) -> dict:
+    result = run_cli("plugins", "--json")
+    assert result.exit_code == 0, result.stderr
+    rows = [p for p in json.loads(result.stdout) if p["name"] == name]
+    assert len(rows) == 1, result.stdout
+    return rows[0]
+
+
+def settings(tmp_path: Path, **env: str):
+    return load_settings(env={"HOME": str(tmp_path / "home"), **env}, cwd=tmp_path / "cwd")
+
+
+def make_registry(tmp_path: Path, *entries: dict) -> str:
+    from imageworks_models.registry.store import RegistryStore
+
+    directory = tmp_path / "registry"
+    with RegistryStore(directory).edit() as layers:
+        for entry in entries:
+            layers.curated.put(entry)
+    return str(directory)
+
+
+DIST = "imageworks-models-vllm"
+
+
+def test_pyproject_declares_the_entry_point_that_is_installed():
+    assert PYPROJECT["project"]["name"] == DIST
+    assert PYPROJECT["project"]["entry-points"]["imageworks_models"] == {"vllm": "imageworks_models_vllm.plugin"}
+    installed = {ep.name: ep.value for ep in entry_points(group="imageworks_models") if ep.dist.name == DIST}
+    assert installed == {"vllm": "imageworks_models_vllm.plugin"}
+
+
+def test_hook_register_backends_vllm_plugin_is_listed_ok_with_its_backend():
+    row = plugin_row("vllm")
+
+    assert row["status"] == "ok", row["errors"]
+    assert row["distribution"] == DIST
+    assert row["version"] == PYPROJECT["project"]["version"] == version(DIST)
+    assert row["module"] == "imageworks_models_vllm.plugin"
+    assert row["hooks"] == ["register_backends"]
+    assert row["provides"] == {"backend": ["vllm"]}
+    assert row["errors"] == []
+
+
+def test_hook_register_backends_vllm_record():
+    from imageworks_models import Backend
+
+    host = get_plugins()
+
+    assert isinstance(host.backends["vllm"], Backend)
+    assert host.backend("VLLM") is host.backends["vllm"]
+    assert host.owner[("backend", "vllm")].distribution == DIST
+
+
+def test_vllm_plugin_loads_alone(monkeypatch):
+    monkeypatch.setenv("IMAGEWORKS_PLUGINS", "vllm")
+
+    row = plugin_row("vllm")
+
+    assert row["status"] == "ok"
+    assert set(get_plugins(load_settings()).backends) == {"vllm"}
+
+
+def endpoint(tmp_path, backend_config: dict | None, **env: str) -> str | None:
+    entry = {"name": "qwen2.5-vl-7b-vllm-awq", "backend": "vllm"}
+    if backend_config is not None:
+        entry["backend_config"] = backend_config
+    return get_plugins().backend("vllm").endpoint(entry, settings(tmp_path, **env))
+
+
+@pytest.mark.parametrize("backend_config, expected", [
+    ({"host": "10.1.2.3", "port": 9001}, "http://10.1.2.3:9001/v1"),
+    ({"host": "gpu-box", "port": 8001}, "http://gpu-box:8001/v1"),
+    ({"port": 9001}, "http://127.0.0.1:9001/v1"),
+    ({"host": "0.0.0.0", "port": 9001}, "http://127.0.0.1:9001/v1"),  # bind-all is reached on loopback
+    ({"host": "::1", "port": 9001}, "http://[::1]:9001/v1"),
+    ({"base_url": "http://remote:8000"}, "http://remote:8000/v1"),
+    ({"base_url": "https://remote/v1/"}, "https://remote/v1"),
+])
+def test_vllm_endpoint_uses_the_entry_host_and_port(tmp_path, backend_config, expected):
+    assert endpoint(tmp_path, backend_config, CHAT_PROXY_VLLM_PORT="8123") == expected
+
+
+@pytest.mark.parametrize("backend_config", [None, {}, {"host": "127.0.0.1"}])
+def test_vllm_endpoint_defaults_to_the_single_serving_port(tmp_path, backend_config):
+    assert endpoint(tmp_path, backend_config) == "http://127.0.0.1:8000/v1"
+    assert endpoint(tmp_path, backend_config, CHAT_PROXY_VLLM_PORT="8123") == "http://127.0.0.1:8123/v1"
+
+
+def test_vllm_endpoint_default_port_from_config_file(tmp_path):
+    (tmp_path / "cwd" / "imageworks.toml").write_text("vllm_port = 8200\n", encoding="utf-8")
+
+    assert endpoint(tmp_path, {}) == "http://127.0.0.1:8200/v1"
+    assert endpoint(tmp_path, {}, CHAT_PROXY_VLLM_PORT="8300") == "http://127.0.0.1:8300/v1"  # env beats file
+
+
+def test_select_uses_the_vllm_plugin_and_chat_proxy_port(tmp_path, monkeypatch):
+    registry = make_registry(tmp_path, {"name": "qwen-vl", "backend": "vllm", "served_model_id": "Qwen/Qwen2.5-VL"})
+    monkeypatch.setenv("CHAT_PROXY_VLLM_PORT", "8444")
+
+    result = run_cli("--registry-dir", registry, "select", "qwen-vl", "--json")
+
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["endpoint"] == "http://127.0.0.1:8444/v1"
+    assert data["served_model_id"] == "Qwen/Qwen2.5-VL"
+    assert data["note"] is None
+
+
+def test_select_without_the_vllm_plugin_has_no_default_port(tmp_path, monkeypatch):
+    # the single-port default is this plugin's rule: with the plugin disabled the core cannot guess it
+    registry = make_registry(tmp_path, {"name": "qwen-vl", "backend": "vllm"})
+    monkeypatch.setenv("IMAGEWORKS_DISABLE_PLUGINS", "vllm")
+
+    result = run_cli("--registry-dir", registry, "select", "qwen-vl", "--json")
+
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["endpoint"] is None
+    assert "vllm" in data["note"]

@@ -1,0 +1,147 @@
+"""``--help``, ``--version`` and read commands on an unchanged registry import nothing heavy.
+
+Each case runs the real console-script entry point in a fresh interpreter (this venv's python) and
+prints ``sorted(sys.modules)`` when it exits, so an import anywhere (a command module pulling in
+pydantic, a plugin imported to list its commands, ...) shows up.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import textwrap
+
+import pytest
+
+FORBIDDEN_PREFIXES = (
+    "imageworks_models_hf", "imageworks_models_ollama", "imageworks_models_vllm", "imageworks_models_lmdeploy",
+    "huggingface_hub", "ollama", "requests", "streamlit", "pydantic", "pluggy", "filelock",
+)
+SUBCOMMANDS = ("list", "show", "select", "stats", "config")
+MARK = "\n@@MODULES@@"
+
+RUNNER = textwrap.dedent("""
+    import json, sys
+    from imageworks_models import cli
+
+    main = {"imageworks-models": cli.main_models, "imageworks-loader": cli.main_loader,
+            "imageworks-download": cli.main_download}[sys.argv[1]]
+    sys.argv = sys.argv[1:]
+    code = 0
+    try:
+        main()
+    except SystemExit as exc:
+        code = exc.code or 0
+    finally:
+        sys.stdout.flush()
+        sys.stdout.write(%r + json.dumps(sorted(sys.modules)) + "\\n")
+    sys.exit(code)
+""" % MARK)
+
+
+def run_cli(python, prog: str, *args: str) -> tuple[int, str, str, set[str]]:
+    proc = subprocess.run([python, "-c", RUNNER, prog, *args], capture_output=True, text=True, timeout=60)
+    out, sep, modules = proc.stdout.rpartition(MARK)
+    assert sep, f"the runner printed no module list: {proc.stdout!r} {proc.stderr!r}"
+    return proc.returncode, out, proc.stderr, set(json.loads(modules))
+
+
+def heavy(modules: set[str]) -> list[str]:
+    return sorted(m for m in modules if m.split(".")[0] in FORBIDDEN_PREFIXES)
+
+
+def test_runner_sees_imports(python):
+    # guard against a runner that could never report anything: a command that loads plugins shows them
+    code, out, _, modules = run_cli(python, "imageworks-models", "plugins", "--json")
+    assert code == 0
+    assert "pluggy" in modules and "imageworks_models_vllm.plugin" in modules
+    assert heavy(modules)
+
+
+def test_top_level_help_imports_nothing_heavy(python):
+    code, out, err, modules = run_cli(python, "imageworks-models", "--help")
+
+    assert code == 0, err
+    assert "Usage: imageworks-models" in out
+    for name in SUBCOMMANDS:
+        assert f"\n  {name} " in out
+    assert heavy(modules) == []
+    assert "imageworks_models.cli.read" not in modules and "imageworks_models.cli.admin" not in modules
+
+
+def test_version_imports_nothing_heavy(python):
+    code, out, err, modules = run_cli(python, "imageworks-models", "--version")
+
+    assert code == 0, err
+    assert out == "imageworks-models 0.1.0\n"
+    assert heavy(modules) == []
+
+
+@pytest.mark.parametrize("prog, verbs, absent", [
+    ("imageworks-loader", ("list", "select"), ("stats", "config", "plugins")),
+    ("imageworks-download", ("list", "list-roles", "stats", "config"), ("select", "show", "plugins")),
+])
+def test_other_console_scripts_help_imports_nothing_heavy(python, prog, verbs, absent):
+    code, out, err, modules = run_cli(python, prog, "--help")
+
+    assert code == 0, err
+    assert f"Usage: {prog}" in out
+    commands = out.split("Commands:", 1)[1]
+    listed = {line.split()[0] for line in commands.splitlines() if line.strip()}
+    assert set(verbs) <= listed
+    assert not set(absent) & listed
+    assert heavy(modules) == []
+
+
+@pytest.mark.parametrize("command", SUBCOMMANDS)
+def test_subcommand_help_imports_nothing_heavy(python, command):
+    code, out, err, modules = run_cli(python, "imageworks-models", command, "--help")
+
+    assert code == 0, err
+    assert f"Usage: imageworks-models {command}" in out
+    assert heavy(modules) == []
+
+
+def test_list_json_on_a_fresh_snapshot_skips_pydantic(python, tmp_path):
+    from imageworks_models.registry.store import RegistryStore
+
+    registry = tmp_path / "registry"
+    weights = tmp_path / "weights" / "alpha"
+    weights.mkdir(parents=True)
+    store = RegistryStore(registry)
+    with store.edit() as layers:
+        layers.curated.put({"name": "alpha", "backend": "vllm", "roles": ["caption"],
+                            "capabilities": {"vision": True}})
+        layers.curated.put({"name": "beta", "backend": "ollama"})
+        layers.discovered.put({"name": "alpha", "download": {"path": str(weights)}})
+    assert store.merged_path.is_file()
+    assert store.load().from_snapshot  # the fast path is really what the CLI will take
+
+    code, out, err, modules = run_cli(python, "imageworks-models", "--registry-dir", str(registry),
+                                      "list", "--json", "--include-non-installed")
+
+    assert code == 0, err
+    rows = {r["name"]: r for r in json.loads(out)}
+    assert set(rows) == {"alpha", "beta"}
+    assert rows["alpha"]["installed"] is True and rows["beta"]["installed"] is False
+    assert rows["alpha"]["capabilities"] == ["vision"]
+    assert "pydantic" not in modules
+    assert heavy(modules) == []
+
+
+def test_list_json_on_a_changed_layer_validates(python, tmp_path):
+    # the counterpart: once a layer changed since the snapshot, validation (pydantic) does run
+    from imageworks_models.registry.store import RegistryStore
+
+    registry = tmp_path / "registry"
+    store = RegistryStore(registry)
+    with store.edit() as layers:
+        layers.curated.put({"name": "alpha", "backend": "vllm"})
+    store.curated_path.write_bytes(store.curated_path.read_bytes().replace(b'"vllm"', b'"ollama"'))
+
+    code, out, err, modules = run_cli(python, "imageworks-models", "--registry-dir", str(registry),
+                                      "list", "--json", "--include-non-installed")
+
+    assert code == 0, err
+    assert [r["backend"] for r in json.loads(out)] == ["ollama"]
+    assert "pydantic" in modules
