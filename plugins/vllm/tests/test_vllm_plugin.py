@@ -1,23 +1,22 @@
 """The vLLM plugin (imageworks-models-vllm): its backend and the endpoint rule (entry host/port, else
 the orchestrator's single port, ``vllm_port`` / CHAT_PROXY_VLLM_PORT).
 
-This folder has no conftest; the fixture below isolates the environment the way tests/conftest.py does.
+The conftest in tests/ is not visible here; imageworks_models.testing isolates the environment.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import tomllib
 from importlib.metadata import entry_points, version
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from imageworks_models.cli import CliState, make_cli
-from imageworks_models.plugins import get_plugins, reset_plugins
+from imageworks_models import testing
+from imageworks_models.plugins import get_plugins
 from imageworks_models.settings import load_settings
+from imageworks_models.testing import isolate_environment, plugin_row, run_cli, test_settings as settings
 
 PLUGIN_DIR = Path(__file__).resolve().parent.parent
 PYPROJECT = tomllib.loads((PLUGIN_DIR / "pyproject.toml").read_text(encoding="utf-8"))
@@ -25,48 +24,11 @@ PYPROJECT = tomllib.loads((PLUGIN_DIR / "pyproject.toml").read_text(encoding="ut
 
 @pytest.fixture(autouse=True)
 def isolated(tmp_path, monkeypatch):
-    """No real home, working folder or IMAGEWORKS_*/CHAT_PROXY_*/OLLAMA_HOST settings; fresh plugins."""
-    for key in list(os.environ):
-        if key.startswith(("IMAGEWORKS_", "CHAT_PROXY_")) or key in ("OLLAMA_HOST", "HF_HOME", "HF_ENDPOINT"):
-            monkeypatch.delenv(key, raising=False)
-    home = tmp_path / "home"
-    work = tmp_path / "cwd"
-    home.mkdir()
-    work.mkdir()
-    monkeypatch.setenv("HOME", str(home))
-    monkeypatch.setenv("XDG_DATA_HOME", str(home / ".local" / "share"))
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
-    monkeypatch.chdir(work)
-    reset_plugins()
-    yield
-    reset_plugins()
-
-
-def run_cli(*args: str):
-    return CliRunner().invoke(make_cli("imageworks-models"), list(args), obj=CliState("imageworks-models"),
-                              catch_exceptions=False)
-
-
-def plugin_row(name: str) -> dict:
-    result = run_cli("plugins", "--json")
-    assert result.exit_code == 0, result.stderr
-    rows = [p for p in json.loads(result.stdout) if p["name"] == name]
-    assert len(rows) == 1, result.stdout
-    return rows[0]
-
-
-def settings(tmp_path: Path, **env: str):
-    return load_settings(env={"HOME": str(tmp_path / "home"), **env}, cwd=tmp_path / "cwd")
+    yield from isolate_environment(tmp_path, monkeypatch)
 
 
 def make_registry(tmp_path: Path, *entries: dict) -> str:
-    from imageworks_models.registry.store import RegistryStore
-
-    directory = tmp_path / "registry"
-    with RegistryStore(directory).edit() as layers:
-        for entry in entries:
-            layers.curated.put(entry)
-    return str(directory)
+    return testing.make_registry(tmp_path / "registry", *entries)
 
 
 DIST = "imageworks-models-vllm"

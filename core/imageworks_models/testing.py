@@ -1,0 +1,83 @@
+"""Helpers for testing imageworks-models and its plugins (bundled or third-party).
+
+    import pytest
+    from imageworks_models.testing import isolate_environment, plugin_row
+
+    @pytest.fixture(autouse=True)
+    def isolated(tmp_path, monkeypatch):
+        yield from isolate_environment(tmp_path, monkeypatch)
+
+    def test_my_plugin_loads():
+        assert plugin_row("myplugin")["status"] == "ok"
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Iterator
+
+_SETTING_PREFIXES = ("IMAGEWORKS_", "CHAT_PROXY_")
+_SETTING_NAMES = ("OLLAMA_HOST", "HF_HOME", "HF_ENDPOINT")
+
+
+def isolate_environment(tmp_path: Path, monkeypatch) -> Iterator[Path]:
+    """Run a test with a private HOME (``tmp_path/home``), XDG folders and working folder
+    (``tmp_path/cwd``), none of our settings from the environment, and freshly loaded plugins.
+
+    A generator for an autouse fixture (``yield from``); yields the home folder.
+    """
+    from .plugins import reset_plugins
+
+    for key in list(os.environ):
+        if key.startswith(_SETTING_PREFIXES) or key in _SETTING_NAMES:
+            monkeypatch.delenv(key, raising=False)
+    home, work = tmp_path / "home", tmp_path / "cwd"
+    home.mkdir(exist_ok=True)
+    work.mkdir(exist_ok=True)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_DATA_HOME", str(home / ".local" / "share"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
+    monkeypatch.chdir(work)
+    reset_plugins()
+    yield home
+    reset_plugins()
+
+
+def test_settings(tmp_path: Path, **env: str):
+    """Settings resolved inside :func:`isolate_environment`'s folders, with ``env`` as the environment."""
+    from .settings import load_settings
+
+    return load_settings(env={"HOME": str(tmp_path / "home"), **env}, cwd=tmp_path / "cwd")
+
+
+test_settings.__test__ = False  # not a test, despite its name
+
+
+def run_cli(*args: str, prog: str = "imageworks-models", input: str | None = None):
+    """Run a console script's click app in-process; returns click's ``Result`` (stdout, stderr, exit_code)."""
+    from click.testing import CliRunner
+
+    from .cli import CliState, make_cli
+
+    return CliRunner().invoke(make_cli(prog), list(args), obj=CliState(prog), input=input, catch_exceptions=False)
+
+
+def plugin_row(name: str) -> dict[str, Any]:
+    """The ``plugins --json`` row of the plugin named ``name`` (asserting there is exactly one)."""
+    result = run_cli("plugins", "--json")
+    assert result.exit_code == 0, result.stderr
+    rows = [p for p in json.loads(result.stdout) if p["name"] == name]
+    assert len(rows) == 1, result.stdout
+    return rows[0]
+
+
+def make_registry(folder: Path, *entries: dict[str, Any]) -> str:
+    """A registry at ``folder`` whose curated layer holds ``entries``; returns the folder as a string."""
+    from .registry.store import RegistryStore
+
+    with RegistryStore(folder).edit() as layers:
+        for entry in entries:
+            layers.curated.put(entry)
+    return str(folder)
