@@ -81,3 +81,28 @@ def make_registry(folder: Path, *entries: dict[str, Any]) -> str:
         for entry in entries:
             layers.curated.put(entry)
     return str(folder)
+
+
+def check_installed_plugin(plugin_dir: Path, name: str, *, hooks: list[str],
+                           provides: dict[str, list[str]]) -> dict[str, Any]:
+    """Assert that the plugin distribution in ``plugin_dir`` is installed as its ``pyproject.toml`` says
+    and loads cleanly: its entry point ``name`` is the installed one, and its ``plugins --json`` row is
+    ``ok`` with the pyproject's distribution name and version, the hooks it implements and what it
+    registered. Returns the row."""
+    import tomllib
+    from importlib.metadata import entry_points, version
+
+    project = tomllib.loads((Path(plugin_dir) / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    dist = project["name"]
+    declared = project["entry-points"]["imageworks_models"]
+    installed = {ep.name: ep.value for ep in entry_points(group="imageworks_models") if ep.dist.name == dist}
+    assert installed == declared, (installed, declared)
+    row = plugin_row(name)
+    assert row["status"] == "ok", row["errors"]
+    assert row["distribution"] == dist
+    assert row["version"] == project["version"] == version(dist)
+    assert row["module"] == declared[name]
+    assert row["hooks"] == hooks
+    assert row["provides"] == provides
+    assert row["errors"] == []
+    return row

@@ -5,18 +5,15 @@ The conftest in tests/ is not visible here; imageworks_models.testing isolates t
 
 from __future__ import annotations
 
-import tomllib
-from importlib.metadata import entry_points, version
 from pathlib import Path
 
 import pytest
 
 from imageworks_models.plugins import get_plugins
 from imageworks_models.settings import load_settings
-from imageworks_models.testing import isolate_environment, plugin_row
+from imageworks_models.testing import check_installed_plugin, isolate_environment, plugin_row
 
 PLUGIN_DIR = Path(__file__).resolve().parent.parent
-PYPROJECT = tomllib.loads((PLUGIN_DIR / "pyproject.toml").read_text(encoding="utf-8"))
 
 
 @pytest.fixture(autouse=True)
@@ -27,23 +24,10 @@ def isolated(tmp_path, monkeypatch):
 DIST = "imageworks-models-hf"
 
 
-def test_pyproject_declares_the_entry_point_that_is_installed():
-    assert PYPROJECT["project"]["name"] == DIST
-    assert PYPROJECT["project"]["entry-points"]["imageworks_models"] == {"hf": "imageworks_models_hf.plugin"}
-    installed = {ep.name: ep.value for ep in entry_points(group="imageworks_models") if ep.dist.name == DIST}
-    assert installed == {"hf": "imageworks_models_hf.plugin"}
-
-
 def test_hook_register_sources_hf_plugin_is_listed_ok_with_its_source():
-    row = plugin_row("hf")
-
-    assert row["status"] == "ok", row["errors"]
-    assert row["distribution"] == DIST
-    assert row["version"] == PYPROJECT["project"]["version"] == version(DIST)
-    assert row["module"] == "imageworks_models_hf.plugin"
-    assert row["hooks"] == ["register_sources"]
-    assert row["provides"] == {"source": ["hf"]}
-    assert row["errors"] == []
+    """Installed as its pyproject declares, and listed ok with its version, hooks and records."""
+    check_installed_plugin(PLUGIN_DIR, "hf", hooks=["register_sources"],
+                           provides={"source": ["hf"]})
 
 
 def test_hook_register_sources_hf_source_record():

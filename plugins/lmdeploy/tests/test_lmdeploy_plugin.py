@@ -7,8 +7,6 @@ The conftest in tests/ is not visible here; imageworks_models.testing isolates t
 from __future__ import annotations
 
 import json
-import tomllib
-from importlib.metadata import entry_points, version
 from pathlib import Path
 
 import pytest
@@ -16,10 +14,10 @@ import pytest
 from imageworks_models import testing
 from imageworks_models.plugins import get_plugins
 from imageworks_models.settings import load_settings
-from imageworks_models.testing import isolate_environment, plugin_row, run_cli, test_settings as settings
+from imageworks_models.testing import check_installed_plugin, isolate_environment, plugin_row, run_cli
+from imageworks_models.testing import test_settings as settings
 
 PLUGIN_DIR = Path(__file__).resolve().parent.parent
-PYPROJECT = tomllib.loads((PLUGIN_DIR / "pyproject.toml").read_text(encoding="utf-8"))
 
 
 @pytest.fixture(autouse=True)
@@ -34,24 +32,10 @@ def make_registry(tmp_path: Path, *entries: dict) -> str:
 DIST = "imageworks-models-lmdeploy"
 
 
-def test_pyproject_declares_the_entry_point_that_is_installed():
-    assert PYPROJECT["project"]["name"] == DIST
-    assert PYPROJECT["project"]["entry-points"]["imageworks_models"] == {
-        "lmdeploy": "imageworks_models_lmdeploy.plugin"}
-    installed = {ep.name: ep.value for ep in entry_points(group="imageworks_models") if ep.dist.name == DIST}
-    assert installed == {"lmdeploy": "imageworks_models_lmdeploy.plugin"}
-
-
 def test_hook_register_backends_lmdeploy_plugin_is_listed_ok_with_its_backend():
-    row = plugin_row("lmdeploy")
-
-    assert row["status"] == "ok", row["errors"]
-    assert row["distribution"] == DIST
-    assert row["version"] == PYPROJECT["project"]["version"] == version(DIST)
-    assert row["module"] == "imageworks_models_lmdeploy.plugin"
-    assert row["hooks"] == ["register_backends"]
-    assert row["provides"] == {"backend": ["lmdeploy"]}
-    assert row["errors"] == []
+    """Installed as its pyproject declares, and listed ok with its version, hooks and records."""
+    check_installed_plugin(PLUGIN_DIR, "lmdeploy", hooks=["register_backends"],
+                           provides={"backend": ["lmdeploy"]})
 
 
 def test_hook_register_backends_lmdeploy_record():
