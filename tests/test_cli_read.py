@@ -24,7 +24,7 @@ from imageworks_models.registry.store import (CURATED_FILE, DISCOVERED_FILE, MER
 REPO = Path(__file__).resolve().parent.parent
 SHIPPED = REPO / "configs"
 
-ROW_KEYS = {"name", "display_name", "backend", "roles", "capabilities", "locked", "aggregate", "hash_prefix",
+ROW_KEYS = {"name", "display_name", "backend", "roles", "capabilities", "locked", "lock_status", "aggregate", "hash_prefix",
             "installed", "active", "served_model_id", "family", "format", "quantization", "path", "location",
             "size_bytes", "deprecated", "testing"}
 SELECT_KEYS = {"name", "backend", "endpoint", "served_model_id", "capabilities", "active", "resolved_from", "role",
@@ -207,7 +207,7 @@ def test_list_json_rows_have_exactly_the_documented_keys(cli, reg):
     big = {r["name"]: r for r in rows}[VL_BIG]
     assert big == {
         "name": VL_BIG, "display_name": "VL Big (AWQ)", "backend": "vllm", "roles": ["caption", "keywords"],
-        "capabilities": ["text", "vision"], "locked": True, "aggregate": AGGREGATE, "hash_prefix": "ab12cd34ef56",
+        "capabilities": ["text", "vision"], "locked": True, "lock_status": "locked", "aggregate": AGGREGATE, "hash_prefix": "ab12cd34ef56",
         "installed": True, "active": False, "served_model_id": "Org/VL-Big-AWQ", "family": "vl-big",
         "format": "awq", "quantization": "awq", "path": str(reg.parent / "weights" / "vl-big"),
         "location": "local", "size_bytes": 1000, "deprecated": False, "testing": False,
@@ -623,20 +623,21 @@ def test_shipped_catalog_answers_the_help_examples(cli):
 def test_loader_help_lists_only_its_existing_verbs(cli):
     result = cli("--help", prog="imageworks-loader")
     assert result.exit_code == 0
-    assert commands_listed(result.stdout) == ["list", "select"]
+    assert commands_listed(result.stdout) == ["list", "lock", "select", "unlock", "verify"]
     assert "Examples:" in result.stdout
 
 
 def test_download_help_lists_only_its_existing_verbs(cli):
     result = cli("--help", prog="imageworks-download")
     assert result.exit_code == 0
-    assert commands_listed(result.stdout) == ["config", "list", "list-roles", "stats"]
+    assert commands_listed(result.stdout) == ["config", "list", "list-roles", "stats", "verify"]
 
 
 def test_models_help_lists_every_command(cli):
     result = cli("--help", prog="imageworks-models")
     assert result.exit_code == 0
-    assert commands_listed(result.stdout) == ["config", "list", "list-roles", "plugins", "select", "show", "stats"]
+    assert commands_listed(result.stdout) == ["config", "list", "list-roles", "lock", "plugins", "select", "show",
+                                              "stats", "unlock", "verify"]
 
 
 @pytest.mark.parametrize("prog, verb", [

@@ -1,7 +1,8 @@
 """The single-active-model state (``_staging/active_vllm.json``).
 
 The orchestrator that writes this file (start, switch, stop) builds on this module; readers such as
-``list`` and ``select`` only need to know which entry is live and where.
+``list`` and ``select`` only need to know which entry is live and where. :func:`preflight` is what
+every activation calls before it starts anything.
 """
 
 from __future__ import annotations
@@ -37,3 +38,15 @@ def read_active(state_dir: Path) -> dict[str, Any] | None:
         log.warning("ignoring %s: it does not name an active model", path)
         return None
     return data
+
+
+def preflight(entry: dict[str, Any], *, settings: Any = None, plugins: Any = None, quick: bool = True) -> None:
+    """Checks every activation runs before it starts a server; today: a locked entry must still match.
+
+    Raises:
+        LockedEntryDriftError: the entry is locked and its files differ from the expected aggregate.
+        NotVerifiableError: the entry is locked and its files cannot be checked.
+    """
+    from .integrity import check_activation_allowed
+
+    check_activation_allowed(entry, settings=settings, plugins=plugins, quick=quick)

@@ -101,6 +101,34 @@ class CapabilityError(SelectionError):
     """The requested entry or role lacks a required capability."""
 
 
+# --- integrity (hashing, verify, lock) ----------------------------------------------------------
+
+
+class IntegrityError(ImageworksError):
+    """Files could not be hashed or checked (unreadable, changing, not on the filesystem)."""
+
+
+class NotVerifiableError(IntegrityError):
+    """The entry has no files this tool can check (no path recorded, or a store reference)."""
+
+
+class DivergenceError(IntegrityError):
+    """The files differ from the expected aggregate digest. Exit code 2, as ``verify`` uses."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, *, changes: list[str] | None = None, hint: str | None = None):
+        super().__init__(message, hint=hint)
+        self.changes = list(changes or [])
+
+    def lines(self) -> list[str]:
+        return [self.message] + [f"  {c}" for c in self.changes]
+
+
+class LockedEntryDriftError(DivergenceError):
+    """A locked entry's files no longer match its expected aggregate; it may not be activated."""
+
+
 # --- plugins ------------------------------------------------------------------------------------
 
 
@@ -114,3 +142,7 @@ class DuplicateNameError(PluginError):
 
 class BackendNotFoundError(PluginError):
     """An entry names a backend that no installed plugin provides."""
+
+
+class HasherNotFoundError(PluginError):
+    """A digest or option names a hash algorithm that no installed plugin provides."""

@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterable
 
-from .errors import BackendNotFoundError
+from .errors import BackendNotFoundError, HasherNotFoundError
 from .records import KINDS
 
 if TYPE_CHECKING:
@@ -248,6 +248,21 @@ class PluginHost:
         raise BackendNotFoundError(f"no installed plugin provides the backend {name!r} (installed: {installed})",
                                    hint=f"install it (pip install imageworks-models-{key}) or check "
                                         "`imageworks-models plugins`")
+
+    def hasher(self, name: str) -> "Hasher":
+        """The hasher registered as ``name`` (``sha256`` is built in).
+
+        Raises:
+            HasherNotFoundError: no loaded plugin provides it (the message lists those that do).
+        """
+        key = normalize_name(name)
+        if key in self.hashers:
+            return self.hashers[key]
+        installed = ", ".join(sorted(self.hashers)) or "none"
+        hint = ("install it: pip install 'imageworks-models[blake3]'" if key == "blake3" else
+                "check `imageworks-models plugins` for the installed hashers")
+        raise HasherNotFoundError(f"no installed plugin provides the hash algorithm {name!r} "
+                                  f"(installed: {installed})", hint=hint)
 
     def inspect_artifact(self, path) -> "ArtifactInfo | None":
         """Ask plugins, in pluggy's call order, to identify ``path``; the first answer wins."""

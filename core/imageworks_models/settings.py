@@ -45,6 +45,13 @@ def user_data_dir(env: Mapping[str, str] | None = None) -> Path:
     return Path(base) / APP_NAME
 
 
+def user_cache_dir(env: Mapping[str, str] | None = None) -> Path:
+    """The per-user cache folder (``$XDG_CACHE_HOME/imageworks-models``, else ``~/.cache/...``)."""
+    env = os.environ if env is None else env
+    base = env.get("XDG_CACHE_HOME") or os.path.join(env.get("HOME") or str(Path.home()), ".cache")
+    return Path(base) / APP_NAME
+
+
 SPECS: tuple[SettingSpec, ...] = (
     SettingSpec("registry_dir", "path", "IMAGEWORKS_REGISTRY_DIR", lambda r, e: user_data_dir(e) / "configs",
                 "Folder holding model_registry.curated.json, .discovered.json and the merged snapshot."),
@@ -52,6 +59,8 @@ SPECS: tuple[SettingSpec, ...] = (
                 "Runtime state (active_vllm.json, gui_registry_actions.json)."),
     SettingSpec("log_dir", "path", "IMAGEWORKS_LOG_DIR", _derived_dir("logs"),
                 "Structured logs (model_downloader.log) and server logs."),
+    SettingSpec("cache_dir", "path", "IMAGEWORKS_CACHE_DIR", lambda r, e: user_cache_dir(e),
+                "Machine-local caches (the stat cache that lets verify --quick skip unchanged files)."),
     SettingSpec("weights_root", "path", "IMAGEWORKS_WEIGHTS_ROOT",
                 lambda r, e: Path(e.get("HOME") or Path.home()) / "ai-models" / "weights", "Where downloaded weights go."),
     SettingSpec("location", "str", "IMAGEWORKS_LOCATION", lambda r, e: "local",
@@ -62,6 +71,10 @@ SPECS: tuple[SettingSpec, ...] = (
                 "Seconds to wait for another writer's lock before giving up."),
     SettingSpec("backup_keep", "int", "IMAGEWORKS_BACKUP_KEEP", lambda r, e: 10,
                 "How many timestamped backups of each registry file to keep."),
+    SettingSpec("hash_algorithm", "str", "IMAGEWORKS_HASH_ALGORITHM", lambda r, e: "sha256",
+                "Hasher for new manifests (sha256, or blake3 when installed); verify uses the recorded one."),
+    SettingSpec("hash_workers", "int", "IMAGEWORKS_HASH_WORKERS", lambda r, e: 0,
+                "Files hashed in parallel (0: one per usable CPU core)."),
     SettingSpec("vllm_port", "int", "CHAT_PROXY_VLLM_PORT", lambda r, e: 8000,
                 "The single serving port the orchestrator binds the active model to."),
     SettingSpec("single_port", "bool", "CHAT_PROXY_VLLM_SINGLE_PORT", lambda r, e: True,

@@ -13,6 +13,19 @@ from typing import Any, Iterable
 from .registry.capabilities import CANONICAL, true_keys
 
 
+def is_store_reference(path: str) -> bool:
+    """``ollama:/name:tag`` or ``scheme://...``: files kept by another program, not a folder of ours."""
+    return "://" in path or (":" in path.split("/", 1)[0] and not os.path.isabs(path))
+
+
+def local_path(entry: dict[str, Any]) -> str | None:
+    """The entry's files on this filesystem (``~`` expanded), or ``None`` (no path, or a store reference)."""
+    path = (entry.get("download") or {}).get("path")
+    if not path or is_store_reference(path):
+        return None
+    return os.path.expanduser(path)
+
+
 def installed(entry: dict[str, Any]) -> bool:
     """Whether the entry's files are recorded and, for a filesystem path, present.
 
@@ -21,9 +34,9 @@ def installed(entry: dict[str, Any]) -> bool:
     path = (entry.get("download") or {}).get("path")
     if not path:
         return False
-    if "://" in path or (":" in path.split("/", 1)[0] and not os.path.isabs(path)):
+    if is_store_reference(path):
         return True
-    return os.path.exists(path)
+    return os.path.exists(os.path.expanduser(path))
 
 
 def is_testing(entry: dict[str, Any]) -> bool:
@@ -40,6 +53,51 @@ def locked(entry: dict[str, Any]) -> bool:
     return bool((entry.get("version_lock") or {}).get("locked"))
 
 
+def drifted(entry: dict[str, Any]) -> bool:
+    """Whether a locked entry's files are known to differ from what it was locked to.
+
+    Cheap enough for ``list``: what the last verify found, marks left by ``verify --fix-missing``, a
+    recorded manifest that is not the expected one, and, for locked entries only, a ``stat`` of each
+    recorded file (a missing or resized file shows at once; changed bytes show after a ``verify``).
+    """
+    if not locked(entry):
+        return False
+    lock = entry.get("version_lock") or {}
+    if lock.get("last_status") in ("diverged", "missing"):
+        return True
+    download = entry.get("download") or {}
+    if download.get("status"):
+        return True
+    artifacts = entry.get("artifacts") or {}
+    if lock.get("expected_aggregate") and artifacts.get("aggregate") \
+            and lock["expected_aggregate"] != artifacts["aggregate"]:
+        return True
+    root = local_path(entry)
+    if root is None:
+        return False
+    if not os.path.exists(root):
+        return True
+    if not os.path.isdir(root):
+        files = artifacts.get("files") or []
+        return len(files) == 1 and files[0].get("size") is not None and os.path.getsize(root) != files[0]["size"]
+    for f in artifacts.get("files") or ():
+        if f.get("link") is not None or f.get("special") or f.get("size") is None:
+            continue
+        try:
+            if os.lstat(os.path.join(root, f["path"])).st_size != f["size"]:
+                return True
+        except OSError:
+            return True
+    return False
+
+
+def lock_status(entry: dict[str, Any]) -> str:
+    """``unlocked``, ``locked``, or ``drift`` (locked, and its files differ from the expected ones)."""
+    if not locked(entry):
+        return "unlocked"
+    return "drift" if drifted(entry) else "locked"
+
+
 def row(entry: dict[str, Any], *, active_name: str | None = None) -> dict[str, Any]:
     """The ``list --json`` object for one entry."""
     agg = aggregate(entry)
@@ -52,6 +110,7 @@ def row(entry: dict[str, Any], *, active_name: str | None = None) -> dict[str, A
         "roles": list(entry.get("roles") or []),
         "capabilities": true_keys(entry.get("capabilities")),
         "locked": locked(entry),
+        "lock_status": lock_status(entry),
         "aggregate": agg,
         "hash_prefix": agg.split(":", 1)[-1][:12] if agg else None,
         "installed": installed(entry),

@@ -22,6 +22,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "select": ("imageworks_models.cli.read:select_cmd", "Resolve a name, alias or role to an endpoint and served id."),
     "list-roles": ("imageworks_models.cli.read:list_roles_cmd", "List roles and the entries that play them."),
     "stats": ("imageworks_models.cli.read:stats_cmd", "Counts by backend, format and quantization; disk use."),
+    "verify": ("imageworks_models.cli.integrity:verify_cmd", "Check entries' files against the registry."),
+    "lock": ("imageworks_models.cli.integrity:lock_cmd", "Lock entries to their expected aggregate digest."),
+    "unlock": ("imageworks_models.cli.integrity:unlock_cmd", "Unlock entries."),
     "config": ("imageworks_models.cli.admin:config_cmd", "Show every resolved setting and where it came from."),
     "plugins": ("imageworks_models.cli.admin:plugins_cmd", "List plugins, their status and what they provide."),
 }
@@ -191,6 +194,8 @@ Examples:
 Examples:
   imageworks-loader list --role vision
   imageworks-loader select qwen2.5-vl-7b-vllm-awq
+  imageworks-loader verify qwen2.5-vl-7b-vllm-awq
+  imageworks-loader lock qwen2.5-vl-7b-vllm-awq --set-expected
 """,
     "imageworks-download": """Download, scan and registry-maintenance commands of the Model Downloader runbook.
 
@@ -198,6 +203,7 @@ Examples:
 Examples:
   imageworks-download list --json | jq -r '.[] | select(.quantization == "q4_k_m") | .name'
   imageworks-download stats
+  imageworks-download verify --fix-missing
 """,
 }
 

@@ -19,6 +19,9 @@ def _active():
     return read_active(state().settings().state_dir)
 
 
+_LOCK_CELL = {"unlocked": "-", "locked": "locked", "drift": "DRIFT"}
+
+
 @click.command("list")
 @click.option("--role", help="Only entries playing this role (or having this capability, e.g. vision).")
 @click.option("--backend", help="Only entries of this backend (vllm, ollama, lmdeploy, ...).")
@@ -30,8 +33,8 @@ def _active():
 def list_cmd(role, backend, include_non_installed, include_testing, details, as_json):
     """List registry entries (installed ones unless told otherwise).
 
-    Columns: name, display name, backend, roles, capabilities, lock status, aggregate-hash prefix,
-    installed, active. --json prints every row with all fields, whatever --details says.
+    Columns: name, display name, backend, roles, capabilities, lock status (locked, or DRIFT when a
+    locked entry's files no longer match), aggregate-hash prefix, installed, active. --json prints every row with all fields, whatever --details says.
 
     \b
     Examples:
@@ -54,7 +57,7 @@ def list_cmd(role, backend, include_non_installed, include_testing, details, as_
     out = []
     for r in rows:
         line = [r["name"], r["display_name"] or "", r["backend"], ",".join(r["roles"]) or "-",
-                ",".join(r["capabilities"]) or "-", "locked" if r["locked"] else "-", r["hash_prefix"] or "-",
+                ",".join(r["capabilities"]) or "-", _LOCK_CELL[r["lock_status"]], r["hash_prefix"] or "-",
                 "yes" if r["installed"] else "no", "yes" if r["active"] else ""]
         if details:
             line += [r["format"] or "-", r["quantization"] or "-", human_bytes(r["size_bytes"]),
@@ -67,6 +70,11 @@ def list_cmd(role, backend, include_non_installed, include_testing, details, as_
         notes.append(f"{hidden['not_installed']} not installed (add --include-non-installed)")
     if hidden["testing"]:
         notes.append(f"{hidden['testing']} testing (add --include-testing)")
+    drift = [r["name"] for r in rows if r["lock_status"] == "drift"]
+    if drift:
+        click.echo(f"warning: {len(drift)} locked entr{'y no longer matches its' if len(drift) == 1 else 'ies no longer match their'} "
+                   f"expected files: {', '.join(drift)} "
+                   f"(see: imageworks-loader verify {drift[0]})", err=True)
     summary = f"{len(rows)} entr{'y' if len(rows) == 1 else 'ies'}"
     click.echo(summary + (f"; hidden: {', '.join(notes)}" if notes else ""), err=True)
 

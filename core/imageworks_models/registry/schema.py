@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any, Literal, Optional
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, field_validator
 
@@ -86,6 +86,8 @@ class Download(_Model):
     directory_checksum: Optional[str] = None
     downloaded_at: Optional[str] = None
     last_accessed: Optional[str] = None
+    status: Optional[Literal["missing", "incomplete"]] = None  # set by `verify --fix-missing`, cleared when fine
+    status_since: Optional[str] = None
 
 
 class ArtifactFile(_Model):
@@ -93,17 +95,22 @@ class ArtifactFile(_Model):
     size: Optional[int] = Field(default=None, ge=0)
     digest: Digest = None
     link: Optional[str] = None  # a symlink's target, recorded instead of followed
+    special: Optional[str] = None  # fifo | socket | device: recorded, never opened
 
 
 class Artifacts(_Model):
     aggregate: Digest = None
+    manifest_version: Optional[int] = None  # None: recorded by the earlier tool (no sizes, another aggregate)
     files: list[ArtifactFile] = Field(default_factory=list)
 
 
 class VersionLock(_Model):
     locked: bool = False
     expected_aggregate: Digest = None
-    last_verified: Optional[str] = None
+    last_verified: Optional[str] = None  # the last check that matched
+    last_checked: Optional[str] = None  # the last check, whatever it found
+    last_status: Optional[Literal["ok", "diverged", "missing"]] = None
+    last_mode: Optional[Literal["full", "quick"]] = None
 
 
 class Flags(_Model):

@@ -1,0 +1,182 @@
+"""Integrity commands: verify, lock, unlock. The work is in :mod:`imageworks_models.integrity`."""
+
+from __future__ import annotations
+
+import click
+
+from .output import common_options, emit_json, human_bytes, json_option, state
+
+_STATUS = {"ok": "ok", "recorded": "recorded", "accepted": "accepted", "diverged": "DIVERGED", "missing": "MISSING",
+           "incomplete": "INCOMPLETE", "changed": "CHANGED", "not-installed": "not installed", "skipped": "skipped",
+           "error": "ERROR"}
+
+
+def _rate(nbytes: int, seconds: float) -> str:
+    return f"{nbytes / seconds / 1e9:.2f} GB/s" if seconds > 0 and nbytes else "-"
+
+
+def _describe(r) -> str:
+    from ..manifest import short
+
+    if r.status in ("not-installed", "skipped"):
+        return r.note or ""
+    if r.status == "error":
+        return r.note or ""
+    if r.mode == "install":
+        base = f"{r.files} file{'s' if r.files != 1 else ''}, {human_bytes(r.bytes)} at {r.path}"
+        return base if not r.note else f"{base} ({r.note})"
+    if r.status == "missing":
+        return r.note or "files are gone"
+    parts = [f"{r.files} file{'s' if r.files != 1 else ''}, {human_bytes(r.bytes)}, {short(r.actual)}"]
+    if r.status == "diverged":
+        parts = [f"expected {short(r.expected)}, found {short(r.actual)}"]
+    if r.hashed_files:
+        parts.append(f"hashed {r.hashed_files} in {r.seconds:.1f} s ({_rate(r.hashed_bytes, r.seconds)})")
+    if r.cached_files:
+        parts.append(f"{r.cached_files} unchanged by stat")
+    text = "; ".join(parts)
+    return text + (f" ({r.note})" if r.note else "")
+
+
+def _print_report(report, prog: str) -> None:
+    width = max((len(r.name) for r in report.results), default=0)
+    for r in report.results:
+        line = f"{_STATUS[r.status]:<13} {r.name:<{width}}  {_describe(r)}"
+        if r.locked:
+            line += "  [locked]"
+        if r.fixed:
+            line += f"  [{r.fixed}]"
+        click.echo(line.rstrip())
+        for c in r.changes:
+            click.echo(f"{'':<14}{c.describe()}")
+    summary = report.summary()
+    click.echo(", ".join(f"{n} {s}" for s, n in summary.items()) or "nothing to verify", err=True)
+    failed = [r for r in report.results if r.failed]
+    if failed:
+        first = failed[0]
+        if any(r.mode == "install" for r in failed):
+            click.echo(f"hint: re-download or re-scan the entries; `{prog} verify --fix-missing` marks the ones "
+                       f"whose files are gone", err=True)
+        elif first.locked:
+            click.echo(f"hint: if the change is intended: imageworks-loader lock {first.name} --set-expected",
+                       err=True)
+        else:
+            click.echo(f"hint: if the change is intended: imageworks-loader verify {first.name} --accept", err=True)
+    if click.get_current_context().params.get("dry_run"):
+        click.echo("note: dry run, nothing was recorded", err=True)
+
+
+@click.command("verify")
+@click.argument("names", nargs=-1, metavar="[NAME]...")
+@click.option("--all", "all_entries", is_flag=True, help="Verify every entry with files on disk.")
+@click.option("--hashes/--no-hashes", default=None,
+              help="Recompute digests (default for imageworks-loader and imageworks-models), or only check "
+                   "path, file set and sizes (default for imageworks-download).")
+@click.option("--quick", is_flag=True, help="Skip files whose size, times and inode are unchanged since hashed.")
+@click.option("--fix-missing", is_flag=True, help="Mark entries whose files are gone; clear the mark when fine again.")
+@click.option("--accept", is_flag=True, help="Record an unlocked entry's changed files as its expected state.")
+@click.option("--algorithm", metavar="NAME", help="Hasher for a first manifest (sha256, blake3); default: setting.")
+@click.option("--dry-run", is_flag=True, help="Check and report; record nothing in the registry.")
+@json_option
+@common_options
+def verify_cmd(names, all_entries, hashes, quick, fix_missing, accept, algorithm, dry_run, as_json):
+    """Check entries' files against the registry.
+
+    With hashes (the loader's verify) every file is hashed, the aggregate digest is compared with the
+    expected one, version_lock.last_verified is updated and each changed, missing, extra or renamed
+    file is named. Without hashes (the downloader's verify) only the path, the file set and sizes are
+    checked. Exit code: 0 all match, 2 any divergence or missing files, 1 a usage or read error.
+
+    \b
+    Examples:
+      imageworks-loader verify qwen2.5-vl-7b-vllm-awq
+      imageworks-loader verify --all --quick
+      imageworks-download verify
+      imageworks-download verify llama-3-8b-vllm-awq --fix-missing
+      imageworks-models verify NAME --json | jq '.results[].changes'
+    """
+    from ..integrity import verify
+    from .progress import progress_for_terminal
+
+    st = state()
+    if hashes is None:
+        hashes = st.prog != "imageworks-download"
+    report = verify(names, all_entries=all_entries, hashes=hashes, quick=quick, fix_missing=fix_missing,
+                    accept=accept, dry_run=dry_run, algorithm=algorithm, settings=st.settings(), plugins=st.plugins(),
+                    progress=progress_for_terminal())
+    if as_json:
+        emit_json(report.as_dict())
+    else:
+        _print_report(report, st.prog)
+    click.get_current_context().exit(report.exit_code)
+
+
+def _print_lock_results(results, dry_run: bool, as_json: bool) -> None:
+    from ..manifest import short
+
+    if as_json:
+        emit_json({"results": [r.as_dict() for r in results], "dry_run": dry_run})
+        return
+    for r in results:
+        state_ = "locked" if r.locked else "unlocked"
+        what = f"{state_} {r.name}" if r.changed else f"{r.name} was already {state_}"
+        if r.expected:
+            what += f" (expected {short(r.expected)})"
+        if r.manifest is not None:
+            what += f"; {len(r.manifest.files)} files, {human_bytes(r.manifest.total_bytes)} hashed"
+        if r.note:
+            what += f"; {r.note}"
+        click.echo(("would have " + what) if dry_run and r.changed else what)
+    if dry_run:
+        click.echo("note: dry run, nothing was recorded", err=True)
+
+
+@click.command("lock")
+@click.argument("names", nargs=-1, required=True, metavar="NAME...")
+@click.option("--set-expected", is_flag=True, help="Hash the files now and record the result as the expected aggregate.")
+@click.option("--quick", is_flag=True, help="With --set-expected: reuse digests of files unchanged since hashed.")
+@click.option("--algorithm", metavar="NAME", help="Hasher for --set-expected (sha256, blake3); default: setting.")
+@click.option("--dry-run", is_flag=True, help="Show what would change; record nothing.")
+@json_option
+@common_options
+def lock_cmd(names, set_expected, quick, algorithm, dry_run, as_json):
+    """Lock entries to their expected aggregate digest.
+
+    A locked entry whose files drift is reported by verify (exit 2), flagged DRIFT by list and refused
+    by activate-model. Without --set-expected the recorded manifest's aggregate becomes the expected one.
+
+    \b
+    Examples:
+      imageworks-loader lock qwen2.5-vl-7b-vllm-awq --set-expected
+      imageworks-loader lock qwen2.5-vl-7b-vllm-awq --set-expected --algorithm blake3
+      imageworks-models lock NAME --dry-run --json
+    """
+    from ..integrity import lock
+    from .progress import progress_for_terminal
+
+    st = state()
+    results = lock(names, set_expected=set_expected, quick=quick, algorithm=algorithm, dry_run=dry_run,
+                   settings=st.settings(), plugins=st.plugins(), progress=progress_for_terminal())
+    _print_lock_results(results, dry_run, as_json)
+
+
+@click.command("unlock")
+@click.argument("names", nargs=-1, required=True, metavar="NAME...")
+@click.option("--clear-expected", is_flag=True, help="Also forget the pinned expected aggregate.")
+@click.option("--dry-run", is_flag=True, help="Show what would change; record nothing.")
+@json_option
+@common_options
+def unlock_cmd(names, clear_expected, dry_run, as_json):
+    """Unlock entries.
+
+    verify still compares the files with the expected aggregate unless --clear-expected is given.
+
+    \b
+    Examples:
+      imageworks-loader unlock qwen2.5-vl-7b-vllm-awq
+      imageworks-loader unlock qwen2.5-vl-7b-vllm-awq --clear-expected
+    """
+    from ..integrity import unlock
+
+    results = unlock(names, clear_expected=clear_expected, dry_run=dry_run, settings=state().settings())
+    _print_lock_results(results, dry_run, as_json)
