@@ -651,3 +651,33 @@ def test_hook_register_hashers_plugin_adds_one_but_cannot_replace_sha256(cli, si
     h.update(b"abc")
     assert h.hexdigest() == hashlib.blake2b(b"abc").hexdigest()
     assert any("sha256" in line and "acme-hash" in line and "core" in line for line in stderr.splitlines()), stderr
+
+
+def test_hook_register_hashers_plugin_hasher_is_used_by_lock_and_verify(cli, site, tmp_path):
+    site.install("acme-b2", """
+        import hashlib
+
+        from imageworks_models import Hasher, hookimpl
+
+        @hookimpl
+        def register_hashers(register):
+            register(Hasher(name="blake2b", description="BLAKE2b-512", new=hashlib.blake2b))
+    """)
+    from imageworks_models.registry.store import RegistryStore
+    from imageworks_models.testing import make_registry
+
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "w.bin").write_bytes(b"weights")
+    reg = make_registry(tmp_path / "reg", {"name": "m-vllm", "backend": "vllm"})
+    with RegistryStore(reg).edit() as layers:
+        layers.discovered.put({"name": "m-vllm", "download": {"path": str(model)}})
+
+    locked = cli("--registry-dir", reg, "lock", "m-vllm", "--set-expected", "--algorithm", "blake2b")
+    assert locked.exit_code == 0, locked.stderr
+    entry = RegistryStore(reg).load().get("m-vllm")
+    assert entry["artifacts"]["files"][0]["digest"] == "blake2b:" + hashlib.blake2b(b"weights").hexdigest()
+    assert entry["version_lock"]["expected_aggregate"].startswith("blake2b:")
+    assert cli("--registry-dir", reg, "verify", "m-vllm").exit_code == 0
+    (model / "w.bin").write_bytes(b"weightz")
+    assert cli("--registry-dir", reg, "verify", "m-vllm").exit_code == 2

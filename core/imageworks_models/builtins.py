@@ -21,8 +21,12 @@ def register_hashers(register):
     register(Hasher(name="sha256", new=hashlib.sha256,
                     description="SHA-256 (hashlib): matches Hugging Face LFS and Ollama blob digests"))
     # Offered only when the optional package is installed (pip install 'imageworks-models[blake3]');
-    # find_spec looks for it without importing it.
-    if importlib.util.find_spec("blake3") is not None:
+    # find_spec looks for it without importing it. A broken install must not cost us sha256.
+    try:
+        available = importlib.util.find_spec("blake3") is not None
+    except (ImportError, ValueError):
+        available = False
+    if available:
         register(Hasher(name="blake3", new=_blake3,
                         description="BLAKE3 (blake3 package): several times faster, multi-threaded; "
                                     "not comparable with upstream sha256 digests"))

@@ -56,14 +56,16 @@ class StatCache:
     def lookup(self, rel: str, st: os.stat_result, algorithm: str) -> str | None:
         """The cached digest of ``rel`` if ``st`` (its ``lstat`` now) shows it unchanged, else ``None``."""
         rec = self.files.get(rel)
-        if not isinstance(rec, list) or len(rec) != 7:
+        try:
+            size, mtime_ns, ctime_ns, ino, dev, hashed_ns, digest = rec
+        except (TypeError, ValueError):
+            return None  # absent, or not a record this version wrote
+        if (size != st.st_size or mtime_ns != st.st_mtime_ns or ctime_ns != st.st_ctime_ns or ino != st.st_ino
+                or dev != st.st_dev):
             return None
-        size, mtime_ns, ctime_ns, ino, dev, hashed_ns, digest = rec
-        if (size, mtime_ns, ctime_ns, ino, dev) != (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev):
+        if type(digest) is not str or not digest.startswith(algorithm) or digest[len(algorithm)] != ":":
             return None
-        if not isinstance(digest, str) or not digest.startswith(algorithm + ":"):
-            return None
-        if not isinstance(hashed_ns, int) or st.st_mtime_ns >= hashed_ns - RACY_NS:
+        if type(hashed_ns) is not int or st.st_mtime_ns >= hashed_ns - RACY_NS:
             return None  # racy: written too close to when it was hashed to trust the mtime
         return digest
 

@@ -19,7 +19,8 @@ from . import capabilities as caps
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._()+@-]{0,199}$")
 BACKEND_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
-DIGEST_RE = re.compile(r"^(sha256|blake3):[0-9a-f]{64}$")
+DIGEST_RE = re.compile(r"^([a-z0-9][a-z0-9-]{1,31}):([0-9a-f]{16,256})$")
+DIGEST_HEX_LENGTH = {"sha256": 64, "blake3": 64}  # plugin hashers: any even length from 16 to 256
 
 
 class _Model(BaseModel):
@@ -38,8 +39,10 @@ def check_name(value: str) -> str:
 def _digest(value: Any) -> Optional[str]:
     if value is None or value == "":
         return None
-    if not isinstance(value, str) or not DIGEST_RE.match(value):
-        raise ValueError("a digest is 'sha256:' (or 'blake3:') followed by 64 lowercase hex digits")
+    match = DIGEST_RE.match(value) if isinstance(value, str) else None
+    if match is None or len(match[2]) % 2 or len(match[2]) != DIGEST_HEX_LENGTH.get(match[1], len(match[2])):
+        raise ValueError("a digest is 'sha256:' (or another hasher's name and ':') followed by lowercase hex "
+                         "digits, 64 of them for sha256 and blake3")
     return value
 
 
