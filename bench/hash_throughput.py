@@ -179,7 +179,8 @@ def run(work: Path, runs: int) -> None:
         print(f"{label}:")
         print(f"  bare hashlib loop     {gb / t_bare:6.2f} GB/s  (1.00x)")
         print(f"  openssl dgst -sha256  {gb / t_ssl:6.2f} GB/s  ({t_bare / t_ssl:.2f}x bare)")
-        print(f"  our verify (sha256)   {gb / t_our:6.2f} GB/s  ({t_bare / t_our:.2f}x bare, {t_ssl / t_our:.2f}x openssl)")
+        print(f"  our verify (sha256)   {gb / t_our:6.2f} GB/s  ({t_bare / t_our:.2f}x bare, "
+              f"{t_ssl / t_our:.2f}x openssl)")
         if t_b3:
             print(f"  our verify (blake3)   {gb / t_b3:6.2f} GB/s  ({t_our / t_b3:.2f}x our sha256)")
         print()

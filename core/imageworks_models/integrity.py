@@ -13,13 +13,14 @@ accepted state until the user accepts the new one (``verify --accept`` or ``lock
 
 from __future__ import annotations
 
+import posixpath
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
 from . import hashing, views
 from .errors import ImageworksError, IntegrityError, LockedEntryDriftError, NotVerifiableError
-from .manifest import Change, FileRecord, Manifest, build_manifest, diff, short, walk
+from .manifest import EXCLUDED_DIRS, Change, FileRecord, Manifest, build_manifest, diff, short, walk
 
 FAILED = frozenset({"diverged", "missing", "incomplete", "changed"})
 
@@ -147,7 +148,25 @@ def _legacy_manifest(entry: dict[str, Any]) -> bool:
 
 
 def _recorded_files(entry: dict[str, Any]) -> list[FileRecord]:
-    return [FileRecord.from_dict(f) for f in _artifacts_of(entry).get("files") or () if isinstance(f, dict)]
+    files = [FileRecord.from_dict(f) for f in _artifacts_of(entry).get("files") or () if isinstance(f, dict)]
+    if _legacy_manifest(entry):  # the earlier tool also hashed huggingface_hub's bookkeeping, never walked here
+        files = [f for f in files if not any(f.path == d or f.path.startswith(d + "/") for d in EXCLUDED_DIRS)]
+    return files
+
+
+def _as_earlier_tool_saw(files: list[FileRecord]) -> list[FileRecord]:
+    """The files as the earlier tool recorded them: it followed links (``is_file``) and recorded the
+    target's digest under the link's own path. Links we cannot follow inside the folder stay links."""
+    by_path = {f.path: f for f in files}
+    out = []
+    for f in files:
+        if f.link is not None:
+            target = f if f.digest else by_path.get(posixpath.normpath(posixpath.join(posixpath.dirname(f.path),
+                                                                                      f.link)))
+            if target is not None and target.digest:
+                f = FileRecord(f.path, target.size, target.digest)
+        out.append(f)
+    return out
 
 
 def entry_root(entry: dict[str, Any], *, explicit: bool) -> Path | None:
@@ -217,14 +236,19 @@ def _verify_hashes(entry: dict[str, Any], root: Path, *, quick: bool, accept: bo
         result.changes = diff(recorded, manifest.files, unreadable=manifest.errors) if recorded else []
         return result
     if legacy:
-        # The earlier tool's aggregate cannot be recomputed: compare file by file, upgrade on a match.
-        result.changes = diff(recorded, manifest.files)
+        # The earlier tool's aggregate cannot be recomputed: compare file by file, upgrade on a match. It
+        # often recorded only some files (config, tokenizer): files it did not record are not a divergence.
+        found = diff(recorded, _as_earlier_tool_saw(manifest.files))
+        result.changes = [c for c in found if c.change != "extra"]
+        unrecorded = len(found) - len(result.changes)
         if result.changes:
             result.status = "diverged"
             result.note = "compared file by file with the manifest the earlier tool recorded"
         else:
             result.status = "recorded"
             result.note = "the earlier tool's manifest matched file by file; recorded it in this tool's form"
+            if unrecorded:
+                result.note += f" (with {unrecorded} file{'s' if unrecorded > 1 else ''} it had not recorded)"
         return result
     if not expected:
         result.status = "recorded"
@@ -271,7 +295,8 @@ def _verify_install(entry: dict[str, Any], root: Path) -> VerifyResult:
             elif rec.link is None and rec.size is not None and cur.size != rec.size and not rec.special:
                 result.changes.append(Change(rec.path, "changed", FileRecord(rec.path, rec.size),
                                              FileRecord(rec.path, cur.size)))
-        result.changes += [Change(p, "extra", None, r) for p, r in sorted(now.items())]
+        if not _legacy_manifest(entry):  # the earlier tool often recorded only some of the files
+            result.changes += [Change(p, "extra", None, r) for p, r in sorted(now.items())]
     else:
         names = (entry.get("download") or {}).get("files") or []
         present = {i.rel for i in items} | {Path(i.rel).name for i in items}
@@ -358,13 +383,19 @@ def verify(names: Sequence[str] = (), *, all_entries: bool = False, hashes: bool
 
 
 def _fix_action(entry: dict[str, Any], r: VerifyResult) -> str | None:
+    """What ``--fix-missing`` does for one result: mark files gone (all, or some), or clear the mark."""
     current = (entry.get("download") or {}).get("status")
-    if r.status == "missing" or (r.status == "incomplete"):
-        wanted = "missing" if r.status == "missing" else "incomplete"
-        return None if current == wanted else f"marked {wanted}"
-    if r.status in ("ok", "recorded", "accepted", "changed") and current:
-        return "cleared"
-    return None
+    if r.status == "missing":
+        wanted = "missing"
+    elif r.status == "incomplete" or (r.status == "diverged" and any(c.change == "missing" for c in r.changes)):
+        wanted = "incomplete"
+    elif r.status in ("skipped", "not-installed", "error"):
+        return None
+    else:
+        wanted = None
+    if wanted == current:
+        return None
+    return f"marked {wanted}" if wanted else "cleared"
 
 
 def _discovered_entry(layers, name: str) -> dict[str, Any]:
@@ -570,7 +601,7 @@ def check_activation_allowed(entry: dict[str, Any], *, settings: Any = None, plu
                             plugins=plugins, progress=progress)
     if result.status == "error":
         raise IntegrityError(f"refusing to activate {name!r}: it is locked and {result.note}", hint=hint)
-    if result.status != "ok":
+    if result.failed:  # "recorded": an earlier tool's manifest that matched, or nothing pinned to compare
         raise LockedEntryDriftError(
             f"refusing to activate {name!r}: it is locked and its files no longer match "
             f"(expected {short(expected_aggregate(entry))}, found {short(result.actual)})",

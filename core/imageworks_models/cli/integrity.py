@@ -38,9 +38,11 @@ def _describe(r) -> str:
     return text + (f" ({r.note})" if r.note else "")
 
 
-def _print_report(report, prog: str) -> None:
-    width = max((len(r.name) for r in report.results), default=0)
-    for r in report.results:
+def _print_report(report, prog: str, *, named: bool) -> None:
+    # Checking everything: entries with nothing on disk are only counted in the summary.
+    shown = [r for r in report.results if named or r.status not in ("not-installed", "skipped")]
+    width = max((len(r.name) for r in shown), default=0)
+    for r in shown:
         line = f"{_STATUS[r.status]:<13} {r.name:<{width}}  {_describe(r)}"
         if r.locked:
             line += "  [locked]"
@@ -107,7 +109,7 @@ def verify_cmd(names, all_entries, hashes, quick, fix_missing, accept, algorithm
     if as_json:
         emit_json(report.as_dict())
     else:
-        _print_report(report, st.prog)
+        _print_report(report, st.prog, named=bool(names))
     click.get_current_context().exit(report.exit_code)
 
 
@@ -133,7 +135,8 @@ def _print_lock_results(results, dry_run: bool, as_json: bool) -> None:
 
 @click.command("lock")
 @click.argument("names", nargs=-1, required=True, metavar="NAME...")
-@click.option("--set-expected", is_flag=True, help="Hash the files now and record the result as the expected aggregate.")
+@click.option("--set-expected", is_flag=True,
+              help="Hash the files now and record the result as the expected aggregate.")
 @click.option("--quick", is_flag=True, help="With --set-expected: reuse digests of files unchanged since hashed.")
 @click.option("--algorithm", metavar="NAME", help="Hasher for --set-expected (sha256, blake3); default: setting.")
 @click.option("--dry-run", is_flag=True, help="Show what would change; record nothing.")

@@ -34,7 +34,8 @@ def list_cmd(role, backend, include_non_installed, include_testing, details, as_
     """List registry entries (installed ones unless told otherwise).
 
     Columns: name, display name, backend, roles, capabilities, lock status (locked, or DRIFT when a
-    locked entry's files no longer match), aggregate-hash prefix, installed, active. --json prints every row with all fields, whatever --details says.
+    locked entry's files no longer match), aggregate-hash prefix, installed, active. --json prints
+    every row with all fields, whatever --details says.
 
     \b
     Examples:
@@ -72,8 +73,8 @@ def list_cmd(role, backend, include_non_installed, include_testing, details, as_
         notes.append(f"{hidden['testing']} testing (add --include-testing)")
     drift = [r["name"] for r in rows if r["lock_status"] == "drift"]
     if drift:
-        click.echo(f"warning: {len(drift)} locked entr{'y no longer matches its' if len(drift) == 1 else 'ies no longer match their'} "
-                   f"expected files: {', '.join(drift)} "
+        verb = "y no longer matches its" if len(drift) == 1 else "ies no longer match their"
+        click.echo(f"warning: {len(drift)} locked entr{verb} expected files: {', '.join(drift)} "
                    f"(see: imageworks-loader verify {drift[0]})", err=True)
     summary = f"{len(rows)} entr{'y' if len(rows) == 1 else 'ies'}"
     click.echo(summary + (f"; hidden: {', '.join(notes)}" if notes else ""), err=True)
