@@ -423,3 +423,18 @@ def test_unknown_algorithm_names_the_installed_ones(tmp_path):
     (tmp_path / "f").write_bytes(b"x")
     with pytest.raises(HasherNotFoundError, match="sha256"):
         hashing.hash_file(tmp_path / "f", algorithm="md5", plugins=get_plugins())
+
+
+def test_a_multithreaded_hasher_gets_one_file_at_a_time(tmp_path):
+    from imageworks_models.records import Hasher
+
+    root = make_model(tmp_path / "m", {f"w{i}.bin": os.urandom(hashing.BLOCK + i) for i in range(4)})
+    host = get_plugins()
+    host.hashers["fake-mt"] = Hasher(name="fake-mt", description="test", new=hashlib.sha256, multithreaded=True)
+    host.hashers["fake-st"] = Hasher(name="fake-st", description="test", new=hashlib.sha256)
+    one, many = Recorder(), Recorder()
+    a = build_manifest(root, algorithm="fake-mt", plugins=host, workers=2, progress=one)
+    b = build_manifest(root, algorithm="fake-st", plugins=host, workers=2, progress=many)
+    assert one.threads == {threading.current_thread().name}  # its update() spreads over the cores itself
+    assert len(many.threads) == 2
+    assert [f.digest.split(":")[1] for f in a.files] == [f.digest.split(":")[1] for f in b.files]

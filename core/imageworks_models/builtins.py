@@ -27,6 +27,6 @@ def register_hashers(register):
     except (ImportError, ValueError):
         available = False
     if available:
-        register(Hasher(name="blake3", new=_blake3,
+        register(Hasher(name="blake3", new=_blake3, multithreaded=True,
                         description="BLAKE3 (blake3 package): several times faster, multi-threaded; "
                                     "not comparable with upstream sha256 digests"))

@@ -287,7 +287,8 @@ def build_manifest(root: Path | str, *, algorithm: str = "sha256", plugins: Any 
         try:
             hashed_ns = now_ns()
             results = hashing.hash_many(jobs, algorithm=hasher.name, new=hasher.new,
-                                        workers=hashing.workers_for(workers), progress=progress)
+                                        workers=1 if hasher.multithreaded else hashing.workers_for(workers),
+                                        progress=progress)
         finally:
             progress.finish()
         for job in jobs:

@@ -54,11 +54,15 @@ class Hasher:
         name: the algorithm name (``sha256`` is built in and the default).
         description: one line for ``imageworks-models plugins``.
         new: returns a fresh hashlib-style object (``update(bytes)``, ``hexdigest()``).
+        multithreaded: ``update`` already spreads one large buffer over several cores (blake3 does);
+            files are then hashed one at a time, each with a reader thread ahead, instead of one
+            thread per file competing for the same cores.
     """
 
     name: str
     description: str
     new: Callable[[], Any]
+    multithreaded: bool = False
 
 
 @dataclass(frozen=True)
