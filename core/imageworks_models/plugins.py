@@ -235,19 +235,22 @@ class PluginHost:
         log.warning(message)
 
     # -- using ---------------------------------------------------------------------------------------
+    def _lookup(self, table: dict[str, Any], name: str, what: str, error: type, hint: str) -> Any:
+        key = normalize_name(name)
+        if key in table:
+            return table[key]
+        installed = ", ".join(sorted(table)) or "none"
+        raise error(f"no installed plugin provides the {what} {name!r} (installed: {installed})", hint=hint)
+
     def backend(self, name: str) -> "Backend":
         """The backend registered as ``name``.
 
         Raises:
             BackendNotFoundError: no loaded plugin provides it (the message lists those that do).
         """
-        key = normalize_name(name)
-        if key in self.backends:
-            return self.backends[key]
-        installed = ", ".join(sorted(self.backends)) or "none"
-        raise BackendNotFoundError(f"no installed plugin provides the backend {name!r} (installed: {installed})",
-                                   hint=f"install it (pip install imageworks-models-{key}) or check "
-                                        "`imageworks-models plugins`")
+        return self._lookup(self.backends, name, "backend", BackendNotFoundError,
+                            f"install it (pip install imageworks-models-{normalize_name(name)}) or check "
+                            "`imageworks-models plugins`")
 
     def hasher(self, name: str) -> "Hasher":
         """The hasher registered as ``name`` (``sha256`` is built in).
@@ -255,14 +258,9 @@ class PluginHost:
         Raises:
             HasherNotFoundError: no loaded plugin provides it (the message lists those that do).
         """
-        key = normalize_name(name)
-        if key in self.hashers:
-            return self.hashers[key]
-        installed = ", ".join(sorted(self.hashers)) or "none"
-        hint = ("install it: pip install 'imageworks-models[blake3]'" if key == "blake3" else
+        hint = ("install it: pip install 'imageworks-models[blake3]'" if normalize_name(name) == "blake3" else
                 "check `imageworks-models plugins` for the installed hashers")
-        raise HasherNotFoundError(f"no installed plugin provides the hash algorithm {name!r} "
-                                  f"(installed: {installed})", hint=hint)
+        return self._lookup(self.hashers, name, "hash algorithm", HasherNotFoundError, hint)
 
     def inspect_artifact(self, path) -> "ArtifactInfo | None":
         """Ask plugins, in pluggy's call order, to identify ``path``; the first answer wins."""
