@@ -441,3 +441,21 @@ def test_snapshot_with_matching_sources_but_bad_entries_is_ignored(layered):
     (layered / MERGED_FILE).write_text(json.dumps(snap))
     registry = store.load()
     assert registry.get("qwen-vl")["display_name"] == "Qwen VL (curated)"
+
+
+@pytest.mark.parametrize("mutate, path", [
+    (lambda e: e["artifacts"]["files"][0].__setitem__("digest", "sha256:" + "0" * 63), "artifacts.files[0].digest"),
+    (lambda e: e["download"].__setitem__("size_bytes", -1), "download.size_bytes"),
+])
+def test_an_entry_changed_in_place_is_validated_again_on_save(layered, mutate, path):
+    """A save re-validates only entries that changed since load: one edited in place must count."""
+    from imageworks_models.errors import RegistryValidationError
+
+    before = folder_digests(layered)
+    with pytest.raises(RegistryValidationError) as info:
+        with RegistryStore(layered).edit() as layers:
+            mutate(layers.discovered.get("qwen-vl"))
+    assert any(path in p for p in info.value.problems), info.value.problems
+    after = folder_digests(layered)
+    after.pop(".model_registry.lock", None)  # the (empty) lock file the edit took
+    assert after == before

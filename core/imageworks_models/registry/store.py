@@ -95,6 +95,9 @@ class Layer:
     read_only: str | None = None  # why this layer may not be written
     views: dict[str, dict[str, Any]] = field(default_factory=dict)  # validated, only fields set
     _baseline: str | None = None
+    # name -> (the entry as compact JSON, its view) for entries validated since load: a save
+    # re-validates only entries that changed (pydantic on big artifact manifests is the slow part).
+    _validated: dict[str, tuple[str, dict[str, Any], tuple[str, bool]]] = field(default_factory=dict)
 
     # -- editing -------------------------------------------------------------------------------------
     def get(self, name: str) -> dict[str, Any] | None:
@@ -186,6 +189,7 @@ def _validate_into(layer: Layer, raw_entries: list[Any]) -> None:
     seen_folded: dict[str, tuple[int, str]] = {}
     entries: dict[str, dict[str, Any]] = {}
     views: dict[str, dict[str, Any]] = {}
+    validated: dict[str, tuple[str, dict[str, Any], tuple[str, bool]]] = {}
     for index, raw in enumerate(raw_entries):
         label = _entry_label(index, raw)
         if not isinstance(raw, dict):
@@ -199,6 +203,22 @@ def _validate_into(layer: Layer, raw_entries: list[Any]) -> None:
                     existing = raw.get("capability_options")
                     existing = existing if isinstance(existing, dict) else {}
                     raw = fields.ordered({**raw, "capability_options": options | existing})
+        try:
+            print_ = json.dumps(raw, ensure_ascii=False, separators=(",", ":"))
+        except (TypeError, ValueError):
+            print_ = None  # not JSON: validation below says what is wrong
+        raw_name = raw.get("name")
+        cached = layer._validated.get(raw_name) if print_ is not None and isinstance(raw_name, str) else None
+        if cached is not None and cached[0] == print_ and (layer.kind, layer.legacy) == cached[2]:
+            name = raw["name"]
+            if name in seen or _name_key(name) in seen_folded:
+                cached = None  # let the full path below report the duplicate
+            else:
+                seen[name] = index
+                seen_folded[_name_key(name)] = (index, name)
+                entries[name], views[name] = raw, cached[1]
+                validated[name] = cached
+                continue
         try:
             model = Entry.model_validate(raw)
         except ValidationError as exc:
@@ -226,6 +246,8 @@ def _validate_into(layer: Layer, raw_entries: list[Any]) -> None:
         set_keys = model.model_fields_set | set(model.model_extra or {})
         entries[name] = raw
         views[name] = {k: full[k] for k in raw if k in set_keys and k in full}
+        if print_ is not None:
+            validated[name] = (print_, views[name], (layer.kind, layer.legacy))
     if problems:
         hint = None
         if layer.read_only:
@@ -233,6 +255,7 @@ def _validate_into(layer: Layer, raw_entries: list[Any]) -> None:
         raise RegistryValidationError(str(layer.path), problems, hint=hint)
     layer.entries = entries
     layer.views = views
+    layer._validated = validated
 
 
 @dataclass
