@@ -111,11 +111,16 @@ class LockResult:
 # -- helpers ---------------------------------------------------------------------------------------
 
 
-def _context(settings, plugins):
+def _settings(settings):
     if settings is None:
         from .settings import load_settings
 
         settings = load_settings()
+    return settings
+
+
+def _context(settings, plugins):
+    settings = _settings(settings)
     if plugins is None:
         from .plugins import get_plugins
 
@@ -549,7 +554,7 @@ def unlock(names: Sequence[str], *, clear_expected: bool = False, dry_run: bool 
     """
     if not names:
         raise ImageworksError("name the entries to unlock", hint="e.g. imageworks-loader unlock NAME")
-    settings, _ = _context(settings, plugins=False)
+    settings = _settings(settings)
     store = _store(settings)
     registry = store.load()
     entries = list({e["name"]: e for e in (registry.get(n) for n in names)}.values())

@@ -242,7 +242,7 @@ def build_manifest(root: Path | str, *, algorithm: str = "sha256", plugins: Any 
         raise NotVerifiableError(f"{root} does not exist", hint="was the model moved or deleted?") from None
     single = len(items) == 1 and items[0].rel == root.name and not root.is_dir()
     base = str(root.parent if single else root)
-    from .statcache import StatCache, now_ns
+    from .statcache import StatCache
 
     cache = StatCache.for_root(cache_dir, root)
     repo_dir = _cache_repo_dir(root) if not single else None
@@ -285,7 +285,7 @@ def build_manifest(root: Path | str, *, algorithm: str = "sha256", plugins: Any 
     if jobs:
         progress.start(total_bytes=hashed_bytes, files=len(jobs), label=label or root.name)
         try:
-            hashed_ns = now_ns()
+            hashed_ns = time.time_ns()
             results = hashing.hash_many(jobs, algorithm=hasher.name, new=hasher.new,
                                         workers=1 if hasher.multithreaded else hashing.workers_for(workers),
                                         progress=progress)

@@ -14,7 +14,6 @@ import contextlib
 import hashlib
 import json
 import os
-import time
 from pathlib import Path
 
 from . import storage
@@ -92,7 +91,3 @@ class StatCache:
             with storage.file_lock(self.path.with_suffix(".lock"), timeout=0, what="the stat cache"):
                 storage.atomic_write(self.path, data)
             self._dirty = False
-
-
-def now_ns() -> int:
-    return time.time_ns()

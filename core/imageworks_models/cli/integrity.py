@@ -18,9 +18,7 @@ def _rate(nbytes: int, seconds: float) -> str:
 def _describe(r) -> str:
     from ..manifest import short
 
-    if r.status in ("not-installed", "skipped"):
-        return r.note or ""
-    if r.status == "error":
+    if r.status in ("not-installed", "skipped", "error"):
         return r.note or ""
     if r.mode == "install":
         base = f"{r.files} file{'s' if r.files != 1 else ''}, {human_bytes(r.bytes)} at {r.path}"
