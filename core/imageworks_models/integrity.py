@@ -217,10 +217,9 @@ def _verify_hashes(entry: dict[str, Any], root: Path, *, quick: bool, accept: bo
     result = VerifyResult(name=name, status="ok", mode="quick" if quick else "full", path=str(root),
                           expected=None if legacy else expected, locked=bool(lock.get("locked")),
                           _compared=(lock.get("expected_aggregate"), _artifacts_of(entry).get("aggregate")))
-    recorded = _recorded_files(entry)
     if not root.exists():
         result.status = "missing"
-        result.changes = [Change(f.path, "missing", f, None) for f in recorded]
+        result.changes = [Change(f.path, "missing", f, None) for f in _recorded_files(entry)]
         result.note = f"{root} does not exist"
         return result
     algo = _algorithm_for(entry, algorithm, settings)
@@ -238,12 +237,13 @@ def _verify_hashes(entry: dict[str, Any], root: Path, *, quick: bool, accept: bo
         path, why = next(iter(manifest.errors.items()))
         more = len(manifest.errors) - 1
         result.note = why + (f" (and {more} more unreadable file{'s' if more > 1 else ''})" if more else "")
+        recorded = _recorded_files(entry)
         result.changes = diff(recorded, manifest.files, unreadable=manifest.errors) if recorded else []
         return result
     if legacy:
         # The earlier tool's aggregate cannot be recomputed: compare file by file, upgrade on a match. It
         # often recorded only some files (config, tokenizer): files it did not record are not a divergence.
-        found = diff(recorded, _as_earlier_tool_saw(manifest.files))
+        found = diff(_recorded_files(entry), _as_earlier_tool_saw(manifest.files))
         result.changes = [c for c in found if c.change != "extra"]
         unrecorded = len(found) - len(result.changes)
         if result.changes:
@@ -263,7 +263,7 @@ def _verify_hashes(entry: dict[str, Any], root: Path, *, quick: bool, accept: bo
         return result
     result.status = "diverged"
     if _artifacts_of(entry).get("aggregate") == expected or not lock.get("expected_aggregate"):
-        result.changes = diff(recorded, manifest.files)
+        result.changes = diff(_recorded_files(entry), manifest.files)
     else:
         result.note = ("the recorded manifest is not the expected one, so the files that changed cannot be "
                        "named; compare with `show NAME --json`")
