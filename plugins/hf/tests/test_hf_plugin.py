@@ -1,6 +1,6 @@
 """The Hugging Face plugin (imageworks-models-hf): installed, loaded, and registering its source.
 
-The conftest in tests/ is not visible here; imageworks_models.testing isolates the environment.
+The conftest in tests/ is not visible here; the ``imageworks_isolated`` fixture isolates the environment.
 """
 
 from __future__ import annotations
@@ -11,14 +11,12 @@ import pytest
 
 from imageworks_models.plugins import get_plugins
 from imageworks_models.settings import load_settings
-from imageworks_models.testing import check_installed_plugin, isolate_environment, plugin_row
+from imageworks_models.testing import check_installed_plugin, plugin_row
 
 PLUGIN_DIR = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(autouse=True)
-def isolated(tmp_path, monkeypatch):
-    yield from isolate_environment(tmp_path, monkeypatch)
+pytestmark = pytest.mark.usefixtures("imageworks_isolated")  # from imageworks_models.pytest_plugin
 
 
 DIST = "imageworks-models-hf"

@@ -1,7 +1,7 @@
 """The LMDeploy plugin (imageworks-models-lmdeploy): its backend and the endpoint rule (``base_url`` of a
 remote entry, else LMDeploy's api_server on the entry's host/port, default port 23333).
 
-The conftest in tests/ is not visible here; imageworks_models.testing isolates the environment.
+The conftest in tests/ is not visible here; the ``imageworks_isolated`` fixture isolates the environment.
 """
 
 from __future__ import annotations
@@ -14,19 +14,13 @@ import pytest
 from imageworks_models import testing
 from imageworks_models.plugins import get_plugins
 from imageworks_models.settings import load_settings
-from imageworks_models.testing import check_installed_plugin, isolate_environment, plugin_row, run_cli
+from imageworks_models.testing import check_installed_plugin, plugin_row, run_cli
 from imageworks_models.testing import test_settings as settings
 
 PLUGIN_DIR = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(autouse=True)
-def isolated(tmp_path, monkeypatch):
-    yield from isolate_environment(tmp_path, monkeypatch)
-
-
-def make_registry(tmp_path: Path, *entries: dict) -> str:
-    return testing.make_registry(tmp_path / "registry", *entries)
+pytestmark = pytest.mark.usefixtures("imageworks_isolated")  # from imageworks_models.pytest_plugin
 
 
 DIST = "imageworks-models-lmdeploy"
@@ -92,8 +86,8 @@ def test_lmdeploy_endpoint_default_port_is_23333(tmp_path, backend_config):
 
 
 def test_select_uses_the_lmdeploy_plugin(tmp_path):
-    registry = make_registry(
-        tmp_path,
+    registry = testing.make_registry(
+        tmp_path / "registry",
         {"name": "internvl-local", "backend": "lmdeploy"},
         {"name": "internvl-remote", "backend": "lmdeploy", "backend_config": {"base_url": "http://gpu-box:23333"}},
     )

@@ -1,6 +1,6 @@
 """The Ollama plugin (imageworks-models-ollama): its source, its backend, and the OLLAMA_HOST endpoint rule.
 
-The conftest in tests/ is not visible here; imageworks_models.testing isolates the environment.
+The conftest in tests/ is not visible here; the ``imageworks_isolated`` fixture isolates the environment.
 """
 
 from __future__ import annotations
@@ -13,19 +13,13 @@ import pytest
 from imageworks_models import testing
 from imageworks_models.plugins import get_plugins
 from imageworks_models.settings import load_settings
-from imageworks_models.testing import check_installed_plugin, isolate_environment, plugin_row, run_cli
+from imageworks_models.testing import check_installed_plugin, plugin_row, run_cli
 from imageworks_models.testing import test_settings as settings
 
 PLUGIN_DIR = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(autouse=True)
-def isolated(tmp_path, monkeypatch):
-    yield from isolate_environment(tmp_path, monkeypatch)
-
-
-def make_registry(tmp_path: Path, *entries: dict) -> str:
-    return testing.make_registry(tmp_path / "registry", *entries)
+pytestmark = pytest.mark.usefixtures("imageworks_isolated")  # from imageworks_models.pytest_plugin
 
 
 DIST = "imageworks-models-ollama"
@@ -85,7 +79,8 @@ def test_ollama_endpoint_ignores_per_entry_ports(tmp_path):
 
 
 def test_select_uses_ollama_host_from_the_environment(tmp_path, monkeypatch):
-    registry = make_registry(tmp_path, {"name": "llava-7b", "backend": "ollama", "served_model_id": "llava:7b"})
+    registry = testing.make_registry(tmp_path / "registry",
+                                     {"name": "llava-7b", "backend": "ollama", "served_model_id": "llava:7b"})
     monkeypatch.setenv("OLLAMA_HOST", "0.0.0.0:11999")
 
     result = run_cli("--registry-dir", registry, "select", "llava-7b", "--json")

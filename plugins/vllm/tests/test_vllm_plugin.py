@@ -1,7 +1,7 @@
 """The vLLM plugin (imageworks-models-vllm): its backend and the endpoint rule (entry host/port, else
 the orchestrator's single port, ``vllm_port`` / CHAT_PROXY_VLLM_PORT).
 
-The conftest in tests/ is not visible here; imageworks_models.testing isolates the environment.
+The conftest in tests/ is not visible here; the ``imageworks_isolated`` fixture isolates the environment.
 """
 
 from __future__ import annotations
@@ -14,19 +14,13 @@ import pytest
 from imageworks_models import testing
 from imageworks_models.plugins import get_plugins
 from imageworks_models.settings import load_settings
-from imageworks_models.testing import check_installed_plugin, isolate_environment, plugin_row, run_cli
+from imageworks_models.testing import check_installed_plugin, plugin_row, run_cli
 from imageworks_models.testing import test_settings as settings
 
 PLUGIN_DIR = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(autouse=True)
-def isolated(tmp_path, monkeypatch):
-    yield from isolate_environment(tmp_path, monkeypatch)
-
-
-def make_registry(tmp_path: Path, *entries: dict) -> str:
-    return testing.make_registry(tmp_path / "registry", *entries)
+pytestmark = pytest.mark.usefixtures("imageworks_isolated")  # from imageworks_models.pytest_plugin
 
 
 DIST = "imageworks-models-vllm"
@@ -91,7 +85,8 @@ def test_vllm_endpoint_default_port_from_config_file(tmp_path):
 
 
 def test_select_uses_the_vllm_plugin_and_chat_proxy_port(tmp_path, monkeypatch):
-    registry = make_registry(tmp_path, {"name": "qwen-vl", "backend": "vllm", "served_model_id": "Qwen/Qwen2.5-VL"})
+    registry = testing.make_registry(tmp_path / "registry",
+                                     {"name": "qwen-vl", "backend": "vllm", "served_model_id": "Qwen/Qwen2.5-VL"})
     monkeypatch.setenv("CHAT_PROXY_VLLM_PORT", "8444")
 
     result = run_cli("--registry-dir", registry, "select", "qwen-vl", "--json")
@@ -105,7 +100,7 @@ def test_select_uses_the_vllm_plugin_and_chat_proxy_port(tmp_path, monkeypatch):
 
 def test_select_without_the_vllm_plugin_has_no_default_port(tmp_path, monkeypatch):
     # the single-port default is this plugin's rule: with the plugin disabled the core cannot guess it
-    registry = make_registry(tmp_path, {"name": "qwen-vl", "backend": "vllm"})
+    registry = testing.make_registry(tmp_path / "registry", {"name": "qwen-vl", "backend": "vllm"})
     monkeypatch.setenv("IMAGEWORKS_DISABLE_PLUGINS", "vllm")
 
     result = run_cli("--registry-dir", registry, "select", "qwen-vl", "--json")
