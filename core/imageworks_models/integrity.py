@@ -198,6 +198,13 @@ def entry_root(entry: dict[str, Any], *, explicit: bool) -> Path | None:
     return Path(views.local_path(entry))
 
 
+def _hash_entry(root: Path, algorithm: str, *, quick: bool, settings, plugins, progress: hashing.Progress,
+                label: str) -> Manifest:
+    """The entry's manifest, with the cache folder and worker count the settings give."""
+    return build_manifest(root, algorithm=algorithm, plugins=plugins, quick=quick, cache_dir=settings.cache_dir,
+                          workers=settings.hash_workers, progress=progress, label=label)
+
+
 def _algorithm_for(entry: dict[str, Any], requested: str | None, settings) -> str:
     expected = expected_aggregate(entry)
     if expected and not _legacy_manifest(entry):
@@ -223,8 +230,7 @@ def _verify_hashes(entry: dict[str, Any], root: Path, *, quick: bool, accept: bo
         result.note = f"{root} does not exist"
         return result
     algo = _algorithm_for(entry, algorithm, settings)
-    manifest = build_manifest(root, algorithm=algo, plugins=plugins, quick=quick, cache_dir=settings.cache_dir,
-                              workers=settings.hash_workers, progress=progress, label=name)
+    manifest = _hash_entry(root, algo, quick=quick, settings=settings, plugins=plugins, progress=progress, label=name)
     result.manifest = manifest
     result.algorithm = manifest.algorithm
     result.actual = manifest.aggregate
@@ -355,6 +361,7 @@ def verify(names: Sequence[str] = (), *, all_entries: bool = False, hashes: bool
         raise ImageworksError("name the entries to verify, or use --all to hash every installed entry",
                               hint="e.g. imageworks-loader verify qwen2.5-vl-7b-vllm-awq")
     roots = {e["name"]: entry_root(e, explicit=bool(names)) for e in entries}
+    mode = "install" if not hashes else ("quick" if quick else "full")
     if hashes:
         for e in entries:
             if roots[e["name"]] is not None:
@@ -365,7 +372,7 @@ def verify(names: Sequence[str] = (), *, all_entries: bool = False, hashes: bool
         if root is None:
             path = (entry.get("download") or {}).get("path")
             results.append(VerifyResult(name=entry["name"], status="skipped" if path else "not-installed",
-                                        mode="install" if not hashes else ("quick" if quick else "full"), path=path,
+                                        mode=mode, path=path,
                                         note="in another program's store" if path else "no files recorded"))
             continue
         try:
@@ -376,8 +383,7 @@ def verify(names: Sequence[str] = (), *, all_entries: bool = False, hashes: bool
                 results.append(_verify_install(entry, root))
         except IntegrityError as exc:
             results.append(VerifyResult(name=entry["name"], status="error", path=str(root),
-                                        mode="install" if not hashes else ("quick" if quick else "full"),
-                                        note=exc.message))
+                                        mode=mode, note=exc.message))
     report = VerifyReport(results)
     if fix_missing:
         for r in results:
@@ -508,8 +514,8 @@ def lock(names: Sequence[str], *, set_expected: bool = False, quick: bool = Fals
                 raise NotVerifiableError(f"cannot lock {name!r}: {root} does not exist",
                                          hint="restore the files, or record where they are now with a scan")
             algo = algorithm or settings.hash_algorithm
-            manifest = build_manifest(root, algorithm=algo, plugins=plugins, quick=quick, cache_dir=settings.cache_dir,
-                                      workers=settings.hash_workers, progress=progress, label=name)
+            manifest = _hash_entry(root, algo, quick=quick, settings=settings, plugins=plugins, progress=progress,
+                                   label=name)
             if manifest.errors:
                 path, why = next(iter(manifest.errors.items()))
                 raise IntegrityError(f"cannot lock {name!r}: {why}", hint="fix the file, then lock again")
