@@ -30,3 +30,11 @@ def register_hashers(register):
         register(Hasher(name="blake3", new=_blake3, multithreaded=True,
                         description="BLAKE3 (blake3 package): several times faster, multi-threaded; "
                                     "not comparable with upstream sha256 digests"))
+
+
+@hookimpl
+def inspect_artifact(path):
+    # imported here: this module is imported at every CLI start and must stay cheap
+    from .formats.inspect import inspect_path
+
+    return inspect_path(path)

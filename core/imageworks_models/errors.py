@@ -129,6 +129,22 @@ class LockedEntryDriftError(DivergenceError):
     """A locked entry's files no longer match its expected aggregate; it may not be activated."""
 
 
+# --- artifacts (model file formats) ---------------------------------------------------------------
+
+
+class ArtifactFormatError(ImageworksError):
+    """A model file (GGUF, safetensors, config JSON...) is malformed, truncated or hostile.
+
+    ``message`` is ``"<path>: <cause>"``: one line naming the file, so a folder inspection can list one
+    line per bad file.
+    """
+
+    def __init__(self, path, cause: str, *, hint: str | None = None):
+        super().__init__(f"{path}: {cause}", hint=hint)
+        self.path = str(path)
+        self.cause = cause
+
+
 # --- plugins ------------------------------------------------------------------------------------
 
 
@@ -146,3 +162,42 @@ class BackendNotFoundError(PluginError):
 
 class HasherNotFoundError(PluginError):
     """A digest or option names a hash algorithm that no installed plugin provides."""
+
+
+# --- acquisition (downloads, scans) -------------------------------------------------------------
+
+
+class AcquisitionError(ImageworksError):
+    """A model could not be fetched or discovered; the registry is unchanged."""
+
+
+class UnsafePathError(AcquisitionError):
+    """A file name from a remote or a store could escape its target folder; nothing was written."""
+
+
+class SourceNotFoundError(PluginError):
+    """No installed plugin provides the source (or the ability) a command needs."""
+
+
+class RemoteNotFoundError(AcquisitionError):
+    """The repository, revision or file does not exist on the remote (or is private)."""
+
+
+class RemoteAccessError(AcquisitionError):
+    """The remote refused access: a gated repository, or a missing or rejected token."""
+
+
+class RemoteUnavailableError(AcquisitionError):
+    """The remote could not be reached or kept failing."""
+
+
+class DownloadError(AcquisitionError):
+    """A transfer failed or delivered wrong bytes; bad files were deleted, nothing was registered."""
+
+
+class ChecksumMismatchError(DownloadError):
+    """A downloaded file's digest differs from the one the remote published."""
+
+
+class DiskSpaceError(AcquisitionError):
+    """Not enough free space for a download (checked before it starts) or the disk filled up."""

@@ -79,6 +79,93 @@ class ArtifactInfo:
     capabilities: frozenset[str] = frozenset()
     chat_template: dict[str, Any] | None = None  # {source, path, sha256}
     details: dict[str, Any] = field(default_factory=dict)
+    errors: tuple[str, ...] = ()  # one line per unreadable file: "<file>: <what is wrong>"
 
 
 KINDS = {"source": Source, "backend": Backend, "hasher": Hasher}
+
+
+@dataclass(frozen=True)
+class Discovered:
+    """One model a source found (by scanning a folder, reading a store, or downloading it).
+
+    The core turns it into a registry entry: it inspects ``path`` when ``info`` is ``None``, names the
+    entry by the documented rule, and records the manifest.
+
+    Attributes:
+        path: absolute path of the model folder, or of the single weight file (a loose GGUF).
+        name_hint: what the model is called where it was found (repo name, folder or file stem); the
+            entry's family is derived from it.
+        provider: the source's name (``hf``, ``ollama``...), recorded as ``source.provider``.
+        info: what the source already knows; ``None`` lets the core call ``inspect_artifact``.
+        repo_id, revision, commit: where it came from, when known.
+        backend: the backend that should serve it, when the source knows better than the default.
+        served_model_id: the id clients ask the backend for, when the source knows it.
+        placeholder: why this is a placeholder (no real weights), or ``None``.
+    """
+
+    path: str
+    name_hint: str
+    provider: str
+    info: ArtifactInfo | None = None
+    repo_id: str | None = None
+    revision: str | None = None
+    commit: str | None = None
+    backend: str | None = None
+    served_model_id: str | None = None
+    placeholder: str | None = None
+
+
+@dataclass(frozen=True)
+class FetchRequest:
+    """What ``download`` asks a source with ``fetch`` to get; see the README's "download".
+
+    Attributes:
+        spec: the model to fetch as the user wrote it, e.g. ``"Qwen/Qwen2.5-VL-7B-Instruct-AWQ@main"``.
+        dest_root: the weights folder; the model lands in ``dest_root/<owner>/<repo>``.
+        location: the location label recorded on the entry.
+        format: the wanted format (``awq``, ``gguf``...) or ``None`` for the best the repo offers.
+        weights: exact weight file names to take, or empty for the format's rule.
+        support_repo: another repo to take tokenizer/config files from.
+        include_optional: also take READMEs, licences and other extras.
+        force: download again even if the same commit is already in place.
+        use_aria2: allow aria2c for large files.
+        dry_run: resolve and plan only; write nothing.
+        choose: asks the user to pick one of several options (``choose(question, options) -> option``),
+            or ``None`` when not interactive (the source then picks by its rule or refuses).
+    """
+
+    spec: str
+    dest_root: str
+    location: str
+    format: str | None = None
+    weights: tuple[str, ...] = ()
+    support_repo: str | None = None
+    include_optional: bool = False
+    force: bool = False
+    use_aria2: bool = True
+    dry_run: bool = False
+    choose: Callable[[str, list[str]], str] | None = None
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """What a source's ``fetch`` did: the model (as :class:`Discovered`) and the transfer's facts.
+
+    Attributes:
+        model: the fetched model, with ``path`` its final folder (or, for a dry run, where it would go).
+        files: the file names fetched or planned, relative to ``model.path``.
+        total_bytes: their size.
+        transferred_bytes: bytes that came over the network in this run (0 for a dry run).
+        reused_bytes: bytes already present from an interrupted run and not fetched again.
+        digests: ``{file name: "sha256:<hex>"}`` of the files checked against the remote's metadata.
+        notes: lines for the user (e.g. "aria2c used for 3 files").
+    """
+
+    model: Discovered
+    files: tuple[str, ...]
+    total_bytes: int
+    transferred_bytes: int = 0
+    reused_bytes: int = 0
+    digests: dict[str, str] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
