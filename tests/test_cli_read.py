@@ -623,21 +623,24 @@ def test_shipped_catalog_answers_the_help_examples(cli):
 def test_loader_help_lists_only_its_existing_verbs(cli):
     result = cli("--help", prog="imageworks-loader")
     assert result.exit_code == 0
-    assert commands_listed(result.stdout) == ["list", "lock", "select", "unlock", "verify"]
+    assert commands_listed(result.stdout) == ["discover-all", "ingest-local-hf", "list", "lock", "select",
+                                              "unlock", "verify"]
     assert "Examples:" in result.stdout
 
 
 def test_download_help_lists_only_its_existing_verbs(cli):
     result = cli("--help", prog="imageworks-download")
     assert result.exit_code == 0
-    assert commands_listed(result.stdout) == ["config", "list", "list-roles", "stats", "verify"]
+    assert commands_listed(result.stdout) == ["config", "download", "list", "list-roles", "scan", "stats",
+                                              "verify"]
 
 
 def test_models_help_lists_every_command(cli):
     result = cli("--help", prog="imageworks-models")
     assert result.exit_code == 0
-    assert commands_listed(result.stdout) == ["config", "list", "list-roles", "lock", "plugins", "select", "show",
-                                              "stats", "unlock", "verify"]
+    assert commands_listed(result.stdout) == ["config", "discover-all", "download", "ingest-local-hf", "list",
+                                              "list-roles", "lock", "plugins", "scan", "select", "show", "stats",
+                                              "unlock", "verify"]
 
 
 @pytest.mark.parametrize("prog, verb", [

@@ -210,6 +210,29 @@ def _special_kind(mode: int) -> str:
 # -- building --------------------------------------------------------------------------------------
 
 
+def manifest_from_digests(root: Path, digests: dict[str, str], *, algorithm: str = "sha256",
+                          plugins: Any = None) -> Manifest | None:
+    """The manifest of ``root`` from digests computed while its files were written (a download).
+
+    Walks ``root`` (stats only). Returns ``None`` — and the caller hashes as usual — unless every entry
+    is a regular file with a digest of ``algorithm`` in ``digests`` (keyed by relative path).
+    """
+    hasher = hashing.resolve_hasher(algorithm, plugins)
+    prefix = f"{hasher.name}:"
+    files = []
+    for item in walk(Path(root)):
+        digest = digests.get(item.rel)
+        if item.link is not None or not stat.S_ISREG(item.st.st_mode) or not digest or not digest.startswith(prefix):
+            return None
+        files.append(FileRecord(item.rel, item.st.st_size, digest))
+    if set(digests) - {f.path for f in files}:
+        return None
+    files.sort(key=lambda r: r.path)
+    return Manifest(root=str(root), algorithm=hasher.name, files=files,
+                    aggregate=aggregate_of(files, algorithm=hasher.name, new=hasher.new),
+                    total_bytes=sum(f.size or 0 for f in files))
+
+
 def build_manifest(root: Path | str, *, algorithm: str = "sha256", plugins: Any = None, quick: bool = False,
                    cache_dir: Path | None = None, workers: int = 0,
                    progress: hashing.Progress = hashing.SILENT, label: str = "") -> Manifest:

@@ -262,6 +262,36 @@ class PluginHost:
                 "check `imageworks-models plugins` for the installed hashers")
         return self._lookup(self.hashers, name, "hash algorithm", HasherNotFoundError, hint)
 
+    def source(self, name: str) -> "Source":
+        """The source registered as ``name``.
+
+        Raises:
+            SourceNotFoundError: no loaded plugin provides it (the message lists those that do).
+        """
+        from .errors import SourceNotFoundError
+
+        return self._lookup(self.sources, name, "source", SourceNotFoundError,
+                            f"install it (pip install imageworks-models-{normalize_name(name)}) or check "
+                            "`imageworks-models plugins`")
+
+    def source_impls(self, ability: str) -> list[tuple["Source", Any]]:
+        """``(record, implementation)`` of every source that provides ``ability`` (``scan``, ``fetch``...).
+
+        A source whose ``load()`` raises is reported as a broken plugin and left out.
+        """
+        found = []
+        for name in sorted(self.sources):
+            record = self.sources[name]
+            if ability not in record.provides or record.load is None:
+                continue
+            try:
+                found.append((record, record.load()))
+            except Exception as exc:
+                info = self.owner.get(("source", name))
+                if info is not None:
+                    self._broken(info, f"source {name!r} failed to load: {type(exc).__name__}: {exc}")
+        return found
+
     def inspect_artifact(self, path) -> "ArtifactInfo | None":
         """Ask plugins, in pluggy's call order, to identify ``path``; the first answer wins."""
         for impl in reversed(self._impls("inspect_artifact")):

@@ -17,7 +17,7 @@ from .. import __version__
 
 # name -> (module:attribute, one-line help). Keep the help in step with each command's docstring.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "list": ("imageworks_models.cli.read:list_cmd", "List registry entries (installed ones unless told otherwise)."),
+    "list": ("imageworks_models.cli.read:list_cmd", "List registry entries (installed ones by default)."),
     "show": ("imageworks_models.cli.read:show_cmd", "Show one effective entry, optionally with field provenance."),
     "select": ("imageworks_models.cli.read:select_cmd", "Resolve a name, alias or role to an endpoint and served id."),
     "list-roles": ("imageworks_models.cli.read:list_roles_cmd", "List roles and the entries that play them."),
@@ -25,6 +25,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "verify": ("imageworks_models.cli.integrity:verify_cmd", "Check entries' files against the registry."),
     "lock": ("imageworks_models.cli.integrity:lock_cmd", "Lock entries to their expected aggregate digest."),
     "unlock": ("imageworks_models.cli.integrity:unlock_cmd", "Unlock entries."),
+    "download": ("imageworks_models.cli.acquire:download_cmd", "Download a Hugging Face model and register it."),
+    "scan": ("imageworks_models.cli.acquire:scan_cmd", "Find models in a weights folder and record them."),
+    "ingest-local-hf": ("imageworks_models.cli.acquire:ingest_local_hf_cmd",
+                        "Scan HF-layout folders, refreshing entries already known."),
+    "discover-all": ("imageworks_models.cli.acquire:discover_all_cmd",
+                     "Discover models from all sources: folders, HF cache, stores."),
     "config": ("imageworks_models.cli.admin:config_cmd", "Show every resolved setting and where it came from."),
     "plugins": ("imageworks_models.cli.admin:plugins_cmd", "List plugins, their status and what they provide."),
 }

@@ -31,7 +31,7 @@ _LOCK_CELL = {"unlocked": "-", "locked": "locked", "drift": "DRIFT"}
 @json_option
 @common_options
 def list_cmd(role, backend, include_non_installed, include_testing, details, as_json):
-    """List registry entries (installed ones unless told otherwise).
+    """List registry entries (installed ones by default).
 
     Columns: name, display name, backend, roles, capabilities, lock status (locked, or DRIFT when a
     locked entry's files no longer match), aggregate-hash prefix, installed, active. --json prints

@@ -1,8 +1,15 @@
-"""Hook implementations of the Hugging Face plugin."""
+"""Hook implementations of the Hugging Face plugin: the ``hf`` source (scan, discover, fetch)."""
 
 from imageworks_models import Source, hookimpl
 
 
+def _load():
+    from .source import HFSource
+
+    return HFSource()
+
+
 @hookimpl
 def register_sources(register):
-    register(Source(name="hf", description="Hugging Face Hub repositories and local HF-layout folders"))
+    register(Source(name="hf", description="Hugging Face Hub repositories and local HF-layout folders",
+                    load=_load, provides=("scan", "discover", "fetch")))

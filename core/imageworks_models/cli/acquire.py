@@ -1,0 +1,215 @@
+"""Acquisition commands: download, scan, ingest-local-hf, discover-all.
+
+The work is in :mod:`imageworks_models.acquisition` and :mod:`imageworks_models.discovery`.
+"""
+
+from __future__ import annotations
+
+import click
+
+from .output import common_options, emit_json, human_bytes, json_option, state, table
+
+
+def _print_scan(report, *, prog: str) -> None:
+    rows = report.rows
+    if rows:
+        click.echo(table(("ACTION", "NAME", "FORMAT", "QUANT", "FILES", "SIZE", "PATH / REASON"),
+                         [(("would " if report.dry_run and r.action in ("add", "update") else "") + r.action,
+                           r.name or "-", r.format or "-", r.quantization or "-", r.files, human_bytes(r.size_bytes),
+                           r.path + (f"  ({r.reason})" if r.reason else "")) for r in rows]))
+    counts = ", ".join(f"{n} {a}" for a, n in report.counts().items()) or "no models found"
+    click.echo(f"{counts} ({report.inspected} inspected, {report.cached} from cache, {report.seconds:.2f} s)", err=True)
+    if report.dry_run:
+        click.echo("note: dry run, nothing was written", err=True)
+    else:
+        click.echo(f"{report.written} entr{'y' if report.written == 1 else 'ies'} written to the discovered layer",
+                   err=True)
+    if any(r.action == "exists" for r in rows):
+        click.echo(f"hint: `{prog} scan --update-existing` refreshes entries already registered", err=True)
+
+
+def _scan_options(func):
+    for option in reversed((
+        click.option("--dry-run", is_flag=True, help="Print the table of changes; write nothing."),
+        click.option("--include-testing", is_flag=True, help="Also record placeholders (flagged testing)."),
+        click.option("--format", "fallback_format", metavar="F",
+                     help="Format for models whose format cannot be detected (a fallback only)."),
+        click.option("--backend", metavar="NAME", help="Backend of new entries (default: vllm)."),
+        click.option("--location", metavar="LABEL", help="Location label recorded (default: the setting)."),
+        json_option,
+        common_options,
+    )):
+        func = option(func)
+    return func
+
+
+def _run_scan(roots, *, discover, update_existing, include_testing, fallback_format, backend, location, dry_run,
+              as_json) -> None:
+    from ..discovery import scan
+    from .progress import progress_for_terminal
+
+    st = state()
+    report = scan(roots, discover=discover, update_existing=update_existing, include_testing=include_testing,
+                  fallback_format=fallback_format, backend=backend, location=location, dry_run=dry_run,
+                  settings=st.settings(), plugins=st.plugins(), progress=progress_for_terminal())
+    if as_json:
+        emit_json(report.as_dict())
+    else:
+        _print_scan(report, prog=st.prog)
+    if any(r.action == "error" for r in report.rows):
+        click.get_current_context().exit(1)
+
+
+@click.command("scan")
+@click.option("--base", "bases", multiple=True, required=True, type=click.Path(file_okay=False),
+              metavar="DIR", help="Weights folder to walk (repeatable).")
+@click.option("--update-existing", is_flag=True, help="Refresh entries already registered for a found folder.")
+@_scan_options
+def scan_cmd(bases, update_existing, include_testing, fallback_format, backend, location, dry_run, as_json):
+    """Find models in a weights folder and record them in the discovered layer.
+
+    Finds Hugging Face model folders, the Hugging Face cache layout (models--org--name/snapshots/<commit>)
+    and GGUF files; reads headers only (format, quantization, capabilities, chat template), names new
+    entries <family>-<backend>-<format>[-<quant>] and records each with its manifest. Placeholders are
+    skipped unless --include-testing. Exit code 1 if a model could not be read.
+
+    \b
+    Examples:
+      imageworks-download scan --base ~/ai-models/weights --dry-run
+      imageworks-download scan --base ~/ai-models/weights --update-existing --include-testing
+      imageworks-download scan --base /mnt/models --format gguf --json | jq '.rows[] | select(.action=="add")'
+    """
+    _run_scan(bases, discover=False, update_existing=update_existing, include_testing=include_testing,
+              fallback_format=fallback_format, backend=backend, location=location, dry_run=dry_run, as_json=as_json)
+
+
+@click.command("ingest-local-hf")
+@click.option("--root", "roots", multiple=True, required=True, type=click.Path(file_okay=False), metavar="DIR",
+              help="Weights folder to ingest (repeatable).")
+@_scan_options
+def ingest_local_hf_cmd(roots, include_testing, fallback_format, backend, location, dry_run, as_json):
+    """Scan HF-layout folders, refreshing entries already known.
+
+    The same as `scan --update-existing`: what the loader runbook runs after `purge-imported`.
+
+    \b
+    Examples:
+      imageworks-loader ingest-local-hf --root ~/ai-models/weights
+      imageworks-loader ingest-local-hf --root ~/ai-models/weights --dry-run
+    """
+    _run_scan(roots, discover=False, update_existing=True, include_testing=include_testing,
+              fallback_format=fallback_format, backend=backend, location=location, dry_run=dry_run, as_json=as_json)
+
+
+@click.command("discover-all")
+@click.option("--hf-root", "roots", multiple=True, type=click.Path(file_okay=False), metavar="DIR",
+              help="Weights folder to scan (repeatable; default: the weights_root setting if it exists).")
+@_scan_options
+def discover_all_cmd(roots, include_testing, fallback_format, backend, location, dry_run, as_json):
+    """Discover models from all sources: folders, HF cache, stores.
+
+    Scans the weights folders, the Hugging Face cache and every other source's store (Ollama...).
+
+    Entries already registered are refreshed (as ingest-local-hf does).
+
+    \b
+    Examples:
+      imageworks-loader discover-all --hf-root ~/ai-models/weights
+      imageworks-loader discover-all --dry-run --json
+    """
+    from pathlib import Path
+
+    if not roots:
+        default = Path(state().settings().weights_root).expanduser()
+        roots = (str(default),) if default.is_dir() else ()
+    _run_scan(roots, discover=True, update_existing=True, include_testing=include_testing,
+              fallback_format=fallback_format, backend=backend, location=location, dry_run=dry_run, as_json=as_json)
+
+
+def _ask(question: str, options: list[str]) -> str:
+    click.echo(question, err=True)
+    for i, option in enumerate(options, 1):
+        click.echo(f"  {i}) {option}", err=True)
+    index = click.prompt("choice", type=click.IntRange(1, len(options)), default=1, err=True)
+    return options[index - 1]
+
+
+def _banner(result) -> None:
+    verb = {"add": "registered", "update": "updated"}.get(result.action, result.action)
+    template = result.chat_template
+    lines = [
+        f"✅ Downloaded {result.repo_id}@{(result.commit or '')[:12]} ({result.revision})",
+        f"   entry:          {result.name} ({verb})",
+        f"   path:           {result.path}",
+        f"   location:       {result.location}",
+        f"   format / quant: {result.format or '-'} / {result.quantization or '-'}",
+        f"   files:          {len(result.files)} ({human_bytes(result.total_bytes)}; fetched "
+        f"{human_bytes(result.transferred_bytes)}, resumed or present {human_bytes(result.reused_bytes)})",
+        "   chat template:  " + (f"detected ({template.get('source')}: {template.get('path')})"
+                                 if template else "none detected"),
+    ]
+    if result.capabilities:
+        lines.append(f"   capabilities:   {', '.join(result.capabilities)}")
+    click.echo("\n".join(lines))
+    for note in result.notes:
+        click.echo(f"note: {note}", err=True)
+
+
+@click.command("download")
+@click.argument("spec", metavar='"OWNER/REPO[@REV]"')
+@click.option("--format", metavar="F",
+              help="Wanted format: safetensors, awq, gptq, fp8, gguf... (default: the repo's).")
+@click.option("--location", metavar="LABEL", help="Location label; a label under `locations` in the config picks "
+                                                  "that folder (default: the location setting, weights_root).")
+@click.option("--weights", metavar="F1,F2", help="Exact weight files to take (comma-separated).")
+@click.option("--support-repo", metavar="OWNER/REPO", help="Take missing tokenizer/config files from this repo.")
+@click.option("--include-optional", is_flag=True, help="Also fetch READMEs, licences, custom code.")
+@click.option("--non-interactive", is_flag=True, help="Never ask (pick the default GGUF quant, or fail).")
+@click.option("--force", is_flag=True, help="Download again and replace an existing copy.")
+@click.option("--no-aria2", is_flag=True, help="Use the built-in downloader even if aria2c is on PATH.")
+@click.option("--backend", metavar="NAME", help="Backend of the new entry (default: vllm).")
+@click.option("--dry-run", is_flag=True, help="Resolve the revision and print the files; write nothing.")
+@json_option
+@common_options
+def download_cmd(spec, format, location, weights, support_repo, include_optional, non_interactive, force, no_aria2,
+                 backend, dry_run, as_json):
+    """Download a Hugging Face model and register it.
+
+    Resolves the revision to its commit (recorded as source.commit) and fetches every file from that
+    commit; checks each file's sha256 against the Hub's LFS metadata (git blob id for small files)
+    before it is moved into place; resumes interrupted downloads; uses aria2c for large files when it
+    is on PATH (the token goes on its stdin, never its command line). Nothing is registered unless
+    every file checked out.
+
+    \b
+    Examples:
+      imageworks-download download "Qwen/Qwen2.5-VL-7B-Instruct-AWQ" --format awq --location linux_wsl
+      imageworks-download download "Qwen/Qwen3-8B-GGUF" --weights Qwen3-8B-Q4_K_M.gguf --non-interactive
+      imageworks-download download "owner/repo@main" --support-repo other/repo --include-optional
+      imageworks-download download "owner/repo" --dry-run --json
+    """
+    import sys
+
+    from ..acquisition import download
+    from .progress import progress_for_terminal
+
+    st = state()
+    interactive = not non_interactive and sys.stdin.isatty() and not as_json
+    result = download(spec, format=format, location=location,
+                      weights=tuple(w.strip() for w in (weights or "").split(",") if w.strip()),
+                      support_repo=support_repo, include_optional=include_optional, force=force,
+                      use_aria2=not no_aria2, dry_run=dry_run, backend=backend, choose=_ask if interactive else None,
+                      settings=st.settings(), plugins=st.plugins(), progress=progress_for_terminal())
+    if as_json:
+        emit_json(result.as_dict())
+        return
+    if dry_run:
+        click.echo(f"would download {result.repo_id}@{(result.commit or '')[:12]} ({result.revision}) "
+                   f"to {result.path}: {len(result.files)} files, {human_bytes(result.total_bytes)}")
+        for name in result.files:
+            click.echo(f"  {name}")
+        for note in result.notes:
+            click.echo(f"note: {note}", err=True)
+        click.echo("note: dry run, nothing was written", err=True)
+        return
+    _banner(result)

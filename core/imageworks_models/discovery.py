@@ -1,0 +1,388 @@
+"""From "a model is here" to a registry entry: naming, inspection, scan planning and recording.
+
+One code path for ``scan``, ``ingest-local-hf``, ``discover-all`` and ``download`` (CLI, GUI and
+library): sources report :class:`~imageworks_models.records.Discovered` models; this module names them,
+inspects them (through ``inspect_artifact``, with a stat-keyed cache), compares them with the registry
+and, unless it is a dry run, records them in the discovered layer with their manifest.
+
+**Naming rule** (documented in the README): ``<family>-<backend>-<format>[-<quant>]``, all lower case.
+``family`` is the repo, folder or file name with format and quantization words removed from its end
+(``Qwen2.5-VL-7B-Instruct-AWQ`` -> ``qwen2.5-vl-7b-instruct``; ``Qwen3-8B-Q4_K_M.gguf`` -> ``qwen3-8b``);
+``-<quant>`` is added when the quantization differs from the format (``...-gguf-q4_k_m``,
+``...-safetensors-bf16``; not ``...-awq-awq``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+from .errors import AcquisitionError, SourceNotFoundError
+from .hashing import SILENT, Progress
+from .records import ArtifactInfo, Discovered
+
+DEFAULT_BACKEND = "vllm"
+_FORMAT_WORDS = {
+    "awq", "gptq", "gguf", "ggml", "fp8", "fp16", "bf16", "fp32", "f16", "f32", "int4", "int8", "w4a16", "w8a8",
+    "w8a16", "4bit", "8bit", "bnb", "nf4", "mlx", "exl2", "hqq", "safetensors", "mxfp4", "nvfp4", "fp4", "dynamic",
+    "quantized", "quant", "gptqmodel", "marlin",
+}
+_QUANT_WORD = re.compile(r"^(i?q\d(_[0-9a-z]+)*|tq\d_\d)$")
+ACTIONS = ("add", "update", "unchanged", "exists", "skip", "conflict", "error")
+
+
+def family_from(hint: str) -> str:
+    """The family part of an entry name, from a repo, folder or file name (see the module docstring)."""
+    text = hint.strip().rsplit("/", 1)[-1]
+    if text.lower().endswith(".gguf"):
+        text = text[:-5]
+    text = re.sub(r"(?i)-\d{5}-of-\d{5}$", "", text)
+    words = [w for w in re.split(r"[-\s]+", text.lower()) if w]
+    while len(words) > 1 and (words[-1] in _FORMAT_WORDS or _QUANT_WORD.match(words[-1])):
+        words.pop()
+    family = re.sub(r"[^a-z0-9._-]+", "-", "-".join(words)).strip("-._")
+    return family or "model"
+
+
+def entry_name(family: str, backend: str, format: str, quant: str | None = None) -> str:
+    """``<family>-<backend>-<format>[-<quant>]`` (the quant only when it says more than the format)."""
+    parts = [family, backend, format.lower()]
+    if quant and quant.lower() != format.lower():
+        parts.append(quant.lower())
+    name = re.sub(r"[^A-Za-z0-9._()+@-]+", "-", "-".join(parts)).strip("-")
+    return name[:200]
+
+
+@dataclass
+class Row:
+    """One model a scan or download found, and what recording it does (or would do)."""
+
+    action: str  # one of ACTIONS
+    path: str
+    name: str | None = None
+    format: str | None = None
+    quantization: str | None = None
+    backend: str | None = None
+    files: int = 0
+    size_bytes: int = 0
+    reason: str | None = None
+    provider: str | None = None
+    entry: dict[str, Any] | None = field(default=None, repr=False)  # the discovered-layer entry to write
+    existing: str | None = None  # the registered entry this row updates
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"action": self.action, "name": self.name, "path": self.path, "format": self.format,
+                "quantization": self.quantization, "backend": self.backend, "files": self.files,
+                "size_bytes": self.size_bytes, "provider": self.provider, "reason": self.reason}
+
+
+@dataclass
+class ScanReport:
+    rows: list[Row]
+    dry_run: bool
+    written: int = 0
+    inspected: int = 0
+    cached: int = 0
+    seconds: float = 0.0
+
+    def counts(self) -> dict[str, int]:
+        out = {a: 0 for a in ACTIONS}
+        for r in self.rows:
+            out[r.action] += 1
+        return {a: n for a, n in out.items() if n}
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"dry_run": self.dry_run, "written": self.written, "counts": self.counts(),
+                "rows": [r.as_dict() for r in self.rows]}
+
+
+def _real(path: str) -> str:
+    return os.path.realpath(os.path.expanduser(path))
+
+
+def _configured_roots(settings) -> list[str]:
+    roots = [settings.weights_root] + [v for v in (settings.locations or {}).values() if isinstance(v, (str, Path))]
+    return [_real(str(r)) for r in roots]
+
+
+def check_root(root: Path, settings) -> Path:
+    """A scan root must be a folder; a symlinked root must lead inside a configured weights root.
+
+    Raises:
+        AcquisitionError: it is missing, not a folder, or a link leading outside the configured roots.
+    """
+    if not root.exists():
+        raise AcquisitionError(f"{root}: no such folder", hint="pass an existing weights folder")
+    if not root.is_dir():
+        raise AcquisitionError(f"{root}: not a folder", hint="pass the folder that holds the model folders")
+    if root.is_symlink():
+        real = _real(str(root))
+        inside = any(real == r or real.startswith(r.rstrip("/") + "/") for r in _configured_roots(settings))
+        if not inside:
+            raise AcquisitionError(f"{root} is a symlink to {real}, outside the configured weights roots",
+                                   hint="scan the real folder, or add it to `locations` / IMAGEWORKS_WEIGHTS_ROOT")
+    return root
+
+
+def describe(found: Discovered, info: ArtifactInfo | None, *, backend: str | None, location: str,
+             fallback_format: str | None) -> tuple[str | None, dict[str, Any] | None, str | None]:
+    """Name and discovered-layer entry for a found model, or ``(None, None, why-not)``."""
+    fmt = (info.format if info else None) or fallback_format
+    if not fmt:
+        return None, None, "format not detected (pass --format as a fallback)"
+    quant = info.quantization if info else None
+    backend = (found.backend or backend or DEFAULT_BACKEND).lower()
+    family = family_from(found.name_hint)
+    name = entry_name(family, backend, fmt, quant)
+    entry: dict[str, Any] = {"name": name, "backend": backend, "family": family, "format": fmt.lower()}
+    if quant:
+        entry["quantization"] = quant.lower()
+    if found.served_model_id:
+        entry["served_model_id"] = found.served_model_id
+    if info and info.capabilities:
+        entry["capabilities"] = {c: True for c in sorted(info.capabilities)}
+    if info and info.chat_template:
+        entry["chat_template"] = {k: info.chat_template.get(k) for k in ("source", "path", "sha256")
+                                  if info.chat_template.get(k) is not None}
+    source = {"provider": found.provider, "repo_id": found.repo_id, "revision": found.revision,
+              "commit": found.commit}
+    entry["source"] = {k: v for k, v in source.items() if v is not None}
+    if found.placeholder:
+        entry["flags"] = {"testing": True}
+    entry["download"] = {"path": found.path, "location": location, "format": fmt.lower()}
+    meta: dict[str, Any] = {}
+    if info and info.parameter_count:
+        meta["parameter_count"] = info.parameter_count
+    if info and info.details.get("architectures"):
+        meta["architectures"] = list(info.details["architectures"])
+    if meta:
+        entry["metadata"] = meta
+    return name, entry, None
+
+
+def inspect(path: str, plugins) -> ArtifactInfo | None:
+    """``inspect_artifact`` through the plugins (built-in readers included)."""
+    return plugins.inspect_artifact(Path(path))
+
+
+def _index_by_path(registry) -> dict[str, str]:
+    out = {}
+    for e in registry:
+        p = (e.get("download") or {}).get("path")
+        if isinstance(p, str) and p and not p.startswith(("ollama:", "ollama://")):
+            out.setdefault(_real(p), e["name"])
+    return out
+
+
+def plan(found: Iterable[Discovered], *, registry, plugins, settings, update_existing: bool = False,
+         include_testing: bool = False, fallback_format: str | None = None, backend: str | None = None,
+         location: str | None = None, cache=None) -> tuple[list[Row], int, int]:
+    """Rows for every found model: what recording it would do. Reads headers (cached), writes nothing."""
+    from .inspectcache import signature
+
+    location = location or settings.location
+    by_path = _index_by_path(registry)
+    names = {e["name"].lower(): e for e in registry}
+    taken: dict[str, str] = {}
+    rows: list[Row] = []
+    for d in found:
+        sig = signature(d.path)
+        if sig is None:
+            rows.append(Row("error", d.path, reason="vanished during the scan", provider=d.provider))
+            continue
+        key, total, count = sig
+        if d.placeholder and not include_testing:
+            rows.append(Row("skip", d.path, reason=f"placeholder: {d.placeholder} (--include-testing adds it)",
+                            files=count, size_bytes=total, provider=d.provider))
+            continue
+        info = d.info
+        if info is None:
+            info = cache.get(d.path, key, lambda p: inspect(str(p), plugins)) if cache else inspect(d.path, plugins)
+        errors = list(getattr(info, "errors", ()) or ()) if info else []
+        if errors and not d.placeholder:
+            more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
+            rows.append(Row("error", d.path, reason=errors[0] + more, files=count, size_bytes=total,
+                            provider=d.provider))
+            continue
+        name, entry, why = describe(d, info, backend=backend, location=location, fallback_format=fallback_format)
+        if entry is None:
+            rows.append(Row("skip", d.path, reason=why, files=count, size_bytes=total, provider=d.provider))
+            continue
+        entry["download"].update(size_bytes=total, file_count=count)
+        row = Row("add", d.path, name=name, format=entry["format"], quantization=entry.get("quantization"),
+                  backend=entry["backend"], files=count, size_bytes=total, provider=d.provider, entry=entry)
+        existing = by_path.get(_real(d.path))
+        if existing is not None:
+            row.existing = row.name = existing
+            entry["name"] = existing
+            if not update_existing:
+                row.action, row.reason = "exists", "already registered (--update-existing refreshes it)"
+            else:
+                current = names.get(existing.lower()) or {}
+                same = all((current.get(k) or None) == (entry.get(k) or None) for k in ("format", "quantization")) and \
+                    (current.get("download") or {}).get("size_bytes") == total and \
+                    (current.get("download") or {}).get("file_count") == count
+                row.action = "unchanged" if same else "update"
+        elif name.lower() in names or name.lower() in taken:
+            other = names.get(name.lower())
+            where = (other.get("download") or {}).get("path") if other else taken[name.lower()]
+            row.action, row.reason = "conflict", f"the name {name} is taken by {where or 'an entry without files'}"
+        else:
+            taken[name.lower()] = d.path
+        rows.append(row)
+    hits = cache.hits if cache else 0
+    misses = cache.misses if cache else len(rows)
+    return rows, misses, hits
+
+
+def discovered_from_sources(*, roots: Iterable[Path] = (), discover: bool = False, settings, plugins,
+                            sources: Iterable[str] | None = None) -> list[Discovered]:
+    """Ask the sources: ``scan(root)`` for each root, and ``discover()`` (their own stores) if asked."""
+    wanted = set(sources) if sources else None
+    found: list[Discovered] = []
+    scanners = [(r, impl) for r, impl in plugins.source_impls("scan") if wanted is None or r.name in wanted]
+    roots = list(roots)
+    if roots and not scanners:
+        raise SourceNotFoundError("no installed source can scan a weights folder",
+                                  hint="install the Hugging Face plugin: pip install 'imageworks-models[hf]'")
+    for root in roots:
+        check_root(root, settings)
+        for _, impl in scanners:
+            found.extend(impl.scan(root, settings=settings))
+    if discover:
+        for record, impl in plugins.source_impls("discover"):
+            if wanted is None or record.name in wanted:
+                found.extend(impl.discover(settings=settings))
+    seen: set[str] = set()
+    unique = []
+    for d in found:
+        key = _real(d.path)
+        if key not in seen:
+            seen.add(key)
+            unique.append(d)
+    return unique
+
+
+def scan(roots: Iterable[Path | str] = (), *, discover: bool = False, update_existing: bool = False,
+         include_testing: bool = False, fallback_format: str | None = None, backend: str | None = None,
+         location: str | None = None, dry_run: bool = False, sources: Iterable[str] | None = None,
+         settings=None, plugins=None, progress: Progress = SILENT) -> ScanReport:
+    """Find models under ``roots`` (and in the sources' own stores if ``discover``) and record them.
+
+    Args:
+        roots: weights folders to walk.
+        discover: also ask every source with ``discover`` (the HF cache, the Ollama store...).
+        update_existing: refresh entries already registered for a found path (else they are left as they are).
+        include_testing: record placeholders too (flagged ``testing``).
+        fallback_format: the format of models whose format cannot be detected.
+        backend: the backend of new entries (default: ``vllm``).
+        location: the location label (default: the ``location`` setting).
+        dry_run: plan only; write nothing (not even the stat cache of the manifests).
+        sources: limit to these source names.
+        settings, plugins: resolved settings and plugins (loaded when ``None``).
+        progress: shown while manifests are hashed.
+
+    Returns:
+        A report with one row per found model; ``written`` counts the entries recorded.
+
+    Raises:
+        AcquisitionError: a root is missing or a symlink outside the configured roots.
+        SourceNotFoundError: no installed source can scan folders.
+        StorageError, LockTimeoutError: the registry could not be written (it is unchanged).
+    """
+    import time
+
+    from .inspectcache import InspectCache
+    from .plugins import get_plugins
+    from .registry import store_for
+    from .settings import load_settings
+
+    t0 = time.perf_counter()
+    settings = settings or load_settings()
+    plugins = plugins or get_plugins(settings)
+    store = store_for(settings)
+    found = discovered_from_sources(roots=[Path(r).expanduser() for r in roots], discover=discover,
+                                    settings=settings, plugins=plugins, sources=sources)
+    cache = InspectCache(settings.cache_dir)
+    rows, misses, hits = plan(found, registry=store.load(), plugins=plugins, settings=settings,
+                              update_existing=update_existing, include_testing=include_testing,
+                              fallback_format=fallback_format, backend=backend, location=location, cache=cache)
+    cache.save()
+    report = ScanReport(rows=rows, dry_run=dry_run, inspected=misses, cached=hits)
+    if not dry_run:
+        report.written = record(rows, settings=settings, plugins=plugins, progress=progress)
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+def record(rows: list[Row], *, settings, plugins, progress: Progress = SILENT, digests=None,
+           downloaded: bool = False) -> int:
+    """Hash the manifest of every ``add``/``update`` row and write them in one registry edit.
+
+    Returns:
+        How many entries were written.
+    """
+    from .manifest import build_manifest
+    from .registry import store_for
+    from .storage import utc_now
+
+    todo = [r for r in rows if r.action in ("add", "update") and r.entry is not None]
+    if not todo:
+        return 0
+    algorithm = settings.hash_algorithm
+    for r in todo:
+        manifest = None
+        if digests is not None:
+            from .manifest import manifest_from_digests
+
+            manifest = manifest_from_digests(Path(r.path), digests, algorithm=algorithm, plugins=plugins)
+        if manifest is None:
+            manifest = build_manifest(r.path, algorithm=algorithm, plugins=plugins, quick=True,
+                                      cache_dir=settings.cache_dir, progress=progress, label=r.name or r.path)
+        if manifest.errors:
+            first = next(iter(manifest.errors.items()))
+            r.action, r.reason = "error", f"{first[0]}: {first[1]}"
+            continue
+        r.entry["artifacts"] = manifest.as_artifacts()
+        r.entry["download"].update(size_bytes=manifest.total_bytes,
+                                   file_count=sum(1 for f in manifest.files if f.special is None))
+        r.files, r.size_bytes = r.entry["download"]["file_count"], manifest.total_bytes
+    todo = [r for r in todo if r.action in ("add", "update")]
+    now = utc_now()
+    store = store_for(settings)
+    with store.edit() as layers:
+        merged, _ = layers.merged()
+        for r in todo:
+            entry = dict(r.entry)
+            if downloaded:
+                entry["download"]["downloaded_at"] = now
+            current = layers.discovered.get(entry["name"]) or {}
+            if r.action == "update" or current:
+                entry = _refresh(current, entry)
+            elif entry["name"] in merged:
+                r.action, r.reason = "conflict", f"the name {entry['name']} was registered meanwhile"
+                continue
+            layers.discovered.put(entry)
+    return sum(1 for r in todo if r.action in ("add", "update"))
+
+
+def _refresh(current: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """``current`` (a discovered-layer entry) updated with freshly found facts; its lock and history kept."""
+    out = dict(current)
+    for key, value in new.items():
+        if key == "download":
+            download = dict(current.get("download") or {})
+            download.update(value)
+            download.pop("status", None)
+            download.pop("status_since", None)
+            out["download"] = download
+        elif key == "source":
+            out["source"] = dict(current.get("source") or {}) | value
+        elif key == "metadata":
+            out["metadata"] = dict(current.get("metadata") or {}) | value
+        else:
+            out[key] = value
+    return out

@@ -1,0 +1,249 @@
+"""Download a Hugging Face repo into the weights folder, all-or-nothing.
+
+Layout while it runs (beside the destination, on the same filesystem so the last step is a rename)::
+
+    <weights>/.imageworks-staging/<owner>--<repo>--<commit>/
+        parts/<file>      bytes arriving (kept across runs: a rerun resumes them)
+        files/<file>      files whose digest matched the Hub's (never unverified bytes)
+        digests.json      sha256 of each file in files/ (so a resumed run need not read them again)
+    <weights>/.imageworks-staging/<owner>--<repo>--<commit>.lock
+
+Only when every file is in ``files/`` is that folder renamed to ``<weights>/<owner>/<repo>``; the
+registry is written after that, by the core. A failure at any step leaves the registry and any earlier
+copy of the model as they were.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from imageworks_models.errors import AcquisitionError, DiskSpaceError, DownloadError
+from imageworks_models.hashing import SILENT, Progress
+from imageworks_models.records import Discovered, Fetched, FetchRequest
+from imageworks_models.safepath import safe_join
+
+from . import choose as choosing
+from .remote import RemoteFile, file_url, get_token, parse_spec, resolve
+
+STAGING = ".imageworks-staging"
+RESERVE = 64 << 20  # keep this much free beyond the download itself
+LFS_POINTER = b"version https://git-lfs.github.com/spec/v1"
+
+
+def fetch(request: FetchRequest, *, settings, progress: Progress = SILENT, hash_file=None) -> Fetched:
+    """Resolve, plan, download, verify and move a repo into place (see the module docstring).
+
+    Args:
+        request: what to fetch (the core builds it from the command line).
+        settings: resolved settings (``hf_endpoint``, ``use_aria2``, ``download_connections``, ``lock_timeout``).
+        progress: started with the total bytes once the plan is known.
+        hash_file: ``hash_file(path) -> sha256 hex``, used after aria2c (the core's hasher).
+
+    Returns:
+        The model (its final folder) and the transfer's facts; for a dry run, the plan only.
+
+    Raises:
+        AcquisitionError and its subclasses; the registry is never touched here.
+    """
+    from imageworks_models.storage import file_lock
+
+    repo_id, revision = parse_spec(request.spec)
+    endpoint = settings.hf_endpoint
+    token = get_token()
+    remote = resolve(repo_id, revision, endpoint=endpoint, token=token)
+    support = None
+    if request.support_repo:
+        s_id, s_rev = parse_spec(request.support_repo)
+        support = resolve(s_id, s_rev, endpoint=endpoint, token=token)
+    plan = choosing.plan_files(remote, format=request.format, weights=request.weights,
+                               include_optional=request.include_optional, support=support, choose=request.choose)
+    root = Path(request.dest_root).expanduser()
+    dest = safe_join(root, repo_id, where="destination")
+    model = Discovered(path=str(dest), name_hint=repo_id.split("/")[1], provider="hf", repo_id=repo_id,
+                       revision=revision, commit=remote.commit)
+    names = tuple(f.path for f in plan.files)
+    notes = list(plan.notes)
+    if support is not None:
+        notes.append(f"support files from {support.repo_id}@{support.commit[:12]}: "
+                     + (", ".join(f.path for f in plan.support) or "none"))
+    if request.dry_run:
+        return Fetched(model=model, files=names, total_bytes=plan.total_bytes, notes=tuple(notes))
+
+    if dest.exists() and not request.force:
+        if _already_there(dest, plan.files):
+            notes.append(f"already downloaded: {dest} holds these files (--force fetches them again)")
+            return Fetched(model=model, files=names, total_bytes=plan.total_bytes, notes=tuple(notes))
+        raise AcquisitionError(f"{dest} already exists with other files",
+                               hint="add --force to replace it (the old copy is kept until the new one is complete)")
+
+    staging_root = root / STAGING
+    staging = safe_join(staging_root, f"{repo_id.replace('/', '--')}--{remote.commit}", where="staging folder")
+    staging_root.mkdir(parents=True, exist_ok=True)
+    with file_lock(staging.with_name(staging.name + ".lock"), timeout=settings.lock_timeout,
+                   what=f"the download of {repo_id}@{remote.commit[:12]}"):
+        return _download(request, settings, plan, remote, support, staging, dest, model, names, notes,
+                         token=token, endpoint=endpoint, progress=progress, hash_file=hash_file)
+
+
+def _already_there(dest: Path, files: list[RemoteFile]) -> bool:
+    for f in files:
+        p = dest / f.path
+        if not p.is_file() or p.is_symlink() or p.stat().st_size != f.size:
+            return False
+    return True
+
+
+def _download(request, settings, plan, remote, support, staging: Path, dest: Path, model: Discovered,
+              names, notes, *, token, endpoint, progress, hash_file) -> Fetched:
+    from . import aria2, transfer
+
+    files_dir, parts_dir = staging / "files", staging / "parts"
+    digests = _load_digests(staging)
+    todo: list[tuple[RemoteFile, str, str]] = [(f, remote.repo_id, remote.commit) for f in plan.main]
+    if support is not None:
+        todo += [(f, support.repo_id, support.commit) for f in plan.support]
+    # small files first: config.json tells whether the weights are the format asked for before GBs arrive
+    todo.sort(key=lambda t: (choosing.is_weight(t[0].path), t[0].size, t[0].path))
+    done = {f.path for f, _, _ in todo if f.path in digests and _complete(files_dir, f)}
+    _check_space(staging, todo, done, parts_dir)
+
+    aria2c = aria2.available() if (request.use_aria2 and settings.use_aria2) else None
+    token_host = urlsplit(endpoint).hostname
+    progress.start(total_bytes=plan.total_bytes, files=len(todo), label=f"{remote.repo_id}@{remote.commit[:12]}")
+    transferred = reused = 0
+    used_aria2 = 0
+    checked_format = False
+    try:
+        for f, repo_id, commit in todo:
+            if not checked_format and choosing.is_weight(f.path):
+                _check_format(files_dir, request.format, remote.repo_id)
+                checked_format = True
+            if f.path in done:
+                progress.advance(f.size)
+                reused += f.size
+                continue
+            final = safe_join(files_dir, f.path)
+            part = safe_join(parts_dir, f.path)
+            target = transfer.Target(url=file_url(endpoint, repo_id, commit, f.path), part=part, size=f.size,
+                                     sha256=f.sha256, git_oid=f.git_oid, label=f"{repo_id}/{f.path}", commit=commit)
+            if aria2c and f.size >= aria2.MIN_SIZE:
+                outcome = aria2.fetch(target, aria2c=aria2c, connections=settings.download_connections, token=token,
+                                      token_host=token_host, progress=progress, hash_file=hash_file)
+                used_aria2 += 1
+            else:
+                outcome = transfer.fetch(target, token=token, token_host=token_host, progress=progress)
+            _refuse_pointer(part, f)
+            final.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(part, final)
+            digests[f.path] = outcome.sha256
+            _save_digests(staging, digests)
+            transferred += outcome.transferred
+            reused += outcome.reused
+        if not checked_format:
+            _check_format(files_dir, request.format, remote.repo_id)
+    finally:
+        progress.finish()
+    _promote(files_dir, dest, staging)
+    shutil.rmtree(staging, ignore_errors=True)
+    if used_aria2:
+        notes.append(f"aria2c fetched {used_aria2} large file{'s' if used_aria2 != 1 else ''}")
+    return Fetched(model=model, files=names, total_bytes=plan.total_bytes, transferred_bytes=transferred,
+                   reused_bytes=reused, digests={p: f"sha256:{d}" for p, d in digests.items() if p in set(names)},
+                   notes=tuple(notes))
+
+
+def _complete(files_dir: Path, f: RemoteFile) -> bool:
+    p = files_dir / f.path
+    return p.is_file() and not p.is_symlink() and p.stat().st_size == f.size
+
+
+def _check_space(staging: Path, todo, done: set[str], parts_dir: Path) -> None:
+    need = 0
+    for f, _, _ in todo:
+        if f.path in done:
+            continue
+        part = parts_dir / f.path
+        have = part.stat().st_size if part.is_file() else 0
+        need += max(0, f.size - have)
+    probe = staging if staging.exists() else staging.parent
+    free = shutil.disk_usage(probe).free
+    if need + RESERVE > free:
+        raise DiskSpaceError(f"not enough free space in {probe}: the download needs {_gb(need)} "
+                             f"(+{_gb(RESERVE)} reserve), {_gb(free)} is free",
+                             hint="free some space, or download to another location with --location")
+
+
+def _gb(n: int) -> str:
+    return f"{n / 1e9:.2f} GB" if n >= 1e8 else f"{n / 1e6:.1f} MB"
+
+
+def _refuse_pointer(part: Path, f: RemoteFile) -> None:
+    """A git-LFS pointer where weights belong is not a model file (D8)."""
+    if choosing.is_weight(f.path) and f.size < 1024:
+        with open(part, "rb") as fh:
+            if fh.read(len(LFS_POINTER)) == LFS_POINTER:
+                part.unlink()
+                raise DownloadError(f"{f.path}: the repo holds a git-LFS pointer, not the weights",
+                                    hint="the repo's LFS objects are missing on the server; pick another revision")
+
+
+def _check_format(files_dir: Path, wanted: str | None, repo_id: str) -> None:
+    """For ``--format awq`` (gptq, fp8...) refuse before the weights arrive if config.json says otherwise."""
+    if not wanted or wanted.lower() not in choosing.QUANT_METHODS:
+        return
+    config = files_dir / "config.json"
+    method = None
+    if config.is_file():
+        try:
+            data = json.loads(config.read_text(encoding="utf-8"))
+            q = data.get("quantization_config") or data.get("compression_config") or {}
+            method = str(q.get("quant_method") or q.get("format") or "").lower() or None
+        except (ValueError, UnicodeDecodeError, AttributeError):
+            method = None
+    aliases = {"bnb": "bitsandbytes"}
+    if method != aliases.get(wanted.lower(), wanted.lower()):
+        raise AcquisitionError(f"{repo_id} is not {wanted} (its config.json says quantization: {method or 'none'})",
+                               hint="drop --format to take the repo as it is, or pick the repo of that format")
+
+
+def _load_digests(staging: Path) -> dict[str, str]:
+    try:
+        data = json.loads((staging / "digests.json").read_text())
+        return {k: v for k, v in data.items() if isinstance(k, str) and isinstance(v, str) and len(v) == 64}
+    except (OSError, ValueError, AttributeError):
+        return {}
+
+
+def _save_digests(staging: Path, digests: dict[str, str]) -> None:
+    from imageworks_models.storage import atomic_write
+
+    atomic_write(staging / "digests.json", json.dumps(digests, sort_keys=True).encode())
+
+
+def _promote(files_dir: Path, dest: Path, staging: Path) -> None:
+    """Rename the verified files into place; an earlier copy is swapped out, then removed."""
+    from imageworks_models.storage import fsync_dir
+
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if not files_dir.exists():
+        files_dir.mkdir(parents=True)
+    old = None
+    if dest.exists() or dest.is_symlink():
+        old = staging / "replaced"
+        os.replace(dest, old)
+    try:
+        os.replace(files_dir, dest)
+    except OSError:
+        if old is not None:
+            os.replace(old, dest)
+        raise
+    fsync_dir(dest.parent)
+    if old is not None:
+        if old.is_dir() and not old.is_symlink():
+            shutil.rmtree(old)
+        else:
+            old.unlink()

@@ -1,0 +1,51 @@
+"""The ``hf`` source object the core calls (see the README, "Writing a plugin": sources)."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Iterator
+
+from imageworks_models.hashing import SILENT, Progress
+from imageworks_models.records import Discovered, Fetched, FetchRequest
+
+_SPEC = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*(@.+)?$")
+
+
+def hub_cache_dir(env=None) -> Path:
+    """huggingface_hub's cache folder, read from the environment now (its own constant is frozen at import)."""
+    env = os.environ if env is None else env
+    if env.get("HF_HUB_CACHE"):
+        return Path(env["HF_HUB_CACHE"]).expanduser()
+    if env.get("HF_HOME"):
+        return Path(env["HF_HOME"]).expanduser() / "hub"
+    base = env.get("XDG_CACHE_HOME") or os.path.join(env.get("HOME") or str(Path.home()), ".cache")
+    return Path(base) / "huggingface" / "hub"
+
+
+class HFSource:
+    name = "hf"
+
+    def accepts(self, spec: str) -> bool:
+        """Whether ``spec`` names a Hub repo (``owner/repo[@revision]``) rather than a URL or a path."""
+        return bool(_SPEC.match(spec.strip())) and not os.path.exists(spec)
+
+    def scan(self, root: Path, *, settings) -> Iterator[Discovered]:
+        """Models under ``root``: HF model folders, HF cache repos and GGUF files."""
+        from .scan import scan
+
+        return scan(Path(root))
+
+    def discover(self, *, settings) -> Iterator[Discovered]:
+        """Models in huggingface_hub's own cache (``HF_HUB_CACHE``, ``HF_HOME/hub``)."""
+        from .scan import scan
+
+        cache = hub_cache_dir()
+        return scan(cache) if cache.is_dir() else iter(())
+
+    def fetch(self, request: FetchRequest, *, settings, progress: Progress = SILENT, hash_file=None) -> Fetched:
+        """Download ``request.spec`` from the Hub (see :mod:`imageworks_models_hf.fetch`)."""
+        from .fetch import fetch
+
+        return fetch(request, settings=settings, progress=progress, hash_file=hash_file)

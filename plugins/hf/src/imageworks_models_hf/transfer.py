@@ -1,0 +1,413 @@
+"""Fetch one file over HTTP(S), resuming, with its digest computed while the bytes arrive.
+
+Why not huggingface_hub's ``http_get``: it re-chunks the body into 10 MiB pieces through Python and
+checks only the size. This loop reads straight into a few reused buffers (``readinto``), writes them,
+and hands each buffer to a hashing thread (hashlib releases the GIL), so the digest is ready when the
+last byte lands — no second read pass — and is compared with the one the Hub published *before* the
+file is moved into place.
+
+Faults handled (each has a test): a server that ignores ``Range`` (the partial file is restarted, never
+appended to), a wrong ``Content-Range``, ``416`` on a complete partial, a truncated body (resumed), a
+flipped byte (digest mismatch: file deleted), an HTML page sent with ``200``, 5xx/429 (retried with
+backoff), and redirects to another host (followed without the token).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import os
+import queue
+import re
+import ssl
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urljoin, urlsplit
+
+from imageworks_models.errors import (
+    ChecksumMismatchError, DiskSpaceError, DownloadError, RemoteAccessError, RemoteNotFoundError,
+)
+from imageworks_models.hashing import SILENT, Progress
+
+BUFFER = 1 << 20
+BUFFERS = 8
+MAX_REDIRECTS = 10
+ATTEMPTS = 6  # consecutive attempts that make no progress before giving up
+TIMEOUT = 60.0
+_CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
+_RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}
+
+
+@dataclass(frozen=True)
+class Target:
+    """One file to fetch.
+
+    Attributes:
+        url: where to GET it (the Hub's resolve URL at a commit).
+        part: the partial file the bytes go to (kept between runs, so a rerun resumes).
+        size: the published size.
+        sha256: the published sha256 (LFS files).
+        git_oid: the published git blob id (small files), checked when ``sha256`` is unknown.
+        label: the file's repo name, for messages.
+        commit: the commit the file must come from (checked against ``X-Repo-Commit``).
+    """
+
+    url: str
+    part: Path
+    size: int
+    sha256: str | None
+    git_oid: str | None
+    label: str
+    commit: str | None = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    sha256: str
+    transferred: int  # bytes received over the network in this call
+    reused: int  # bytes of an earlier partial kept
+    restarts: int  # times the partial had to be thrown away (server ignored Range...)
+
+
+class _Digests:
+    """sha256 (and the git blob sha1 when asked) fed from a background thread, buffers recycled."""
+
+    def __init__(self, size: int, git: bool):
+        self.sha = hashlib.sha256()
+        self.git = hashlib.sha1(b"blob %d\0" % size) if git else None
+        self.free: queue.Queue[bytearray] = queue.Queue()
+        for _ in range(BUFFERS):
+            self.free.put(bytearray(BUFFER))
+        self.work: queue.Queue[tuple[bytearray, int] | None] = queue.Queue()
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="download-hash", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while (item := self.work.get()) is not None:
+            buf, n = item
+            try:
+                view = memoryview(buf)[:n]
+                self.sha.update(view)
+                if self.git is not None:
+                    self.git.update(view)
+            except BaseException as exc:  # pragma: no cover - hashlib does not fail on bytes
+                self.error = exc
+            finally:
+                self.free.put(buf)
+
+    def feed(self, buf: bytearray, n: int) -> None:
+        self.work.put((buf, n))
+
+    def close(self) -> tuple[str, str | None]:
+        self.work.put(None)
+        self.thread.join()
+        if self.error:
+            raise self.error
+        return self.sha.hexdigest(), (self.git.hexdigest() if self.git else None)
+
+
+def _hash_prefix(part: Path, length: int, digests: _Digests) -> None:
+    """Feed the first ``length`` bytes of an existing partial file (resume needs the running digest)."""
+    with open(part, "rb", buffering=0) as f:
+        left = length
+        while left:
+            buf = digests.free.get()
+            n = f.readinto(memoryview(buf)[:min(BUFFER, left)])
+            if not n:
+                raise DownloadError(f"{part}: partial file shrank while being read; run the download again")
+            digests.feed(buf, n)
+            left -= n
+
+
+def _connection(url: str, timeout: float) -> tuple[http.client.HTTPConnection, str]:
+    """A connection for ``url`` (through the environment's proxy, if any) and the request target."""
+    from urllib.request import getproxies, proxy_bypass
+
+    parts = urlsplit(url)
+    host, port = parts.hostname or "", parts.port
+    target = parts.path + (f"?{parts.query}" if parts.query else "")
+    proxy = None if proxy_bypass(host) else getproxies().get(parts.scheme)
+    if parts.scheme == "https":
+        context = ssl.create_default_context()
+        if proxy:
+            p = urlsplit(proxy)
+            conn = http.client.HTTPSConnection(p.hostname, p.port or 8080, timeout=timeout, context=context)
+            conn.set_tunnel(host, port or 443)
+        else:
+            conn = http.client.HTTPSConnection(host, port or 443, timeout=timeout, context=context)
+    elif parts.scheme == "http":
+        if proxy:
+            p = urlsplit(proxy)
+            conn = http.client.HTTPConnection(p.hostname, p.port or 8080, timeout=timeout)
+            target = url
+        else:
+            conn = http.client.HTTPConnection(host, port or 80, timeout=timeout)
+    else:
+        raise DownloadError(f"refusing to fetch {parts.scheme}: URL (only http and https)")
+    return conn, target
+
+
+def open_url(url: str, *, headers: dict[str, str], token: str | None, token_host: str | None,
+             timeout: float = TIMEOUT, method: str = "GET") -> tuple[http.client.HTTPResponse, str, list]:
+    """Send a request, following redirects ourselves so the token never leaves ``token_host``.
+
+    Returns:
+        ``(response, final_url, history)`` where history lists ``(url, status, headers)`` of redirects.
+    """
+    history = []
+    for _ in range(MAX_REDIRECTS + 1):
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https"):
+            raise DownloadError(f"refusing a redirect to a {parts.scheme or 'relative'} URL: {url[:200]}")
+        conn, target = _connection(url, timeout)
+        send = dict(headers)
+        if token and parts.hostname == token_host:
+            send["Authorization"] = f"Bearer {token}"
+        try:
+            conn.request(method, target, headers=send)
+            resp = conn.getresponse()
+        except (OSError, http.client.HTTPException) as exc:
+            conn.close()
+            raise _Retry(f"cannot reach {parts.hostname}: {exc}") from exc
+        if resp.status in (301, 302, 303, 307, 308):
+            location = resp.getheader("Location")
+            history.append((url, resp.status, dict(resp.getheaders())))
+            resp.read()
+            conn.close()
+            if not location:
+                raise DownloadError(f"{url}: redirect without a Location header")
+            url = urljoin(url, location)
+            continue
+        return resp, url, history
+    raise DownloadError(f"too many redirects fetching {url[:200]}")
+
+
+class _Retry(Exception):
+    """A transient failure: try again (from the bytes already on disk)."""
+
+
+def _status_error(resp: http.client.HTTPResponse, target: Target) -> Exception:
+    status = resp.status
+    detail = (resp.getheader("X-Error-Message") or resp.getheader("X-Error-Code") or resp.reason or "").strip()
+    if status in (401, 403):
+        return RemoteAccessError(f"{target.label}: access refused (HTTP {status}: {detail})",
+                                 hint="accept the model's licence on the Hub and set HF_TOKEN")
+    if status == 404:
+        return RemoteNotFoundError(f"{target.label}: not found on the server (HTTP 404: {detail})")
+    return DownloadError(f"{target.label}: the server answered HTTP {status} {detail}".rstrip())
+
+
+def fetch(target: Target, *, token: str | None = None, token_host: str | None = None,
+          progress: Progress = SILENT, attempts: int = ATTEMPTS, timeout: float = TIMEOUT) -> Outcome:
+    """Fetch ``target`` into ``target.part``, resuming it, and check the published digest.
+
+    The partial file is left in place on a transient failure (a rerun resumes it) and deleted on a
+    digest mismatch. The caller renames it into place only after this returns.
+
+    Args:
+        target: the file.
+        token: the Hub token, sent only to ``token_host``.
+        token_host: the host allowed to see the token (the Hub endpoint's host).
+        progress: told about bytes as they arrive (resumed bytes included, each byte once).
+        attempts: consecutive attempts without progress before giving up.
+        timeout: seconds a connection may stay silent.
+
+    Returns:
+        The file's sha256 and how many bytes came over the network.
+
+    Raises:
+        ChecksumMismatchError: the bytes do not match the published digest (the partial is deleted).
+        DownloadError: the server kept failing, sent an HTML page, or sent the wrong range.
+        RemoteAccessError, RemoteNotFoundError: 401/403, 404.
+        DiskSpaceError: the disk filled up (the partial stays for a later resume).
+    """
+    target.part.parent.mkdir(parents=True, exist_ok=True)
+    state = _State(target, progress)
+    failures = 0
+    delay = 0.25
+    while True:
+        if not target.part.exists():
+            target.part.touch()
+        have = target.part.stat().st_size
+        if have > target.size:
+            _truncate(target.part, 0)
+            have = 0
+        if state.reused is None:
+            state.reused = have
+        state.new_digests()
+        try:
+            _hash_prefix(target.part, have, state.digests)
+            state.seen(have)
+            if have < target.size:
+                _transfer(target, have, state, token=token, token_host=token_host, timeout=timeout)
+        except _Retry as exc:
+            state.digests.close()
+            now = target.part.stat().st_size if target.part.exists() else 0
+            failures = 0 if now > have else failures + 1
+            if failures >= attempts:
+                raise DownloadError(f"{target.label}: giving up after {attempts} attempts without progress: {exc}",
+                                    hint="run the same command again to resume it") from exc
+            if failures:
+                time.sleep(delay)
+                delay = min(delay * 2, 8.0)
+            continue
+        except BaseException:
+            state.digests.close()
+            raise
+        sha, git = state.digests.close()
+        if target.part.stat().st_size != target.size:
+            continue  # the body ended short without an error: resume
+        if target.sha256 is not None and sha != target.sha256:
+            _delete(target.part)
+            raise ChecksumMismatchError(f"{target.label}: sha256 {sha[:16]}... does not match the Hub's "
+                                        f"{target.sha256[:16]}... (bad file deleted)",
+                                        hint="run the download again; if it repeats, the server or a proxy "
+                                             "is corrupting data")
+        if target.sha256 is None and target.git_oid and git != target.git_oid:
+            _delete(target.part)
+            raise ChecksumMismatchError(f"{target.label}: git blob id {git[:12]} does not match the Hub's "
+                                        f"{target.git_oid[:12]} (bad file deleted)", hint="run the download again")
+        return Outcome(sha256=sha, transferred=state.transferred, reused=state.reused or 0, restarts=state.restarts)
+
+
+class _State:
+    """One file's running totals across attempts."""
+
+    def __init__(self, target: Target, progress: Progress):
+        self.target = target
+        self.progress = progress
+        self.digests: _Digests | None = None
+        self.transferred = 0
+        self.restarts = 0
+        self.reused: int | None = None
+        self._shown = 0
+
+    def new_digests(self) -> None:
+        self.digests = _Digests(self.target.size, git=self.target.sha256 is None)
+
+    def restart(self) -> None:
+        """The server ignored our range: throw the partial (and its digest) away, start from 0."""
+        self.digests.close()
+        _truncate(self.target.part, 0)
+        self.new_digests()
+        self.restarts += 1
+        self.reused = 0
+
+    def seen(self, upto: int) -> None:
+        """Bytes ``[0, upto)`` are on disk: advance the progress bar by what it has not shown yet."""
+        if upto > self._shown:
+            self.progress.advance(upto - self._shown)
+            self._shown = upto
+
+
+def _transfer(target: Target, have: int, state: _State, *, token, token_host, timeout) -> None:
+    """One request: append the rest of the file to the partial, or restart it when the server says so."""
+    headers = {"Accept-Encoding": "identity", "User-Agent": _user_agent()}
+    if have:
+        headers["Range"] = f"bytes={have}-"
+    resp, final_url, history = open_url(target.url, headers=headers, token=token, token_host=token_host,
+                                        timeout=timeout)
+    try:
+        _check_commit(history[0][2] if history else dict(resp.getheaders()), target)
+        if resp.status in _RETRY_STATUS:
+            raise _Retry(f"HTTP {resp.status} from {urlsplit(final_url).hostname}")
+        start = have
+        if resp.status == 416:
+            _truncate(target.part, 0)
+            raise _Retry("the server refused the resume range (416); starting over")
+        if resp.status == 200:
+            if have:  # Range ignored: never append a whole body to a partial one
+                state.restart()
+                start = 0
+        elif resp.status == 206:
+            match = _CONTENT_RANGE.match(resp.getheader("Content-Range") or "")
+            if not match or int(match[1]) != have or (match[3] != "*" and int(match[3]) != target.size):
+                _truncate(target.part, 0)
+                state.restarts += 1
+                raise _Retry(f"wrong Content-Range {resp.getheader('Content-Range')!r} for bytes={have}-; "
+                             "starting over")
+        else:
+            raise _status_error(resp, target)
+        ctype = (resp.getheader("Content-Type") or "").lower()
+        if ctype.startswith("text/html") and not target.label.lower().endswith((".html", ".htm")):
+            raise DownloadError(f"{target.label}: the server sent an HTML page instead of the file "
+                                f"(HTTP {resp.status} from {urlsplit(final_url).hostname})",
+                                hint="a proxy or captive portal may be intercepting downloads; check the network")
+        length = resp.getheader("Content-Length")
+        expected = target.size - start
+        if length is not None and int(length) != expected:
+            raise DownloadError(f"{target.label}: the server announced {length} bytes, expected {expected}",
+                                hint="the file changed on the server or a proxy is altering it; try again")
+        _stream(resp, target, start, expected, state)
+    finally:
+        resp.close()
+
+
+def _stream(resp, target: Target, start: int, expected: int, state: _State) -> None:
+    got = 0
+    digests = state.digests
+    fd = os.open(target.part, os.O_WRONLY | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
+    try:
+        os.lseek(fd, start, os.SEEK_SET)
+        while got < expected:
+            buf = digests.free.get()
+            view = memoryview(buf)
+            try:
+                n = resp.readinto(view[:min(BUFFER, expected - got)])
+            except (OSError, http.client.HTTPException) as exc:
+                digests.free.put(buf)
+                raise _Retry(f"connection lost after {start + got} of {target.size} bytes: {exc}") from exc
+            if not n:
+                digests.free.put(buf)
+                raise _Retry(f"the body ended after {start + got} of {target.size} bytes")
+            _write_all(fd, view[:n], target)
+            digests.feed(buf, n)
+            got += n
+            state.transferred += n
+            state.seen(start + got)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_all(fd: int, data: memoryview, target: Target) -> None:
+    while data:
+        try:
+            written = os.write(fd, data)
+        except OSError as exc:
+            import errno
+
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+                raise DiskSpaceError(f"{target.part.parent}: no space left writing {target.label} "
+                                     f"({os.strerror(exc.errno)})",
+                                     hint="free some space and run the same command again to resume") from exc
+            raise DownloadError(f"{target.part}: cannot write: {exc.strerror}") from exc
+        data = data[written:]
+
+
+def _check_commit(headers: dict, target: Target) -> None:
+    got = next((v for k, v in headers.items() if k.lower() == "x-repo-commit"), None)
+    if target.commit and got and got != target.commit:
+        raise DownloadError(f"{target.label}: the server sent commit {got[:12]}, not the resolved "
+                            f"{target.commit[:12]}", hint="the repository changed during the download; run it again")
+
+
+def _truncate(path: Path, size: int) -> None:
+    with open(path, "r+b") as f:
+        f.truncate(size)
+
+
+def _delete(path: Path) -> None:
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        pass
+
+
+def _user_agent() -> str:
+    from imageworks_models import __version__
+
+    return f"imageworks-models/{__version__}"
