@@ -34,26 +34,44 @@ _QUANT_WORD = re.compile(r"^(i?q\d(_[0-9a-z]+)*|tq\d_\d)$")
 ACTIONS = ("add", "update", "unchanged", "exists", "skip", "conflict", "error")
 
 
+def _is_format_word(word: str) -> bool:
+    return word in _FORMAT_WORDS or bool(_QUANT_WORD.match(word))
+
+
 def family_from(hint: str) -> str:
     """The family part of an entry name, from a repo, folder or file name (see the module docstring)."""
-    text = hint.strip().rsplit("/", 1)[-1]
+    import unicodedata
+
+    text = hint.strip().replace("\\", "/").rsplit("/", 1)[-1]
     if text.lower().endswith(".gguf"):
         text = text[:-5]
     text = re.sub(r"(?i)-\d{5}-of-\d{5}$", "", text)
-    words = [w for w in re.split(r"[-\s]+", text.lower()) if w]
-    while len(words) > 1 and (words[-1] in _FORMAT_WORDS or _QUANT_WORD.match(words[-1])):
-        words.pop()
-    family = re.sub(r"[^a-z0-9._-]+", "-", "-".join(words)).strip("-._")
+    # accents folded to ASCII, then anything but letters, digits, '.' and '_' separates words
+    text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().lower()
+    words = [w.strip("._") for w in re.split(r"[^a-z0-9._]+", text)]
+    words = [w for w in words if w]
+    while words:
+        last = words[-1]
+        if len(words) > 1 and _is_format_word(last):
+            words.pop()
+        elif "." in last and _is_format_word(last.rsplit(".", 1)[1]) and last.rsplit(".", 1)[0]:
+            words[-1] = last.rsplit(".", 1)[0].strip("._")  # TheBloke style: llama-2-7b-chat.Q4_K_M
+        else:
+            break
+    family = "-".join(words).strip("-._")
     return family or "model"
 
 
 def entry_name(family: str, backend: str, format: str, quant: str | None = None) -> str:
-    """``<family>-<backend>-<format>[-<quant>]`` (the quant only when it says more than the format)."""
-    parts = [family, backend, format.lower()]
+    """``<family>-<backend>-<format>[-<quant>]`` in lower case (the quant only when it says more than the
+    format); a long family is shortened so the suffix always survives within the 200-character limit."""
+    tail = [backend.lower(), format.lower()]
     if quant and quant.lower() != format.lower():
-        parts.append(quant.lower())
-    name = re.sub(r"[^A-Za-z0-9._()+@-]+", "-", "-".join(parts)).strip("-")
-    return name[:200]
+        tail.append(quant.lower())
+    suffix = re.sub(r"[^a-z0-9._()+@-]+", "-", "-".join(tail)).strip("-")
+    family = re.sub(r"[^a-z0-9._()+@-]+", "-", family.lower()).strip("-._") or "model"
+    family = family[:max(1, 199 - len(suffix))].rstrip("-._") or "model"
+    return f"{family}-{suffix}"[:200]
 
 
 @dataclass
@@ -194,6 +212,9 @@ def plan(found: Iterable[Discovered], *, registry, plugins, settings, update_exi
             rows.append(Row("error", d.path, reason="vanished during the scan", provider=d.provider))
             continue
         key, total, count = sig
+        if d.problem:
+            rows.append(Row("skip", d.path, reason=d.problem, files=count, size_bytes=total, provider=d.provider))
+            continue
         if d.placeholder and not include_testing:
             rows.append(Row("skip", d.path, reason=f"placeholder: {d.placeholder} (--include-testing adds it)",
                             files=count, size_bytes=total, provider=d.provider))
@@ -361,7 +382,8 @@ def record(rows: list[Row], *, settings, plugins, progress: Progress = SILENT, d
                 entry["download"]["downloaded_at"] = now
             current = layers.discovered.get(entry["name"]) or {}
             if r.action == "update" or current:
-                entry = _refresh(current, entry)
+                entry, note = _refresh(current, entry, replace_manifest=downloaded)
+                r.reason = note or r.reason
             elif entry["name"] in merged:
                 r.action, r.reason = "conflict", f"the name {entry['name']} was registered meanwhile"
                 continue
@@ -369,9 +391,25 @@ def record(rows: list[Row], *, settings, plugins, progress: Progress = SILENT, d
     return sum(1 for r in todo if r.action in ("add", "update"))
 
 
-def _refresh(current: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
-    """``current`` (a discovered-layer entry) updated with freshly found facts; its lock and history kept."""
+def _refresh(current: dict[str, Any], new: dict[str, Any], *,
+             replace_manifest: bool = False) -> tuple[dict[str, Any], str | None]:
+    """``current`` (a discovered-layer entry) updated with freshly found facts; its lock and history kept.
+
+    A recorded manifest is never written over with a different one (a divergence stays until
+    ``verify --accept`` or ``lock --set-expected``), unless ``replace_manifest`` (a fresh download).
+    Returns the entry and a note when the manifest was kept.
+    """
     out = dict(current)
+    note = None
+    old_art, new_art = current.get("artifacts") or {}, new.get("artifacts") or {}
+    was_placeholder = (current.get("flags") or {}).get("testing") and not (new.get("flags") or {}).get("testing")
+    if old_art.get("aggregate") and new_art and old_art.get("aggregate") != new_art.get("aggregate") \
+            and not replace_manifest and not was_placeholder:
+        new = {k: v for k, v in new.items() if k != "artifacts"}
+        note = (f"files differ from the recorded manifest; kept it (`imageworks-loader verify {current.get('name')}` "
+                "shows how; `verify --accept` or `lock --set-expected` records them)")
+    if was_placeholder:
+        out["flags"] = dict(current["flags"]) | {"testing": False}  # a placeholder that got its weights
     for key, value in new.items():
         if key == "download":
             download = dict(current.get("download") or {})
@@ -383,6 +421,8 @@ def _refresh(current: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
             out["source"] = dict(current.get("source") or {}) | value
         elif key == "metadata":
             out["metadata"] = dict(current.get("metadata") or {}) | value
+        elif key == "flags":
+            out["flags"] = dict(out.get("flags") or {}) | value
         else:
             out[key] = value
-    return out
+    return out, note

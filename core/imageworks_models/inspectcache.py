@@ -19,31 +19,57 @@ VERSION = 1
 
 
 def signature(path: str) -> tuple[list, int, int] | None:
-    """``(key, total_bytes, file_count)`` of a model folder's top-level files, or of one file; ``None`` if gone."""
+    """``(key, total_bytes, file_count)`` of everything under a model folder (or of one file), from stats
+    only; ``None`` if it is gone. Totals count what a manifest counts (``.cache/huggingface`` left out)."""
     try:
         st = os.stat(path)
     except OSError:
         return None
     if not os.path.isdir(path):
         return [[os.path.basename(path), st.st_size, st.st_mtime_ns, st.st_ino]], st.st_size, 1
-    key, total, count = [], 0, 0
-    try:
-        with os.scandir(path) as it:
-            for e in it:
-                try:
-                    s = e.stat()  # follows links: an HF cache snapshot's files are links into blobs/
-                except OSError:
-                    continue
-                if e.is_file():
-                    key.append([e.name, s.st_size, s.st_mtime_ns, s.st_ino])
-                    total += s.st_size
-                    count += 1
-                elif e.is_dir(follow_symlinks=False):
-                    key.append([e.name + "/", 0, s.st_mtime_ns, s.st_ino])
-    except OSError:
+    key: list = []
+    totals = [0, 0]
+    # as a manifest does: a link's target size counts only inside a Hugging Face cache snapshot
+    parent = os.path.dirname(os.path.realpath(path))
+    follow = os.path.basename(parent) == "snapshots" and os.path.basename(os.path.dirname(parent)).startswith(
+        ("models--", "datasets--", "spaces--"))
+    if not _walk(path, "", key, totals, 0, follow):
         return None
     key.sort()
-    return key, total, count
+    return key, totals[0], totals[1]
+
+
+_SKIP = {".cache/huggingface"}
+
+
+def _walk(folder: str, prefix: str, key: list, totals: list, depth: int, follow: bool) -> bool:
+    try:
+        with os.scandir(folder) as it:
+            entries = list(it)
+    except OSError:
+        return depth > 0
+    for e in entries:
+        rel = prefix + e.name
+        try:
+            if e.is_dir(follow_symlinks=False):
+                if rel in _SKIP or depth >= 16:
+                    continue
+                s = e.stat(follow_symlinks=False)
+                key.append([rel + "/", 0, s.st_mtime_ns, s.st_ino])
+                _walk(e.path, rel + "/", key, totals, depth + 1, follow)
+                continue
+            s = e.stat()  # follows links: an HF cache snapshot's files are links into blobs/
+        except OSError:
+            key.append([rel, -1, 0, 0])  # a dangling link: still part of the folder
+            totals[1] += 1
+            continue
+        key.append([rel, s.st_size, s.st_mtime_ns, s.st_ino])
+        link = e.is_symlink()
+        if e.is_file() and (follow or not link):
+            totals[0] += s.st_size
+        if e.is_file() or link:  # fifos and devices are recorded by a manifest, not counted
+            totals[1] += 1
+    return True
 
 
 def info_to_dict(info: ArtifactInfo) -> dict[str, Any]:

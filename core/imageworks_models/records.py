@@ -102,6 +102,7 @@ class Discovered:
         backend: the backend that should serve it, when the source knows better than the default.
         served_model_id: the id clients ask the backend for, when the source knows it.
         placeholder: why this is a placeholder (no real weights), or ``None``.
+        problem: why this cannot be recorded as found (shown as a ``skip`` row), or ``None``.
     """
 
     path: str
@@ -114,6 +115,7 @@ class Discovered:
     backend: str | None = None
     served_model_id: str | None = None
     placeholder: str | None = None
+    problem: str | None = None
 
 
 @dataclass(frozen=True)

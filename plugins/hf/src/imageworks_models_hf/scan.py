@@ -28,7 +28,7 @@ from .choose import GGUF, PICKLE_SUFFIXES, SAFETENSORS
 from .fetch import LFS_POINTER
 
 MAX_DEPTH = 8
-_SPLIT_LATER = re.compile(r"(?i)-(\d{5})-of-\d{5}\.gguf$")
+_SPLIT_ANY = re.compile(r"(?i)-\d{5}-of-\d{5}(?=\.gguf$)")
 _DUMMY = re.compile(r"(?i)(placeholder|dummy|tiny-random)")
 _WEIGHT_SUFFIXES = (SAFETENSORS,) + PICKLE_SUFFIXES
 
@@ -52,18 +52,16 @@ def _walk(folder: Path, depth: int) -> Iterator[Discovered]:
     if depth > 0 and _is_model_folder(entries, names):
         yield _model_folder(folder, entries)
         return
-    for e in entries:
-        if e.name.startswith(".") or e.name == "__pycache__":
-            continue
-        if e.is_dir(follow_symlinks=False):
-            if e.name.startswith("models--") and os.path.isdir(os.path.join(e.path, "snapshots")):
-                yield from _cache_repo(Path(e.path))
-            elif depth < MAX_DEPTH:
-                yield from _walk(Path(e.path), depth + 1)
-        elif e.is_file(follow_symlinks=False) and e.name.lower().endswith(GGUF):
-            found = _gguf(folder, e, depth)
-            if found is not None:
-                yield found
+    ggufs = [e for e in entries if e.is_file(follow_symlinks=False) and e.name.lower().endswith(GGUF)]
+    subdirs = [e for e in entries if e.is_dir(follow_symlinks=False) and not e.name.startswith(".")
+               and e.name != "__pycache__"]
+    if ggufs:
+        yield from _ggufs(folder, ggufs, whole_folder=depth > 0 and not subdirs)
+    for e in subdirs:
+        if e.name.startswith("models--") and os.path.isdir(os.path.join(e.path, "snapshots")):
+            yield from _cache_repo(Path(e.path))
+        elif depth < MAX_DEPTH:
+            yield from _walk(Path(e.path), depth + 1)
 
 
 def _is_model_folder(entries: list[os.DirEntry], names: set[str]) -> bool:
@@ -105,24 +103,45 @@ def _is_pointer(path: str) -> bool:
         return False
 
 
-def _gguf(folder: Path, e: os.DirEntry, depth: int) -> Discovered | None:
-    name = e.name
-    if "mmproj" in name.lower():
-        return None
-    split = _SPLIT_LATER.search(name)
-    if split and split[1] != "00001":
-        return None
-    stem = name[:-len(GGUF)]
-    hint = folder.name if depth > 0 else stem
+def _ggufs(folder: Path, files: list[os.DirEntry], *, whole_folder: bool) -> Iterator[Discovered]:
+    """The GGUF models of one folder.
+
+    A folder holding one model (one quant, possibly split, plus an ``mmproj`` projector) and no
+    sub-folders is that model: its manifest covers every part and the projector. Otherwise each quant
+    file is a model of its own, and a split one (whose parts could not all be in one manifest) is
+    skipped with a reason.
+    """
+    groups: dict[str, list[os.DirEntry]] = {}
+    for e in files:
+        if "mmproj" in e.name.lower():
+            continue
+        groups.setdefault(_SPLIT_ANY.sub("", e.name), []).append(e)
+    if not groups:
+        return
+    if whole_folder and len(groups) == 1:
+        (stem_name, parts), = groups.items()
+        yield _gguf_model(folder, parts, path=str(folder), hint=stem_name[:-len(GGUF)])
+        return
+    for stem_name, parts in groups.items():
+        hint = stem_name[:-len(GGUF)]
+        if len(parts) > 1 or _SPLIT_ANY.search(parts[0].name):
+            yield Discovered(path=parts[0].path, name_hint=hint, provider="hf",
+                             problem=f"a split GGUF ({len(parts)} parts) among other models in {folder}: "
+                                     "move its parts into a folder of their own, then scan again")
+            continue
+        yield _gguf_model(folder, parts, path=parts[0].path, hint=hint)
+
+
+def _gguf_model(folder: Path, parts: list[os.DirEntry], *, path: str, hint: str) -> Discovered:
     reason = None
-    size = _size(e)
-    if size == 0:
+    sizes = [_size(e) for e in parts]
+    if all(s == 0 for s in sizes):
         reason = "the file is empty"
-    elif size < 1024 and _is_pointer(e.path):
+    elif all(s < 1024 and _is_pointer(e.path) for e, s in zip(parts, sizes)):
         reason = "the file is a git-LFS pointer"
-    elif _DUMMY.search(name):
-        reason = f"named as a test model ({_DUMMY.search(name)[0]})"
-    return Discovered(path=e.path, name_hint=hint, provider="hf", placeholder=reason)
+    elif _DUMMY.search(hint):
+        reason = f"named as a test model ({_DUMMY.search(hint)[0]})"
+    return Discovered(path=path, name_hint=hint, provider="hf", placeholder=reason)
 
 
 def _cache_repo(repo_dir: Path) -> Iterator[Discovered]:
