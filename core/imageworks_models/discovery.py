@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -31,6 +31,9 @@ _FORMAT_WORDS = {
     "quantized", "quant", "gptqmodel", "marlin",
 }
 _QUANT_WORD = re.compile(r"^(i?q\d(_[0-9a-z]+)*|tq\d_\d)$")
+_SPLIT_SUFFIX = re.compile(r"(?i)-\d{5}-of-\d{5}$")
+_WORD_SEP = re.compile(r"[^a-z0-9._]+")
+_NAME_ODD = re.compile(r"[^a-z0-9._()+@-]+")
 ACTIONS = ("add", "update", "unchanged", "exists", "skip", "conflict", "error")
 
 
@@ -45,10 +48,10 @@ def family_from(hint: str) -> str:
     text = hint.strip().replace("\\", "/").rsplit("/", 1)[-1]
     if text.lower().endswith(".gguf"):
         text = text[:-5]
-    text = re.sub(r"(?i)-\d{5}-of-\d{5}$", "", text)
+    text = _SPLIT_SUFFIX.sub("", text)
     # accents folded to ASCII, then anything but letters, digits, '.' and '_' separates words
     text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().lower()
-    words = [w.strip("._") for w in re.split(r"[^a-z0-9._]+", text)]
+    words = [w.strip("._") for w in _WORD_SEP.split(text)]
     words = [w for w in words if w]
     while words:
         last = words[-1]
@@ -68,8 +71,8 @@ def entry_name(family: str, backend: str, format: str, quant: str | None = None)
     tail = [backend.lower(), format.lower()]
     if quant and quant.lower() != format.lower():
         tail.append(quant.lower())
-    suffix = re.sub(r"[^a-z0-9._()+@-]+", "-", "-".join(tail)).strip("-")
-    family = re.sub(r"[^a-z0-9._()+@-]+", "-", family.lower()).strip("-._") or "model"
+    suffix = _NAME_ODD.sub("-", "-".join(tail)).strip("-")
+    family = _NAME_ODD.sub("-", family.lower()).strip("-._") or "model"
     family = family[:max(1, 199 - len(suffix))].rstrip("-._") or "model"
     return f"{family}-{suffix}"[:200]
 
@@ -206,8 +209,25 @@ def plan(found: Iterable[Discovered], *, registry, plugins, settings, update_exi
     names = {e["name"].lower(): e for e in registry}
     taken: dict[str, str] = {}
     rows: list[Row] = []
-    for d in found:
+    found = list(found)
+
+    def prepare(d: Discovered):
         sig = signature(d.path)
+        if sig is None or d.problem or d.info is not None or (d.placeholder and not include_testing):
+            return sig, d.info
+        if cache is None:
+            return sig, inspect(d.path, plugins)
+        return sig, cache.get(d.path, sig[0], lambda p: inspect(str(p), plugins))
+
+    # Cold, a scan waits on the disk for every config and header: threads overlap those waits.
+    if len(found) > 8:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            prepared = list(pool.map(prepare, found))
+    else:
+        prepared = [prepare(d) for d in found]
+    for d, (sig, info) in zip(found, prepared):
         if sig is None:
             rows.append(Row("error", d.path, reason="vanished during the scan", provider=d.provider))
             continue
@@ -219,9 +239,6 @@ def plan(found: Iterable[Discovered], *, registry, plugins, settings, update_exi
             rows.append(Row("skip", d.path, reason=f"placeholder: {d.placeholder} (--include-testing adds it)",
                             files=count, size_bytes=total, provider=d.provider))
             continue
-        info = d.info
-        if info is None:
-            info = cache.get(d.path, key, lambda p: inspect(str(p), plugins)) if cache else inspect(d.path, plugins)
         errors = list(getattr(info, "errors", ()) or ()) if info else []
         if errors and not d.placeholder:
             more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
@@ -235,7 +252,7 @@ def plan(found: Iterable[Discovered], *, registry, plugins, settings, update_exi
         entry["download"].update(size_bytes=total, file_count=count)
         row = Row("add", d.path, name=name, format=entry["format"], quantization=entry.get("quantization"),
                   backend=entry["backend"], files=count, size_bytes=total, provider=d.provider, entry=entry)
-        existing = by_path.get(_real(d.path))
+        existing = by_path.get(d.path)  # found paths are canonical (see discovered_from_sources)
         if existing is not None:
             row.existing = row.name = existing
             entry["name"] = existing
@@ -271,18 +288,19 @@ def discovered_from_sources(*, roots: Iterable[Path] = (), discover: bool = Fals
                                   hint="install the Hugging Face plugin: pip install 'imageworks-models[hf]'")
     for root in roots:
         check_root(root, settings)
+        # walkers never follow links, so every path under a resolved root is already canonical
+        real_root = Path(_real(str(root)))
         for _, impl in scanners:
-            found.extend(impl.scan(root, settings=settings))
+            found.extend(impl.scan(real_root, settings=settings))
     if discover:
         for record, impl in plugins.source_impls("discover"):
             if wanted is None or record.name in wanted:
-                found.extend(impl.discover(settings=settings))
+                found.extend(replace(d, path=_real(d.path)) for d in impl.discover(settings=settings))
     seen: set[str] = set()
     unique = []
     for d in found:
-        key = _real(d.path)
-        if key not in seen:
-            seen.add(key)
+        if d.path not in seen:
+            seen.add(d.path)
             unique.append(d)
     return unique
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import click
 
-from .output import common_options, emit_json, human_bytes, json_option, state, table
+from .output import common_options, emit_json, emit_json_report, human_bytes, json_option, state, table
 
 
 def _print_scan(report, *, prog: str) -> None:
@@ -53,7 +53,8 @@ def _run_scan(roots, *, discover, update_existing, include_testing, fallback_for
                   fallback_format=fallback_format, backend=backend, location=location, dry_run=dry_run,
                   settings=st.settings(), plugins=st.plugins(), progress=progress_for_terminal())
     if as_json:
-        emit_json(report.as_dict())
+        data = report.as_dict()
+        emit_json_report({k: v for k, v in data.items() if k != "rows"}, "rows", data["rows"])
     else:
         _print_scan(report, prog=st.prog)
     if any(r.action == "error" for r in report.rows):

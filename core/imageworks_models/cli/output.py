@@ -60,6 +60,14 @@ def emit_json_rows(rows: list[Any]) -> None:
     click.echo(f"[\n{body}\n]")
 
 
+def emit_json_report(head: dict[str, Any], key: str, rows: list[Any]) -> None:
+    """``head`` with ``key`` holding ``rows``, one row per line (the C encoder, as :func:`emit_json_rows`)."""
+    body = ",\n".join(json.dumps(r, ensure_ascii=False, default=str) for r in rows)
+    start = json.dumps(head, ensure_ascii=False, default=str)[:-1]
+    sep = ", " if head else ""
+    click.echo(f"{start}{sep}{json.dumps(key)}: [\n{body}\n]}}" if rows else f"{start}{sep}{json.dumps(key)}: []}}")
+
+
 def table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     """A plain aligned text table (stable in pipes, no colour codes)."""
     cells = [[str(h) for h in headers]] + [["" if c is None else str(c) for c in r] for r in rows]
