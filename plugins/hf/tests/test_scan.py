@@ -605,6 +605,27 @@ def test_update_existing_refreshes_a_changed_model_and_keeps_its_version_lock(tr
     assert verify.exit_code == 2, verify.stdout + verify.stderr
 
 
+def test_update_existing_never_writes_over_a_recorded_manifest(tree, registry_dir):
+    """A divergence stays until verify --accept / lock --set-expected: a scan refreshes sizes, not the manifest."""
+    scan_json("--base", str(tree))
+    name = "mistral-7b-instruct-v0.3-vllm-awq"
+    folder = tree / "Mistral-7B-Instruct-v0.3-AWQ"
+    recorded = entries()[name]["artifacts"]
+    write_json(folder / "special_tokens_map.json", {"eos_token": "</s>"})
+
+    _, data = scan_json("--base", str(tree), "--update-existing")
+
+    row = rows_by_path(data, tree)["Mistral-7B-Instruct-v0.3-AWQ"]
+    assert row["action"] == "update" and "differ from the recorded manifest" in row["reason"]
+    e = entries()[name]
+    assert e["artifacts"] == recorded
+    assert e["download"]["size_bytes"] == build_manifest(folder).total_bytes
+    verify = run_cli("verify", name, prog=LOADER)
+    assert verify.exit_code == 2 and "special_tokens_map.json" in verify.stdout, verify.stdout
+    assert run_cli("verify", name, "--accept", prog=LOADER).exit_code == 0
+    assert entries()[name]["artifacts"]["aggregate"] == build_manifest(folder).aggregate
+
+
 def test_update_existing_leaves_a_model_with_a_subfolder_unchanged(tmp_path, registry_dir):
     """Hugging Face repos often have subfolders (original/, onnx/...); an untouched one is ``unchanged``."""
     root = tmp_path / "w"
