@@ -111,13 +111,11 @@ def main() -> None:
             hf_hub_download(REPO_ID, NAME, revision=commit, cache_dir=str(out / "cache"), endpoint=hub.url)
 
         def ours() -> None:
-            from urllib.parse import urlsplit
-
             from imageworks_models_hf import transfer
 
             target = transfer.Target(url=url, part=out / (NAME + ".part"), size=size, sha256=expected, git_oid=None,
                                      label=NAME, commit=commit)
-            outcome = transfer.fetch(target, token_host=urlsplit(hub.url).hostname)
+            outcome = transfer.fetch(target, token_origin=transfer.origin(hub.url))
             assert outcome.sha256 == expected
 
         env = dict(os.environ, IMAGEWORKS_REGISTRY_DIR=str(work / "registry"), IMAGEWORKS_WEIGHTS_ROOT=str(out / "w"),
@@ -156,7 +154,6 @@ def main() -> None:
                 break
             time.sleep(0.002)
         proc.wait()
-        first = sum(v for (repo, path), v in hub.bytes_sent.items() if path == NAME)
         subprocess.run([cli, "download", f"{REPO_ID}@{commit}", "--non-interactive", "--no-aria2"], check=True,
                        env=env, stdout=subprocess.DEVNULL)
         total = sum(v for (repo, path), v in hub.bytes_sent.items() if path == NAME)

@@ -53,7 +53,8 @@ def _safetensors(path: Path, tensors: int, size: int) -> None:
     per = (size // tensors) // 2 * 2
     header, offset = {"__metadata__": {"format": "pt"}}, 0
     for t in range(tensors):
-        header[f"model.layers.{t}.mlp.weight"] = {"dtype": "BF16", "shape": [per // 2], "data_offsets": [offset, offset + per]}
+        header[f"model.layers.{t}.mlp.weight"] = {"dtype": "BF16", "shape": [per // 2],
+                                                  "data_offsets": [offset, offset + per]}
         offset += per
     raw = json.dumps(header).encode()
     raw += b" " * (-(8 + len(raw)) % 8)
@@ -149,7 +150,8 @@ def main() -> None:
     registry.mkdir(exist_ok=True)
     env = dict(os.environ, IMAGEWORKS_REGISTRY_DIR=str(registry), IMAGEWORKS_CACHE_DIR=str(cache),
                IMAGEWORKS_WEIGHTS_ROOT=str(tree))
-    cli = [str(Path(sys.executable).parent / "imageworks-download"), "scan", "--base", str(tree), "--dry-run", "--json"]
+    cli = [str(Path(sys.executable).parent / "imageworks-download"), "scan", "--base", str(tree), "--dry-run",
+           "--json"]
 
     cold, warm, start, find = [], [], [], []
     dropped = True
@@ -180,7 +182,8 @@ report = scan([Path({str(tree)!r})], dry_run=True, settings=settings, plugins=pl
 print(rchar() - before, len(report.rows), report.counts())
 """
     shutil.rmtree(work / "probe-cache", ignore_errors=True)
-    out = subprocess.run([sys.executable, "-c", probe], env=env, check=True, capture_output=True, text=True).stdout.split()
+    out = subprocess.run([sys.executable, "-c", probe], env=env, check=True, capture_output=True,
+                         text=True).stdout.split()
     read_bytes, rows = int(out[0]), int(out[1])
 
     b = {k: min(v) for k, v in (("cold", cold), ("rescan", warm), ("python -c pass", start), ("find -type f", find))}
@@ -191,8 +194,10 @@ print(rchar() - before, len(report.rows), report.counts())
           f"best of {args.runs}:")
     print(f"  cold{'' if dropped else ' (page cache NOT dropped: not root)'}:  {b['cold']:.3f} s "
           f"= {b['cold'] / b['python -c pass']:.1f}x `python -c pass` ({b['python -c pass'] * 1000:.0f} ms), "
-          f"{b['cold'] / b['find -type f']:.1f}x `find -type f` ({b['find -type f'] * 1000:.0f} ms)   target <= 1.0 s")
-    print(f"  rescan: {b['rescan']:.3f} s = {b['rescan'] / b['python -c pass']:.1f}x `python -c pass`   target <= 0.2 s")
+          f"{b['cold'] / b['find -type f']:.1f}x `find -type f` ({b['find -type f'] * 1000:.0f} ms)"
+          "   target <= 1.0 s")
+    print(f"  rescan: {b['rescan']:.3f} s = {b['rescan'] / b['python -c pass']:.1f}x `python -c pass`"
+          "   target <= 0.2 s")
     print(f"  read {read_bytes / weight_files / 1024:.1f} KiB per weight file ({read_bytes / 1e6:.1f} MB in all)   "
           "target <= 1 MiB")
     if not args.dir:

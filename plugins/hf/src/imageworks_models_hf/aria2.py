@@ -15,7 +15,6 @@ import signal
 import subprocess
 import time
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from imageworks_models.errors import (
     ChecksumMismatchError, DiskSpaceError, DownloadError, RemoteAccessError, RemoteNotFoundError,
@@ -23,7 +22,7 @@ from imageworks_models.errors import (
 )
 from imageworks_models.hashing import SILENT, Progress
 
-from .transfer import Outcome, Target, _Retry, _status_error, _user_agent, open_url
+from .transfer import Outcome, Target, _Retry, _status_error, _user_agent, open_url, origin
 
 MIN_SIZE = 64 << 20  # smaller files are not worth a process and several connections
 
@@ -87,7 +86,7 @@ def input_file(url: str, part: Path, *, headers: dict[str, str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def fetch(target: Target, *, aria2c: str, connections: int, token: str | None, token_host: str | None,
+def fetch(target: Target, *, aria2c: str, connections: int, token: str | None, token_origin: str | None,
           progress: Progress = SILENT, hash_file=None) -> Outcome:
     """Fetch ``target`` with aria2c, then hash it and check the published digest.
 
@@ -95,7 +94,7 @@ def fetch(target: Target, *, aria2c: str, connections: int, token: str | None, t
         target: the file (``part`` is resumed by aria2c when present).
         aria2c: the executable.
         connections: connections per file.
-        token, token_host: the Hub token and the only host allowed to see it.
+        token, token_origin: the Hub token and the only origin allowed to see it.
         progress: advanced as the partial file fills.
         hash_file: ``hash_file(path) -> sha256 hex`` (the core's parallel hasher).
 
@@ -106,7 +105,7 @@ def fetch(target: Target, *, aria2c: str, connections: int, token: str | None, t
     """
     target.part.parent.mkdir(parents=True, exist_ok=True)
     before = target.part.stat().st_size if target.part.exists() else 0
-    url, send_token = _final_url(target, token=token, token_host=token_host)
+    url, send_token = _final_url(target, token=token, token_origin=token_origin)
     headers = {"User-Agent": _user_agent(), "Accept-Encoding": "identity"}
     if send_token:
         headers["Authorization"] = f"Bearer {token}"
@@ -143,11 +142,11 @@ def fetch(target: Target, *, aria2c: str, connections: int, token: str | None, t
     return Outcome(sha256=sha, transferred=max(0, target.size - before), reused=before, restarts=0)
 
 
-def _final_url(target: Target, *, token, token_host) -> tuple[str, bool]:
+def _final_url(target: Target, *, token, token_origin) -> tuple[str, bool]:
     """Follow the Hub's redirects with a HEAD (token only on its own host); check the commit."""
     try:
         resp, url, history = open_url(target.url, headers={"User-Agent": _user_agent()}, token=token,
-                                      token_host=token_host, method="HEAD")
+                                      token_origin=token_origin, method="HEAD")
     except _Retry as exc:
         raise RemoteUnavailableError(f"{target.label}: {exc}", hint="check the network, or try again later") from exc
     resp.close()
@@ -156,7 +155,7 @@ def _final_url(target: Target, *, token, token_host) -> tuple[str, bool]:
     from .transfer import _check_commit
 
     _check_commit(history[0][2] if history else dict(resp.getheaders()), target)
-    return url, bool(token) and urlsplit(url).hostname == token_host
+    return url, bool(token) and origin(url) == token_origin
 
 
 def _show(part: Path, shown: int, progress: Progress) -> int:

@@ -19,9 +19,8 @@ import json
 import os
 import shutil
 from pathlib import Path
-from urllib.parse import urlsplit
 
-from imageworks_models.errors import AcquisitionError, DiskSpaceError, DownloadError
+from imageworks_models.errors import AcquisitionError, DiskSpaceError, DownloadError, RemoteAccessError
 from imageworks_models.hashing import SILENT, Progress
 from imageworks_models.records import Discovered, Fetched, FetchRequest
 from imageworks_models.safepath import safe_join
@@ -70,31 +69,63 @@ def fetch(request: FetchRequest, *, settings, progress: Progress = SILENT, hash_
     if support is not None:
         notes.append(f"support files from {support.repo_id}@{support.commit[:12]}: "
                      + (", ".join(f.path for f in plan.support) or "none"))
+    if remote.gated and not token:
+        notes.append(f"{repo_id} is gated: downloading it needs HF_TOKEN and its licence accepted on the Hub")
     if request.dry_run:
         return Fetched(model=model, files=names, total_bytes=plan.total_bytes, notes=tuple(notes))
-
-    if dest.exists() and not request.force:
-        if _already_there(dest, plan.files):
-            notes.append(f"already downloaded: {dest} holds these files (--force fetches them again)")
-            return Fetched(model=model, files=names, total_bytes=plan.total_bytes, notes=tuple(notes))
-        raise AcquisitionError(f"{dest} already exists with other files",
-                               hint="add --force to replace it (the old copy is kept until the new one is complete)")
+    if remote.gated and not token:
+        raise RemoteAccessError(f"{repo_id} is gated: its licence must be accepted before it can be downloaded",
+                                hint=f"accept it at {endpoint.rstrip('/')}/{repo_id}, then set HF_TOKEN "
+                                     "(or run `hf auth login`)")
 
     staging_root = root / STAGING
     staging = safe_join(staging_root, f"{repo_id.replace('/', '--')}--{remote.commit}", where="staging folder")
     staging_root.mkdir(parents=True, exist_ok=True)
-    with file_lock(staging.with_name(staging.name + ".lock"), timeout=settings.lock_timeout,
-                   what=f"the download of {repo_id}@{remote.commit[:12]}"):
+    # one lock per destination: two runs (even of two commits) never fetch or promote into it at once
+    with file_lock(staging_root / f"{repo_id.replace('/', '--')}.lock", timeout=settings.lock_timeout,
+                   what=f"a download of {repo_id}"):
+        if dest.exists() and not request.force:  # checked under the lock: another run may have just finished
+            digests = _already_there(dest, plan.files, hash_file)
+            if digests is not None:
+                notes.append(f"already downloaded: {dest} holds these files, each matching the Hub's digest "
+                             "(--force fetches them again)")
+                return Fetched(model=model, files=names, total_bytes=plan.total_bytes, reused_bytes=plan.total_bytes,
+                               digests={p: f"sha256:{d}" for p, d in digests.items()}, notes=tuple(notes))
+            raise AcquisitionError(f"{dest} already exists and its files are not {repo_id}@{remote.commit[:12]}",
+                                   hint="add --force to replace it (the old copy stays until the new one is "
+                                        "complete), or download to another --location")
         return _download(request, settings, plan, remote, support, staging, dest, model, names, notes,
                          token=token, endpoint=endpoint, progress=progress, hash_file=hash_file)
 
 
-def _already_there(dest: Path, files: list[RemoteFile]) -> bool:
+def _already_there(dest: Path, files: list[RemoteFile], hash_file) -> dict[str, str] | None:
+    """sha256 of each file in ``dest`` if every one matches the Hub's published digest, else ``None``.
+
+    Sizes first (cheap); then small files by their git blob id and LFS files by sha256: a copy of the
+    right size but other bytes (a corrupted file, a branch that moved) is never taken for this commit.
+    """
+    import hashlib
+
+    paths = {}
     for f in files:
         p = dest / f.path
         if not p.is_file() or p.is_symlink() or p.stat().st_size != f.size:
-            return False
-    return True
+            return None
+        paths[f.path] = p
+    digests = {}
+    for f in files:
+        p = paths[f.path]
+        if f.sha256 is not None:
+            sha = hash_file(p) if hash_file else hashlib.sha256(p.read_bytes()).hexdigest()
+            if sha != f.sha256:
+                return None
+        else:
+            data = p.read_bytes()  # a small git file
+            if f.git_oid and hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest() != f.git_oid:
+                return None
+            sha = hashlib.sha256(data).hexdigest()
+        digests[f.path] = sha
+    return digests
 
 
 def _download(request, settings, plan, remote, support, staging: Path, dest: Path, model: Discovered,
@@ -112,7 +143,7 @@ def _download(request, settings, plan, remote, support, staging: Path, dest: Pat
     _check_space(staging, todo, done, parts_dir)
 
     aria2c = aria2.available() if (request.use_aria2 and settings.use_aria2) else None
-    token_host = urlsplit(endpoint).hostname
+    token_origin = transfer.origin(endpoint)
     progress.start(total_bytes=plan.total_bytes, files=len(todo), label=f"{remote.repo_id}@{remote.commit[:12]}")
     transferred = reused = 0
     used_aria2 = 0
@@ -132,10 +163,10 @@ def _download(request, settings, plan, remote, support, staging: Path, dest: Pat
                                      sha256=f.sha256, git_oid=f.git_oid, label=f"{repo_id}/{f.path}", commit=commit)
             if aria2c and f.size >= aria2.MIN_SIZE:
                 outcome = aria2.fetch(target, aria2c=aria2c, connections=settings.download_connections, token=token,
-                                      token_host=token_host, progress=progress, hash_file=hash_file)
+                                      token_origin=token_origin, progress=progress, hash_file=hash_file)
                 used_aria2 += 1
             else:
-                outcome = transfer.fetch(target, token=token, token_host=token_host, progress=progress)
+                outcome = transfer.fetch(target, token=token, token_origin=token_origin, progress=progress)
             _refuse_pointer(part, f)
             final.parent.mkdir(parents=True, exist_ok=True)
             os.replace(part, final)

@@ -150,9 +150,10 @@ def _connection(url: str, timeout: float) -> tuple[http.client.HTTPConnection, s
     return conn, target
 
 
-def open_url(url: str, *, headers: dict[str, str], token: str | None, token_host: str | None,
+def open_url(url: str, *, headers: dict[str, str], token: str | None, token_origin: str | None,
              timeout: float = TIMEOUT, method: str = "GET") -> tuple[http.client.HTTPResponse, str, list]:
-    """Send a request, following redirects ourselves so the token never leaves ``token_host``.
+    """Send a request, following redirects ourselves so the token never leaves ``token_origin``
+    (scheme, host and port: a CDN on the same host but another port is another origin).
 
     Returns:
         ``(response, final_url, history)`` where history lists ``(url, status, headers)`` of redirects.
@@ -164,7 +165,7 @@ def open_url(url: str, *, headers: dict[str, str], token: str | None, token_host
             raise DownloadError(f"refusing a redirect to a {parts.scheme or 'relative'} URL: {url[:200]}")
         conn, target = _connection(url, timeout)
         send = dict(headers)
-        if token and parts.hostname == token_host:
+        if token and origin(url) == token_origin:
             send["Authorization"] = f"Bearer {token}"
         try:
             conn.request(method, target, headers=send)
@@ -185,6 +186,13 @@ def open_url(url: str, *, headers: dict[str, str], token: str | None, token_host
     raise DownloadError(f"too many redirects fetching {url[:200]}")
 
 
+def origin(url: str) -> str:
+    """``scheme://host:port`` of ``url``, with the scheme's default port made explicit."""
+    parts = urlsplit(url)
+    port = parts.port or {"http": 80, "https": 443}.get(parts.scheme, 0)
+    return f"{parts.scheme}://{(parts.hostname or '').lower()}:{port}"
+
+
 class _Retry(Exception):
     """A transient failure: try again (from the bytes already on disk)."""
 
@@ -200,7 +208,7 @@ def _status_error(resp: http.client.HTTPResponse, target: Target) -> Exception:
     return DownloadError(f"{target.label}: the server answered HTTP {status} {detail}".rstrip())
 
 
-def fetch(target: Target, *, token: str | None = None, token_host: str | None = None,
+def fetch(target: Target, *, token: str | None = None, token_origin: str | None = None,
           progress: Progress = SILENT, attempts: int = ATTEMPTS, timeout: float = TIMEOUT) -> Outcome:
     """Fetch ``target`` into ``target.part``, resuming it, and check the published digest.
 
@@ -209,8 +217,8 @@ def fetch(target: Target, *, token: str | None = None, token_host: str | None = 
 
     Args:
         target: the file.
-        token: the Hub token, sent only to ``token_host``.
-        token_host: the host allowed to see the token (the Hub endpoint's host).
+        token: the Hub token, sent only to ``token_origin``.
+        token_origin: the only origin allowed to see the token (the Hub endpoint's, see :func:`origin`).
         progress: told about bytes as they arrive (resumed bytes included, each byte once).
         attempts: consecutive attempts without progress before giving up.
         timeout: seconds a connection may stay silent.
@@ -242,7 +250,7 @@ def fetch(target: Target, *, token: str | None = None, token_host: str | None = 
             _hash_prefix(target.part, have, state.digests)
             state.seen(have)
             if have < target.size:
-                _transfer(target, have, state, token=token, token_host=token_host, timeout=timeout)
+                _transfer(target, have, state, token=token, token_origin=token_origin, timeout=timeout)
         except _Retry as exc:
             state.digests.close()
             now = target.part.stat().st_size if target.part.exists() else 0
@@ -303,12 +311,12 @@ class _State:
             self._shown = upto
 
 
-def _transfer(target: Target, have: int, state: _State, *, token, token_host, timeout) -> None:
+def _transfer(target: Target, have: int, state: _State, *, token, token_origin, timeout) -> None:
     """One request: append the rest of the file to the partial, or restart it when the server says so."""
     headers = {"Accept-Encoding": "identity", "User-Agent": _user_agent()}
     if have:
         headers["Range"] = f"bytes={have}-"
-    resp, final_url, history = open_url(target.url, headers=headers, token=token, token_host=token_host,
+    resp, final_url, history = open_url(target.url, headers=headers, token=token, token_origin=token_origin,
                                         timeout=timeout)
     try:
         _check_commit(history[0][2] if history else dict(resp.getheaders()), target)
