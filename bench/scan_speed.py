@@ -189,7 +189,8 @@ print(rchar() - before, len(report.rows), report.counts())
                          text=True).stdout.split()
     read_bytes, rows = int(out[0]), int(out[1])
 
-    b = {k: min(v) for k, v in (("cold", cold), ("uncached", uncached), ("rescan", warm), ("python -c pass", start), ("find -type f", find))}
+    b = {k: min(v) for k, v in (("cold", cold), ("uncached", uncached), ("rescan", warm), ("python -c pass", start),
+                                ("find -type f", find))}
     print(json.dumps({"models": args.models, "weight_files": weight_files, "rows": rows, "seconds": b,
                       "page_cache_dropped": dropped, "bytes_read": read_bytes,
                       "bytes_read_per_weight_file": read_bytes / weight_files}, indent=2))
