@@ -1,7 +1,8 @@
 """Download benchmark: our downloader against curl and huggingface_hub, one file, one run, loopback.
 
 Serves one 1 GiB file (LFS, so the resolve URL redirects to the CDN port) from the stand-in Hub in
-plugins/hf/tests/hubserver.py (it sends file bodies with os.sendfile) and measures, best of --runs,
+plugins/hf/tests/hubserver.py, in a process of its own (it sends file bodies with os.sendfile), and
+measures, best of --runs,
 alternating the tools so each sees the same machine state:
 
   curl      `curl -sfL -o FILE <resolve url>` (no digest at all)
@@ -24,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import importlib.util
 import json
 import os
 import shutil
@@ -39,14 +39,6 @@ MiB = 1 << 20
 REPO = Path(__file__).resolve().parent.parent
 REPO_ID = "bench/one-gib"
 NAME = "model.safetensors"
-
-
-def load_hubserver():
-    spec = importlib.util.spec_from_file_location("hubserver", REPO / "plugins" / "hf" / "tests" / "hubserver.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["hubserver"] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def write_random(path: Path, size: int) -> None:
@@ -66,6 +58,28 @@ def write_random(path: Path, size: int) -> None:
             f.write(i.to_bytes(8, "little") + chunk[8:])
             left -= len(chunk)
             i += 1
+
+
+SERVER = f"""
+import importlib.util, json, sys
+from pathlib import Path
+spec = importlib.util.spec_from_file_location("hubserver", {str(REPO / "plugins" / "hf" / "tests" / "hubserver.py")!r})
+hubserver = importlib.util.module_from_spec(spec)
+sys.modules["hubserver"] = hubserver
+spec.loader.exec_module(hubserver)
+with hubserver.StandInHub() as hub:
+    commit = hub.add_repo({REPO_ID!r}, {{{NAME!r}: Path(sys.argv[1]), "config.json": b'{{"model_type": "llama"}}'}})
+    for line in sys.stdin:
+        command = line.strip()
+        if command == "hello":
+            answer = {{"url": hub.url, "commit": commit}}
+        elif command == "reset":
+            hub.reset_stats()
+            answer = {{}}
+        else:
+            answer = {{"sent": sum(v for (repo, path), v in hub.bytes_sent.items() if path == {NAME!r})}}
+        print(json.dumps(answer), flush=True)
+"""
 
 
 def timed(fn) -> float:
@@ -91,11 +105,20 @@ def main() -> None:
     expected = hashlib.sha256(source.read_bytes()).hexdigest()
 
     os.environ.update(HF_HUB_DISABLE_XET="1", HF_HUB_DISABLE_TELEMETRY="1", HF_HUB_DISABLE_PROGRESS_BARS="1")
-    hubserver = load_hubserver()
-    with hubserver.StandInHub() as hub:
-        commit = hub.add_repo(REPO_ID, {NAME: source, "config.json": b'{"model_type": "llama"}'})
-        os.environ["HF_ENDPOINT"] = hub.url
-        url = f"{hub.url}/{REPO_ID}/resolve/{commit}/{NAME}"
+    # The stand-in Hub runs in its own process: in this one its threads would compete for our GIL.
+    server = subprocess.Popen([sys.executable, "-c", SERVER, str(source)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True, bufsize=1)
+
+    def ask(command: str) -> dict:
+        server.stdin.write(command + "\n")
+        server.stdin.flush()
+        return json.loads(server.stdout.readline())
+
+    try:
+        hello = ask("hello")
+        url_base, commit = hello["url"], hello["commit"]
+        os.environ["HF_ENDPOINT"] = url_base
+        url = f"{url_base}/{REPO_ID}/resolve/{commit}/{NAME}"
         out = work / "out"
 
         def fresh() -> None:
@@ -108,14 +131,14 @@ def main() -> None:
         def hf() -> None:
             from huggingface_hub import hf_hub_download
 
-            hf_hub_download(REPO_ID, NAME, revision=commit, cache_dir=str(out / "cache"), endpoint=hub.url)
+            hf_hub_download(REPO_ID, NAME, revision=commit, cache_dir=str(out / "cache"), endpoint=url_base)
 
         def ours() -> None:
             from imageworks_models_hf import transfer
 
             target = transfer.Target(url=url, part=out / (NAME + ".part"), size=size, sha256=expected, git_oid=None,
                                      label=NAME, commit=commit)
-            outcome = transfer.fetch(target, token_origin=transfer.origin(hub.url))
+            outcome = transfer.fetch(target, token_origin=transfer.origin(url_base))
             assert outcome.sha256 == expected
 
         env = dict(os.environ, IMAGEWORKS_REGISTRY_DIR=str(work / "registry"), IMAGEWORKS_WEIGHTS_ROOT=str(out / "w"),
@@ -140,7 +163,7 @@ def main() -> None:
 
         # resume after a kill at 50%
         fresh()
-        hub.reset_stats()
+        ask("reset")
         part_glob = out / "w" / ".imageworks-staging"
         proc = subprocess.Popen([cli, "download", f"{REPO_ID}@{commit}", "--non-interactive", "--no-aria2"], env=env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -156,10 +179,13 @@ def main() -> None:
         proc.wait()
         subprocess.run([cli, "download", f"{REPO_ID}@{commit}", "--non-interactive", "--no-aria2"], check=True,
                        env=env, stdout=subprocess.DEVNULL)
-        total = sum(v for (repo, path), v in hub.bytes_sent.items() if path == NAME)
+        total = ask("stats")["sent"]
         final = out / "w" / "bench" / "one-gib" / NAME
         ok = final.exists() and final.stat().st_size == size
         refetched = (total - size) / size
+    finally:
+        server.stdin.close()
+        server.wait(timeout=10)
 
     gbps = {k: size / v / 1e9 for k, v in best.items()}
     print(json.dumps({"size_bytes": size, "seconds": best, "gb_per_s": gbps, "killed_at": killed_at,
