@@ -8,9 +8,11 @@ loader would honour, so both are refused here with one clear line.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, BinaryIO, Callable, TypeVar
 
 from ..errors import ArtifactFormatError
+
+T = TypeVar("T")
 
 
 class _DuplicateKey(ValueError):
@@ -59,6 +61,21 @@ def loads_strict(data: bytes, path: object, what: str = "JSON") -> Any:
                                         f"{exc.msg})") from None
     except RecursionError:
         raise ArtifactFormatError(path, f"{what} is nested too deeply") from None
+
+
+def read_open(path: object, read: Callable[[BinaryIO], T]) -> T:
+    """Open ``path`` and return ``read(file)``; an OS error (at open or mid-read: a disk or a network
+    filesystem failing) becomes one ``ArtifactFormatError`` line naming the file.
+    """
+    try:
+        f = open(path, "rb")  # type: ignore[arg-type]
+    except OSError as exc:
+        raise ArtifactFormatError(path, f"cannot open: {exc.strerror or exc}") from None
+    with f:
+        try:
+            return read(f)
+        except OSError as exc:
+            raise ArtifactFormatError(path, f"cannot read: {exc.strerror or exc}") from None
 
 
 def read_bounded(path: object, max_bytes: int, what: str = "file") -> bytes:

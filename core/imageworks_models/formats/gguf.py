@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import NoReturn
 
 from ..errors import ArtifactFormatError
-from ._util import format_length as _n
+from ._util import format_length as _n, read_open
 
 GGUF_MAGIC = b"GGUF"
 MAX_KV_COUNT = 1_000_000
@@ -303,15 +303,7 @@ def read_gguf_header(path, *, budget: int = 1 << 20) -> GGUFHeader:
             order, is truncated, declares absurd counts or lengths, nests arrays too deeply, has an
             unknown value type, a key that is not UTF-8 or repeated, or metadata larger than the budget.
     """
-    try:
-        f = open(path, "rb")
-    except OSError as exc:
-        raise ArtifactFormatError(path, f"cannot open: {exc.strerror or exc}") from None
-    with f:
-        try:
-            return _read(f, path, budget)
-        except OSError as exc:  # a disk or network-filesystem error mid-read
-            raise ArtifactFormatError(path, f"cannot read: {exc.strerror or exc}") from None
+    return read_open(path, lambda f: _read(f, path, budget))
 
 
 def _read(f, path, budget: int) -> GGUFHeader:

@@ -16,7 +16,7 @@ import struct
 from dataclasses import dataclass, field
 
 from ..errors import ArtifactFormatError
-from ._util import format_length as _size, loads_strict
+from ._util import format_length as _size, loads_strict, read_open
 from .hfconfig import read_json
 
 # bits per element; the safetensors library's Dtype list. Unknown dtypes are kept (new ones appear)
@@ -68,15 +68,7 @@ def read_safetensors_header(path, *, max_header: int = 100 << 20) -> Safetensors
             file or ``max_header``, or the header is not a strict UTF-8 JSON object of well-formed
             tensor entries whose ``data_offsets`` fit the data section without overlapping.
     """
-    try:
-        f = open(path, "rb")
-    except OSError as exc:
-        raise ArtifactFormatError(path, f"cannot open: {exc.strerror or exc}") from None
-    with f:
-        try:
-            size, n, data = _read_header_bytes(f, path, max_header)
-        except OSError as exc:  # a disk or network-filesystem error mid-read
-            raise ArtifactFormatError(path, f"cannot read: {exc.strerror or exc}") from None
+    size, n, data = read_open(path, lambda f: _read_header_bytes(f, path, max_header))
 
     header = loads_strict(data, path, "header")
     if not isinstance(header, dict):
