@@ -119,11 +119,12 @@ def download(spec: str, *, format: str | None = None, location: str | None = Non
                             transferred_bytes=fetched.transferred_bytes, reused_bytes=fetched.reused_bytes,
                             notes=list(fetched.notes), dry_run=dry_run)
     if dry_run:
-        if format:
-            quant = next((f for f in fetched.files if f.lower().endswith(".gguf")), None)
-            fmt = format.lower()
+        # a guess: safetensors repos may turn out awq/gptq/fp8 once config.json is read
+        fmt = format or (fetched.format if fetched.format == "gguf" else None)
+        if fmt:
+            quant = fetched.quantization if fmt.lower() == "gguf" else None
             result.name = discovery.entry_name(discovery.family_from(model.name_hint), (backend or "vllm").lower(),
-                                               fmt, _quant_from_file(quant) if fmt == "gguf" else None)
+                                               fmt, quant)
         return result
     rows, _, _ = discovery.plan([model], registry=store.load(), plugins=plugins, settings=settings,
                                 update_existing=True, include_testing=True, backend=backend, location=label)
@@ -143,12 +144,3 @@ def download(spec: str, *, format: str | None = None, location: str | None = Non
         raise AcquisitionError(f"downloaded to {model.path} but not registered: {row.reason}",
                                hint="the files are in place; fix the cause and run `scan --update-existing`")
     return result
-
-
-def _quant_from_file(name: str | None) -> str | None:
-    if not name:
-        return None
-    import re
-
-    m = re.search(r"(?i)(I?Q\d(?:_[0-9A-Z]+)*|BF16|F16|F32)(?:-\d{5}-of-\d{5})?\.gguf$", name)
-    return m[1].lower() if m else None

@@ -162,6 +162,8 @@ class Fetched:
         reused_bytes: bytes already present from an interrupted run and not fetched again.
         digests: ``{file name: "sha256:<hex>"}`` of the files checked against the remote's metadata.
         notes: lines for the user (e.g. "aria2c used for 3 files").
+        format, quantization: what the file choice was made for (e.g. ``gguf``/``Q4_K_M``), when known
+            before the files are inspected.
     """
 
     model: Discovered
@@ -171,3 +173,5 @@ class Fetched:
     reused_bytes: int = 0
     digests: dict[str, str] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    format: str | None = None
+    quantization: str | None = None

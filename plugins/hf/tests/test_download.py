@@ -337,6 +337,21 @@ def test_download_gguf_non_interactive_takes_q4_k_m_and_mmproj(env, gguf_repo):
     assert env.hub.bytes_sent[("org/tiny-GGUF", "tiny-Q8_0.gguf")] == 0
 
 
+def test_download_dry_run_names_the_gguf_entry_it_would_add(env, gguf_repo):
+    """The dry run's name follows the naming rule for the quant it would take, and matches the real run's."""
+    import json
+
+    planned = cli("org/tiny-GGUF", "--non-interactive", "--dry-run", "--json")
+    assert planned.exit_code == 0, planned.stderr
+    plan = json.loads(planned.stdout)
+    assert plan["action"] == "planned" and plan["name"] == "tiny-vllm-gguf-q4_k_m"
+    assert env.entries() == []
+
+    assert cli("org/tiny-GGUF", "--non-interactive").exit_code == 0
+    [entry] = env.entries()
+    assert entry["name"] == plan["name"]
+
+
 def test_download_gguf_weights_option_takes_exactly_that_file(env, gguf_repo):
     result = cli("org/tiny-GGUF", "--weights", "tiny-Q8_0.gguf", "--non-interactive")
 

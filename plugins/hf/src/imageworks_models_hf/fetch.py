@@ -64,7 +64,6 @@ def fetch(request: FetchRequest, *, settings, progress: Progress = SILENT, hash_
     dest = safe_join(root, repo_id, where="destination")
     model = Discovered(path=str(dest), name_hint=repo_id.split("/")[1], provider="hf", repo_id=repo_id,
                        revision=revision, commit=remote.commit)
-    names = tuple(f.path for f in plan.files)
     notes = list(plan.notes)
     if support is not None:
         notes.append(f"support files from {support.repo_id}@{support.commit[:12]}: "
@@ -72,7 +71,7 @@ def fetch(request: FetchRequest, *, settings, progress: Progress = SILENT, hash_
     if remote.gated and not token:
         notes.append(f"{repo_id} is gated: downloading it needs HF_TOKEN and its licence accepted on the Hub")
     if request.dry_run:
-        return Fetched(model=model, files=names, total_bytes=plan.total_bytes, notes=tuple(notes))
+        return _fetched(model, plan, notes)
     if remote.gated and not token:
         raise RemoteAccessError(f"{repo_id} is gated: its licence must be accepted before it can be downloaded",
                                 hint=f"accept it at {endpoint.rstrip('/')}/{repo_id}, then set HF_TOKEN "
@@ -89,12 +88,11 @@ def fetch(request: FetchRequest, *, settings, progress: Progress = SILENT, hash_
             if digests is not None:
                 notes.append(f"already downloaded: {dest} holds these files, each matching the Hub's digest "
                              "(--force fetches them again)")
-                return Fetched(model=model, files=names, total_bytes=plan.total_bytes, reused_bytes=plan.total_bytes,
-                               digests={p: f"sha256:{d}" for p, d in digests.items()}, notes=tuple(notes))
+                return _fetched(model, plan, notes, reused_bytes=plan.total_bytes, digests=digests)
             raise AcquisitionError(f"{dest} already exists and its files are not {repo_id}@{remote.commit[:12]}",
                                    hint="add --force to replace it (the old copy stays until the new one is "
                                         "complete), or download to another --location")
-        return _download(request, settings, plan, remote, support, staging, dest, model, names, notes,
+        return _download(request, settings, plan, remote, support, staging, dest, model, notes,
                          token=token, endpoint=endpoint, progress=progress, hash_file=hash_file)
 
 
@@ -129,7 +127,7 @@ def _already_there(dest: Path, files: list[RemoteFile], hash_file) -> dict[str, 
 
 
 def _download(request, settings, plan, remote, support, staging: Path, dest: Path, model: Discovered,
-              names, notes, *, token, endpoint, progress, hash_file) -> Fetched:
+              notes, *, token, endpoint, progress, hash_file) -> Fetched:
     from . import aria2, transfer
 
     files_dir, parts_dir = staging / "files", staging / "parts"
@@ -182,9 +180,17 @@ def _download(request, settings, plan, remote, support, staging: Path, dest: Pat
     shutil.rmtree(staging, ignore_errors=True)
     if used_aria2:
         notes.append(f"aria2c fetched {used_aria2} large file{'s' if used_aria2 != 1 else ''}")
-    return Fetched(model=model, files=names, total_bytes=plan.total_bytes, transferred_bytes=transferred,
-                   reused_bytes=reused, digests={p: f"sha256:{d}" for p, d in digests.items() if p in set(names)},
-                   notes=tuple(notes))
+    return _fetched(model, plan, notes, transferred_bytes=transferred, reused_bytes=reused, digests=digests)
+
+
+def _fetched(model: Discovered, plan, notes: list[str], *, digests: dict[str, str] | None = None,
+             **facts) -> Fetched:
+    """The result: the plan's files, and ``digests`` (sha256 hex by file) of those files only."""
+    names = tuple(f.path for f in plan.files)
+    wanted = set(names)
+    return Fetched(model=model, files=names, total_bytes=plan.total_bytes, format=plan.format,
+                   quantization=plan.quant, notes=tuple(notes),
+                   digests={p: f"sha256:{d}" for p, d in (digests or {}).items() if p in wanted}, **facts)
 
 
 def _complete(files_dir: Path, f: RemoteFile) -> bool:
