@@ -104,7 +104,7 @@ def download(spec: str, *, format: str | None = None, location: str | None = Non
         root = Path(str(locations[location])).expanduser()
     else:
         root = Path(settings.weights_root).expanduser()
-    record, impl = _fetcher(spec, plugins)
+    _, impl = _fetcher(spec, plugins)
     # the registry must be usable before gigabytes arrive, not after
     store = None if dry_run else store_for(settings)
     request = FetchRequest(spec=spec, dest_root=str(root), location=label, format=format, weights=tuple(weights),

@@ -262,18 +262,6 @@ class PluginHost:
                 "check `imageworks-models plugins` for the installed hashers")
         return self._lookup(self.hashers, name, "hash algorithm", HasherNotFoundError, hint)
 
-    def source(self, name: str) -> "Source":
-        """The source registered as ``name``.
-
-        Raises:
-            SourceNotFoundError: no loaded plugin provides it (the message lists those that do).
-        """
-        from .errors import SourceNotFoundError
-
-        return self._lookup(self.sources, name, "source", SourceNotFoundError,
-                            f"install it (pip install imageworks-models-{normalize_name(name)}) or check "
-                            "`imageworks-models plugins`")
-
     def source_impls(self, ability: str) -> list[tuple["Source", Any]]:
         """``(record, implementation)`` of every source that provides ``ability`` (``scan``, ``fetch``...).
 
