@@ -13,6 +13,7 @@ import threading
 from pathlib import Path
 from typing import Any, Callable
 
+from .manifest import EXCLUDED_DIRS, cache_repo_dir_of
 from .records import ArtifactInfo
 
 VERSION = 1
@@ -30,16 +31,11 @@ def signature(path: str) -> tuple[list, int, int] | None:
     key: list = []
     totals = [0, 0]
     # as a manifest does: a link's target size counts only inside a Hugging Face cache snapshot
-    parent = os.path.dirname(os.path.normpath(path))  # scan paths are canonical already
-    follow = os.path.basename(parent) == "snapshots" and os.path.basename(os.path.dirname(parent)).startswith(
-        ("models--", "datasets--", "spaces--"))
+    follow = cache_repo_dir_of(os.path.normpath(path)) is not None  # scan paths are canonical already
     if not _walk(path, "", key, totals, 0, follow):
         return None
     key.sort()
     return key, totals[0], totals[1]
-
-
-_SKIP = {".cache/huggingface"}
 
 
 def _walk(folder: str, prefix: str, key: list, totals: list, depth: int, follow: bool) -> bool:
@@ -52,7 +48,7 @@ def _walk(folder: str, prefix: str, key: list, totals: list, depth: int, follow:
         rel = prefix + e.name
         try:
             if e.is_dir(follow_symlinks=False):
-                if rel in _SKIP or depth >= 16:
+                if rel in EXCLUDED_DIRS or depth >= 16:
                     continue
                 s = e.stat(follow_symlinks=False)
                 key.append([rel + "/", 0, s.st_mtime_ns, s.st_ino])

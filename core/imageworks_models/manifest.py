@@ -191,12 +191,18 @@ def walk(root: Path) -> list[_Item]:
     return out
 
 
-def _cache_repo_dir(root: Path) -> str | None:
-    """For a Hugging Face cache snapshot folder, the ``models--*`` folder its links point into."""
-    real = Path(os.path.realpath(root))
-    if real.parent.name == "snapshots" and real.parent.parent.name.startswith(("models--", "datasets--", "spaces--")):
-        return str(real.parent.parent)
+def cache_repo_dir_of(real: str) -> str | None:
+    """For a resolved Hugging Face cache snapshot path, the ``models--*`` folder its links point into."""
+    parent = os.path.dirname(real)
+    repo = os.path.dirname(parent)
+    if os.path.basename(parent) == "snapshots" and os.path.basename(repo).startswith(("models--", "datasets--",
+                                                                                      "spaces--")):
+        return repo
     return None
+
+
+def _cache_repo_dir(root: Path) -> str | None:
+    return cache_repo_dir_of(os.path.realpath(root))
 
 
 def _special_kind(mode: int) -> str:

@@ -20,7 +20,11 @@ import os
 import shutil
 from pathlib import Path
 
-from imageworks_models.errors import AcquisitionError, DiskSpaceError, DownloadError, RemoteAccessError
+from imageworks_models.errors import (
+    AcquisitionError, ArtifactFormatError, DiskSpaceError, DownloadError, RemoteAccessError,
+)
+from imageworks_models.formats.hfconfig import quantization, read_json
+from imageworks_models.formats.inspect import is_lfs_pointer
 from imageworks_models.hashing import SILENT, Progress
 from imageworks_models.records import Discovered, Fetched, FetchRequest
 from imageworks_models.safepath import safe_join
@@ -30,7 +34,6 @@ from .remote import RemoteFile, file_url, get_token, parse_spec, resolve
 
 STAGING = ".imageworks-staging"
 RESERVE = 64 << 20  # keep this much free beyond the download itself
-LFS_POINTER = b"version https://git-lfs.github.com/spec/v1"
 
 
 def fetch(request: FetchRequest, *, settings, progress: Progress = SILENT, hash_file=None) -> Fetched:
@@ -220,12 +223,10 @@ def _gb(n: int) -> str:
 
 def _refuse_pointer(part: Path, f: RemoteFile) -> None:
     """A git-LFS pointer where weights belong is not a model file (D8)."""
-    if choosing.is_weight(f.path) and f.size < 1024:
-        with open(part, "rb") as fh:
-            if fh.read(len(LFS_POINTER)) == LFS_POINTER:
-                part.unlink()
-                raise DownloadError(f"{f.path}: the repo holds a git-LFS pointer, not the weights",
-                                    hint="the repo's LFS objects are missing on the server; pick another revision")
+    if choosing.is_weight(f.path) and is_lfs_pointer(part):
+        part.unlink()
+        raise DownloadError(f"{f.path}: the repo holds a git-LFS pointer, not the weights",
+                            hint="the repo's LFS objects are missing on the server; pick another revision")
 
 
 def _check_format(files_dir: Path, wanted: str | None, repo_id: str) -> None:
@@ -236,11 +237,9 @@ def _check_format(files_dir: Path, wanted: str | None, repo_id: str) -> None:
     method = None
     if config.is_file():
         try:
-            data = json.loads(config.read_text(encoding="utf-8"))
-            q = data.get("quantization_config") or data.get("compression_config") or {}
-            method = str(q.get("quant_method") or q.get("format") or "").lower() or None
-        except (ValueError, UnicodeDecodeError, AttributeError):
-            method = None
+            method = quantization(read_json(config)).get("method")
+        except ArtifactFormatError:
+            method = None  # an unreadable config cannot vouch for the format either
     aliases = {"bnb": "bitsandbytes"}
     if method != aliases.get(wanted.lower(), wanted.lower()):
         raise AcquisitionError(f"{repo_id} is not {wanted} (its config.json says quantization: {method or 'none'})",

@@ -22,10 +22,10 @@ import re
 from pathlib import Path
 from typing import Iterator
 
+from imageworks_models.formats.inspect import is_lfs_pointer
 from imageworks_models.records import Discovered
 
 from .choose import GGUF, PICKLE_SUFFIXES, SAFETENSORS
-from .fetch import LFS_POINTER
 
 MAX_DEPTH = 8
 _SPLIT_ANY = re.compile(r"(?i)-\d{5}-of-\d{5}(?=\.gguf$)")
@@ -82,7 +82,7 @@ def _model_folder(folder: Path, entries: list[os.DirEntry], *, repo_id: str | No
         sizes = [_size(e) for e in weights]
         if all(s == 0 for s in sizes):
             reason = "weight files are empty"
-        elif all(s < 1024 and _is_pointer(e.path) for e, s in zip(weights, sizes)):
+        elif all(is_lfs_pointer(Path(e.path)) for e in weights):
             reason = "weight files are git-LFS pointers (run git lfs pull)"
     return Discovered(path=str(folder), name_hint=hint or folder.name, provider="hf", repo_id=repo_id,
                       commit=commit, revision=revision, placeholder=reason)
@@ -93,14 +93,6 @@ def _size(e: os.DirEntry) -> int:
         return e.stat(follow_symlinks=True).st_size
     except OSError:
         return 0
-
-
-def _is_pointer(path: str) -> bool:
-    try:
-        with open(path, "rb") as f:
-            return f.read(len(LFS_POINTER)) == LFS_POINTER
-    except OSError:
-        return False
 
 
 def _ggufs(folder: Path, files: list[os.DirEntry], *, whole_folder: bool) -> Iterator[Discovered]:
@@ -137,7 +129,7 @@ def _gguf_model(folder: Path, parts: list[os.DirEntry], *, path: str, hint: str)
     sizes = [_size(e) for e in parts]
     if all(s == 0 for s in sizes):
         reason = "the file is empty"
-    elif all(s < 1024 and _is_pointer(e.path) for e, s in zip(parts, sizes)):
+    elif all(is_lfs_pointer(Path(e.path)) for e in parts):
         reason = "the file is a git-LFS pointer"
     elif _DUMMY.search(hint):
         reason = f"named as a test model ({_DUMMY.search(hint)[0]})"
