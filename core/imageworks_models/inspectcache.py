@@ -13,7 +13,7 @@ import threading
 from pathlib import Path
 from typing import Any, Callable
 
-from .manifest import EXCLUDED_DIRS, cache_repo_dir_of
+from .layout import EXCLUDED_DIRS, cache_repo_dir_of
 from .records import ArtifactInfo
 
 VERSION = 1

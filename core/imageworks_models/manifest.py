@@ -25,9 +25,9 @@ from typing import Any, Iterable
 
 from . import hashing
 from .errors import IntegrityError, NotVerifiableError
+from .layout import EXCLUDED_DIRS, cache_repo_dir_of
 
 MANIFEST_VERSION = 1
-EXCLUDED_DIRS = (".cache/huggingface",)
 MAX_DEPTH = 64
 _DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
 
@@ -189,16 +189,6 @@ def walk(root: Path) -> list[_Item]:
     finally:
         os.close(fd)
     return out
-
-
-def cache_repo_dir_of(real: str) -> str | None:
-    """For a resolved Hugging Face cache snapshot path, the ``models--*`` folder its links point into."""
-    parent = os.path.dirname(real)
-    repo = os.path.dirname(parent)
-    if os.path.basename(parent) == "snapshots" and os.path.basename(repo).startswith(("models--", "datasets--",
-                                                                                      "spaces--")):
-        return repo
-    return None
 
 
 def _cache_repo_dir(root: Path) -> str | None:

@@ -22,10 +22,9 @@ from ..records import ArtifactInfo
 from .gguf import GGUFHeader, quant_name, read_gguf_header
 from .hfconfig import quantization, read_json, torch_dtype, vision_signals
 from .safetensors import SafetensorsHeader, read_safetensors_header, read_safetensors_index
+from ..layout import LFS_POINTER_PREFIX, is_lfs_pointer  # noqa: F401 - re-exported: part of this module's API
 from .templates import find_chat_template, gguf_chat_template
 
-LFS_POINTER_PREFIX = b"version https://git-lfs.github.com/spec/v1"
-_LFS_POINTER_MAX = 1024  # pointer files are ~130 bytes
 _PICKLE_SUFFIXES = (".bin", ".pt", ".pth")
 # pickle files a training run leaves beside the weights; they are not weights
 _NOT_WEIGHTS = re.compile(r"^(training_args\.bin|optimizer\.pt|scheduler\.pt|scaler\.pt|rng_state.*\.pth)$")
@@ -41,17 +40,6 @@ _FORMAT_OF_METHOD = {"bitsandbytes": "bnb"}
 _TEXT_HEADS = ("ForCausalLM", "ForConditionalGeneration", "LMHeadModel", "ForImageTextToText", "ForVision2Seq")
 _TOOLS_RE = re.compile(r"\btools\b")
 _LFS_LINE = "a git-LFS pointer, not the weights (fetch them with git lfs pull)"
-
-
-def is_lfs_pointer(path: Path) -> bool:
-    """Whether ``path`` is a git-LFS pointer file (a small text stub) instead of the real content."""
-    try:
-        if path.stat().st_size > _LFS_POINTER_MAX:
-            return False
-        with open(path, "rb") as f:
-            return f.read(len(LFS_POINTER_PREFIX)) == LFS_POINTER_PREFIX
-    except OSError:
-        return False
 
 
 def _family(meta: dict[str, object]) -> str | None:

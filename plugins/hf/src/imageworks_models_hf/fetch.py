@@ -24,7 +24,7 @@ from imageworks_models.errors import (
     AcquisitionError, ArtifactFormatError, DiskSpaceError, DownloadError, RemoteAccessError,
 )
 from imageworks_models.formats.hfconfig import quantization, read_json
-from imageworks_models.formats.inspect import is_lfs_pointer
+from imageworks_models.layout import is_lfs_pointer
 from imageworks_models.hashing import SILENT, Progress
 from imageworks_models.records import Discovered, Fetched, FetchRequest
 from imageworks_models.safepath import safe_join
