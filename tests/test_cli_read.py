@@ -623,23 +623,26 @@ def test_shipped_catalog_answers_the_help_examples(cli):
 def test_loader_help_lists_only_its_existing_verbs(cli):
     result = cli("--help", prog="imageworks-loader")
     assert result.exit_code == 0
-    assert commands_listed(result.stdout) == ["discover-all", "ingest-local-hf", "list", "lock", "select",
-                                              "unlock", "verify"]
+    assert commands_listed(result.stdout) == ["activate-model", "discover-all", "ingest-local-hf", "list", "lock",
+                                              "rebuild-ollama", "select", "unlock", "verify"]
     assert "Examples:" in result.stdout
 
 
 def test_download_help_lists_only_its_existing_verbs(cli):
     result = cli("--help", prog="imageworks-download")
     assert result.exit_code == 0
-    assert commands_listed(result.stdout) == ["config", "download", "list", "list-roles", "scan", "stats",
-                                              "verify"]
+    assert commands_listed(result.stdout) == ["backfill-ollama-paths", "config", "download", "import-ollama", "list",
+                                              "list-roles", "remove", "reset-discovered", "restore-ollama", "scan",
+                                              "stats", "verify"]
 
 
 def test_models_help_lists_every_command(cli):
     result = cli("--help", prog="imageworks-models")
     assert result.exit_code == 0
-    assert commands_listed(result.stdout) == ["config", "discover-all", "download", "ingest-local-hf", "list",
-                                              "list-roles", "lock", "plugins", "scan", "select", "show", "stats",
+    assert commands_listed(result.stdout) == ["activate-model", "backfill-ollama-paths", "config", "discover-all",
+                                              "download", "health", "import-ollama", "ingest-local-hf", "list",
+                                              "list-roles", "lock", "plugins", "rebuild-ollama", "remove",
+                                              "reset-discovered", "restore-ollama", "scan", "select", "show", "stats",
                                               "unlock", "verify"]
 
 

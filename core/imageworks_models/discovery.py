@@ -34,7 +34,8 @@ _QUANT_WORD = re.compile(r"^(i?q\d(_[0-9a-z]+)*|tq\d_\d)$")
 _SPLIT_SUFFIX = re.compile(r"(?i)-\d{5}-of-\d{5}$")
 _WORD_SEP = re.compile(r"[^a-z0-9._]+")
 _NAME_ODD = re.compile(r"[^a-z0-9._()+@-]+")
-ACTIONS = ("add", "update", "unchanged", "exists", "skip", "conflict", "error")
+ACTIONS = ("add", "update", "unchanged", "exists", "remove", "stale", "duplicate", "deprecate", "skip", "conflict",
+           "error")
 
 
 def _is_format_word(word: str) -> bool:
@@ -93,11 +94,13 @@ class Row:
     provider: str | None = None
     entry: dict[str, Any] | None = field(default=None, repr=False)  # the discovered-layer entry to write
     existing: str | None = None  # the registered entry this row updates
+    served_model_id: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {"action": self.action, "name": self.name, "path": self.path, "format": self.format,
                 "quantization": self.quantization, "backend": self.backend, "files": self.files,
-                "size_bytes": self.size_bytes, "provider": self.provider, "reason": self.reason}
+                "size_bytes": self.size_bytes, "provider": self.provider, "reason": self.reason,
+                "served_model_id": self.served_model_id}
 
 
 @dataclass
@@ -163,6 +166,8 @@ def describe(found: Discovered, info: ArtifactInfo | None, *, backend: str | Non
         entry["quantization"] = quant.lower()
     if found.served_model_id:
         entry["served_model_id"] = found.served_model_id
+    if found.aliases:
+        entry["aliases"] = list(found.aliases)
     if info and info.capabilities:
         entry["capabilities"] = {c: True for c in sorted(info.capabilities)}
     if info and info.chat_template:
@@ -179,6 +184,7 @@ def describe(found: Discovered, info: ArtifactInfo | None, *, backend: str | Non
         meta["parameter_count"] = info.parameter_count
     if info and info.details.get("architectures"):
         meta["architectures"] = list(info.details["architectures"])
+    meta.update(found.metadata)
     if meta:
         entry["metadata"] = meta
     return name, entry, None
@@ -394,7 +400,7 @@ def record(rows: list[Row], *, settings, plugins, progress: Progress = SILENT, d
                 entry["download"]["downloaded_at"] = now
             current = layers.discovered.get(entry["name"]) or {}
             if r.action == "update" or current:
-                entry, note = _refresh(current, entry, replace_manifest=downloaded)
+                entry, note = refresh_entry(current, entry, replace_manifest=downloaded)
                 r.reason = note or r.reason
             elif entry["name"] in merged:
                 r.action, r.reason = "conflict", f"the name {entry['name']} was registered meanwhile"
@@ -403,7 +409,7 @@ def record(rows: list[Row], *, settings, plugins, progress: Progress = SILENT, d
     return sum(1 for r in todo if r.action in ("add", "update"))
 
 
-def _refresh(current: dict[str, Any], new: dict[str, Any], *,
+def refresh_entry(current: dict[str, Any], new: dict[str, Any], *,
              replace_manifest: bool = False) -> tuple[dict[str, Any], str | None]:
     """``current`` (a discovered-layer entry) updated with freshly found facts; its lock and history kept.
 

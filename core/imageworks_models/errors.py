@@ -201,3 +201,26 @@ class ChecksumMismatchError(DownloadError):
 
 class DiskSpaceError(AcquisitionError):
     """Not enough free space for a download (checked before it starts) or the disk filled up."""
+
+
+# --- serving (backends: load, stop, health) --------------------------------------------------------
+
+
+class ServingError(ImageworksError):
+    """A backend could not load, stop or report on a model."""
+
+
+class BackendNotRunningError(ServingError):
+    """The backend's server is not running or cannot be reached at the configured address."""
+
+
+class ModelNotPulledError(ServingError):
+    """The backend's server does not have the model (e.g. it was never pulled into Ollama)."""
+
+
+class BackendTimeoutError(ServingError):
+    """The backend's server did not answer in time (loading a large model can take minutes)."""
+
+
+class NotActivatableError(ServingError):
+    """The entry's backend cannot load or stop models from here (remote, or no activation support)."""

@@ -103,6 +103,9 @@ class Discovered:
         served_model_id: the id clients ask the backend for, when the source knows it.
         placeholder: why this is a placeholder (no real weights), or ``None``.
         problem: why this cannot be recorded as found (shown as a ``skip`` row), or ``None``.
+        aliases: other names clients may use for the same files (e.g. more Ollama tags of one blob).
+        metadata: source-specific facts recorded under the entry's ``metadata``.
+        size_bytes: the model's size when the source knows it without walking ``path``.
     """
 
     path: str
@@ -116,6 +119,9 @@ class Discovered:
     served_model_id: str | None = None
     placeholder: str | None = None
     problem: str | None = None
+    aliases: tuple[str, ...] = ()
+    metadata: dict[str, Any] = field(default_factory=dict)
+    size_bytes: int | None = None
 
 
 @dataclass(frozen=True)

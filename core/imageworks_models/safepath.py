@@ -88,3 +88,41 @@ def safe_join(root: Path, name: str | PurePosixPath, *, where: str = "repo file"
         raise UnsafePathError(f"refusing {where} name {str(name)!r}: {probe} resolves outside {base} "
                               f"(to {real})", hint="remove the symlink or choose another target folder")
     return target
+
+
+_SHA256_DIGEST = re.compile(r"sha256[:-]([0-9a-f]{64})")
+
+
+def check_sha256_digest(value: object, *, where: str = "digest") -> str:
+    """A content digest from a store's manifest, as ``"sha256:<64 lowercase hex>"``.
+
+    Accepts ``sha256:<hex>`` and ``sha256-<hex>`` (Ollama writes both; upper-case hex is normalised).
+    Checked before any path is built from it, so ``sha256:../../etc/passwd`` never reaches the disk.
+
+    Raises:
+        UnsafePathError: not a string, the wrong length, another algorithm, a NUL or a path in it.
+    """
+    text = value.lower() if isinstance(value, str) and value[:7].lower() in ("sha256:", "sha256-") else value
+    match = _SHA256_DIGEST.fullmatch(text) if isinstance(text, str) and text.isascii() else None
+    if match is None:
+        shown = repr(value)[:90]
+        raise UnsafePathError(f"refusing {where} {shown}: not sha256:<64 hex digits>",
+                              hint="the manifest is malformed or hostile; pull the model again")
+    return f"sha256:{match.group(1)}"
+
+
+def blob_path(blobs: Path, digest: object, *, where: str = "digest") -> Path:
+    """``blobs/sha256-<hex>`` for a store digest, checked to stay inside ``blobs`` after ``realpath``.
+
+    Raises:
+        UnsafePathError: the digest is malformed (see :func:`check_sha256_digest`), or the blob is a
+            symlink (or under one) that leads out of ``blobs``.
+    """
+    hexdigest = check_sha256_digest(digest, where=where).split(":", 1)[1]
+    path = Path(blobs) / f"sha256-{hexdigest}"
+    base = os.path.realpath(blobs)
+    real = os.path.realpath(path)
+    if os.path.dirname(real) != base:
+        raise UnsafePathError(f"refusing blob {path}: it resolves outside {base} (to {real})",
+                              hint="a blob must be a regular file in the store's blobs folder; remove the link")
+    return path

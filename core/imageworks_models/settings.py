@@ -87,6 +87,13 @@ SPECS: tuple[SettingSpec, ...] = (
                 "Serve one active model at a time on vllm_port."),
     SettingSpec("ollama_host", "str", "OLLAMA_HOST", lambda r, e: "http://127.0.0.1:11434",
                 "Where the Ollama server listens."),
+    SettingSpec("ollama_models", "path", "OLLAMA_MODELS", lambda r, e: None,
+                "The Ollama store (manifests/, blobs/); unset: ~/.ollama/models, then "
+                "/usr/share/ollama/.ollama/models."),
+    SettingSpec("ollama_keep_alive", "str", "IMAGEWORKS_OLLAMA_KEEP_ALIVE", lambda r, e: "-1",
+                "How long Ollama keeps an activated model loaded (-1: until stopped; 30m, 3600...)."),
+    SettingSpec("ollama_timeout", "float", "IMAGEWORKS_OLLAMA_TIMEOUT", lambda r, e: 300.0,
+                "Seconds to wait for Ollama to load or unload a model."),
     SettingSpec("plugins", "list", "IMAGEWORKS_PLUGINS", lambda r, e: None,
                 "Allowlist of plugins to load (unset: all; empty: none)."),
     SettingSpec("disable_plugins", "list", "IMAGEWORKS_DISABLE_PLUGINS", lambda r, e: [],

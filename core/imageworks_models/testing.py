@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 _SETTING_PREFIXES = ("IMAGEWORKS_", "CHAT_PROXY_")
-_SETTING_NAMES = ("OLLAMA_HOST", "HF_HOME", "HF_ENDPOINT", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
+_SETTING_NAMES = ("OLLAMA_HOST", "OLLAMA_MODELS", "HF_HOME", "HF_ENDPOINT", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
 
 
 def isolate_environment(tmp_path: Path, monkeypatch) -> Iterator[Path]:

@@ -89,7 +89,7 @@ def scan_cmd(bases, update_existing, include_testing, fallback_format, backend, 
               help="Weights folder to ingest (repeatable).")
 @_scan_options
 def ingest_local_hf_cmd(roots, include_testing, fallback_format, backend, location, dry_run, as_json):
-    """Scan HF-layout folders, refreshing entries already known.
+    """Scan HF-layout folders, refreshing known entries.
 
     The same as `scan --update-existing`: what the loader runbook runs after `purge-imported`.
 
@@ -107,7 +107,7 @@ def ingest_local_hf_cmd(roots, include_testing, fallback_format, backend, locati
               help="Weights folder to scan (repeatable; default: the weights_root setting if it exists).")
 @_scan_options
 def discover_all_cmd(roots, include_testing, fallback_format, backend, location, dry_run, as_json):
-    """Discover models from all sources: folders, HF cache, stores.
+    """Discover models in folders, HF cache and stores.
 
     Scans the weights folders, the Hugging Face cache and every other source's store (Ollama...).
 

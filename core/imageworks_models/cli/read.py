@@ -86,7 +86,7 @@ def list_cmd(role, backend, include_non_installed, include_testing, details, as_
 @json_option
 @common_options
 def show_cmd(name, provenance, as_json):
-    """Show one effective entry, optionally with field provenance.
+    """Show one effective entry, with field provenance.
 
     NAME is an entry's logical name or one of its aliases.
 
@@ -118,7 +118,7 @@ def show_cmd(name, provenance, as_json):
 @json_option
 @common_options
 def select_cmd(target, require, as_json):
-    """Resolve a name, alias or role to an endpoint and served id.
+    """Resolve a name, alias or role to an endpoint.
 
     A role resolves to the entry with the highest role_priority that has every required capability.
     Exits 1 with a CapabilityError when no candidate has them.

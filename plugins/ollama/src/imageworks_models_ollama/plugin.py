@@ -1,4 +1,4 @@
-"""Hook implementations of the Ollama plugin."""
+"""Hook implementations of the Ollama plugin: the ``ollama`` source (store import) and backend (server)."""
 
 from imageworks_models import Backend, Source, hookimpl
 from imageworks_models.endpoints import normalize_host_url
@@ -11,11 +11,24 @@ def endpoint(entry, settings):
     return f"{normalize_host_url(settings.ollama_host, OLLAMA_PORT)}/v1"
 
 
+def _source():
+    from .source import OllamaSource
+
+    return OllamaSource()
+
+
+def _backend():
+    from .backend import OllamaBackend
+
+    return OllamaBackend()
+
+
 @hookimpl
 def register_sources(register):
-    register(Source(name="ollama", description="Models in an Ollama store (manifests and blobs)"))
+    register(Source(name="ollama", description="Models in an Ollama store (manifests and blobs)", load=_source,
+                    provides=("discover", "store")))
 
 
 @hookimpl
 def register_backends(register):
-    register(Backend(name="ollama", description="An Ollama server (OLLAMA_HOST)", endpoint=endpoint))
+    register(Backend(name="ollama", description="An Ollama server (OLLAMA_HOST)", endpoint=endpoint, load=_backend))

@@ -1,0 +1,148 @@
+"""Store commands: import-ollama, rebuild-ollama, backfill-ollama-paths.
+
+The work is in :mod:`imageworks_models.storeimport`; the store itself is read by the Ollama plugin.
+"""
+
+from __future__ import annotations
+
+import click
+
+from .output import common_options, emit_json_report, human_bytes, json_option, state, table
+
+
+def print_rows(report, *, empty: str = "nothing to do") -> None:
+    """The diff table of a store or maintenance report, then its counts and backups (on stderr)."""
+    rows = report.rows
+    if rows:
+        click.echo(table(("ACTION", "NAME", "SERVED ID", "QUANT", "SIZE", "PATH / REASON"),
+                         [(("would " if report.dry_run and r.action not in ("skip", "unchanged", "stale",
+                                                                              "duplicate", "error", "conflict")
+                            else "") + r.action, r.name or "-", r.served_model_id or "-", r.quantization or "-",
+                           human_bytes(r.size_bytes) if r.size_bytes else "-",
+                           r.path + (f"  ({r.reason})" if r.reason else "")) for r in rows]))
+    counts = ", ".join(f"{n} {a}" for a, n in report.counts().items()) or empty
+    click.echo(counts, err=True)
+    for warning in getattr(report, "warnings", ()):
+        click.echo(f"warning: {warning}", err=True)
+    if report.dry_run:
+        click.echo("note: dry run, nothing was written", err=True)
+    else:
+        click.echo(f"{report.written} entr{'y' if report.written == 1 else 'ies'} changed", err=True)
+        for path in report.backup:
+            click.echo(f"backup: {path}", err=True)
+
+
+def emit(report, as_json: bool) -> None:
+    if as_json:
+        data = report.as_dict()
+        emit_json_report({k: v for k, v in data.items() if k != "rows"}, "rows", data["rows"])
+    else:
+        print_rows(report)
+    if any(r.action == "error" for r in report.rows):
+        click.get_current_context().exit(1)
+
+
+def import_options(func):
+    for option in reversed((
+        click.option("--dry-run", is_flag=True, help="Print the table of changes; write nothing."),
+        click.option("--backend", metavar="NAME", help="Backend of new entries (default: ollama)."),
+        click.option("--location", metavar="LABEL", help="Location label recorded (default: the setting)."),
+        click.option("--deprecate-placeholders", is_flag=True,
+                     help="Flag placeholder entries (no files of their own) for imported tags deprecated."),
+        click.option("--prune-stale", is_flag=True, help="Remove imported entries whose tags are gone."),
+        click.option("--include-testing", is_flag=True, help="Also record cloud models (flagged testing)."),
+        click.option("--verify-blobs", is_flag=True,
+                     help="Hash every blob against its digest first (reads all bytes; slow)."),
+        json_option,
+        common_options,
+    )):
+        func = option(func)
+    return func
+
+
+def run_import(*, dry_run, backend, location, deprecate_placeholders, prune_stale, include_testing, verify_blobs,
+               as_json, label: str = "import-ollama") -> None:
+    from ..storeimport import import_store
+
+    st = state()
+    report = import_store("ollama", backend=backend, location=location, dry_run=dry_run,
+                          deprecate_placeholders=deprecate_placeholders, prune_stale=prune_stale,
+                          include_testing=include_testing, check_blobs=verify_blobs, backup_label=label,
+                          settings=st.settings(), plugins=st.plugins())
+    if not as_json:
+        click.echo(f"store: {report.store}" + ("  (stale tags also checked against the server)"
+                                               if report.checked_server else ""), err=True)
+    emit(report, as_json)
+
+
+@click.command("import-ollama")
+@import_options
+def import_ollama_cmd(dry_run, backend, location, deprecate_placeholders, prune_stale, include_testing, verify_blobs,
+                      as_json):
+    """Import the models of the local Ollama store into the registry.
+
+    Reads the store ($OLLAMA_MODELS, else ~/.ollama/models, else /usr/share/ollama/.ollama/models):
+    manifests and config blobs only, so it is quick. Names entries by strategy A, <name>:<tag> ->
+    <family>-ollama-gguf[-<quant>], and keeps the original name:tag as served_model_id. Tags of one
+    model blob become one entry (the other tags are aliases). Re-running after a re-quant or rename
+    updates entries in place; entries whose tags are gone are reported as stale (--prune-stale removes
+    them). A bad manifest skips that model with a warning. A backup is taken before writing.
+    Also runnable as `python scripts/import_ollama_models.py` with the same options.
+
+    \b
+    Examples:
+      imageworks-download import-ollama --dry-run
+      imageworks-download import-ollama --backend ollama --location linux_wsl --deprecate-placeholders
+      imageworks-download import-ollama --prune-stale --json | jq '.rows[] | select(.action=="remove")'
+    """
+    run_import(dry_run=dry_run, backend=backend, location=location, deprecate_placeholders=deprecate_placeholders,
+               prune_stale=prune_stale, include_testing=include_testing, verify_blobs=verify_blobs, as_json=as_json)
+
+
+@click.command("rebuild-ollama")
+@click.option("--dry-run", is_flag=True, help="Print the table of changes; write nothing.")
+@click.option("--location", metavar="LABEL", help="Location label recorded (default: the setting).")
+@click.option("--deprecate-placeholders", is_flag=True,
+              help="Flag placeholder entries for imported tags deprecated.")
+@click.option("--verify-blobs", is_flag=True, help="Hash every blob against its digest first (slow).")
+@json_option
+@common_options
+def rebuild_ollama_cmd(dry_run, location, deprecate_placeholders, verify_blobs, as_json):
+    """Re-import the Ollama store and drop entries of tags that are gone.
+
+    The same as `import-ollama --prune-stale`: what the loader runbook runs after
+    `purge-imported` to rediscover from scratch.
+
+    \b
+    Examples:
+      imageworks-loader rebuild-ollama --location linux_wsl
+      imageworks-loader rebuild-ollama --dry-run --json
+    """
+    run_import(dry_run=dry_run, backend=None, location=location, deprecate_placeholders=deprecate_placeholders,
+               prune_stale=True, include_testing=False, verify_blobs=verify_blobs, as_json=as_json,
+               label="rebuild-ollama")
+
+
+@click.command("backfill-ollama-paths")
+@click.option("--dry-run", is_flag=True, help="Print the table of changes; write nothing.")
+@click.option("--location", metavar="LABEL", help="Location label recorded (default: the setting).")
+@json_option
+@common_options
+def backfill_ollama_paths_cmd(dry_run, location, as_json):
+    """Fill in the files of Ollama entries that have no path recorded.
+
+    For each Ollama entry without files (such as the earlier tool's ollama:/name:tag entries), finds
+    its tag in the store and records the model blob's path, size and manifest in the discovered
+    layer. Entries whose tag is not in the store are listed as skipped. A backup is taken first.
+
+    \b
+    Examples:
+      imageworks-download backfill-ollama-paths --dry-run
+      imageworks-download backfill-ollama-paths
+    """
+    from ..storeimport import backfill_paths
+
+    st = state()
+    report = backfill_paths("ollama", location=location, dry_run=dry_run, settings=st.settings(),
+                            plugins=st.plugins())
+    emit(report, as_json)

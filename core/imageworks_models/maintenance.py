@@ -1,0 +1,329 @@
+"""Registry maintenance shared by the CLI and the GUI: reset, restore from a backup, remove.
+
+Each function plans first and returns a :class:`ChangeReport` whose rows are the diff; with ``dry_run``
+nothing is written. Otherwise the registry is edited once, under its lock, after a timestamped backup of
+every layer that changes (``backups/`` beside the registry files; restore one with ``restore-ollama``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .discovery import Row
+from .errors import ImageworksError, RegistryError
+
+
+@dataclass
+class ChangeReport:
+    """The rows of a maintenance command (its diff) and what was written."""
+
+    rows: list[Row]
+    dry_run: bool
+    backup: list[str] = field(default_factory=list)
+    written: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for r in self.rows:
+            out[r.action] = out.get(r.action, 0) + 1
+        return out
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"dry_run": self.dry_run, "written": self.written, "backup": list(self.backup),
+                "counts": self.counts(), "notes": list(self.notes), "rows": [r.as_dict() for r in self.rows]}
+
+
+def _backups(registry) -> set[str]:
+    folder = registry.backup_dir
+    return {str(p) for p in folder.iterdir()} if folder.is_dir() else set()
+
+
+def _path_of(entry: dict[str, Any] | None) -> str:
+    return str(((entry or {}).get("download") or {}).get("path") or "")
+
+
+def _edit(registry, label: str, body) -> tuple[Any, list[str]]:
+    before = _backups(registry)
+    with registry.edit(backup=True, backup_label=label) as layers:
+        result = body(layers)
+    return result, sorted(_backups(registry) - before)
+
+
+# -- reset-discovered --------------------------------------------------------------------------------
+
+
+def reset_discovered(backend: str, *, dry_run: bool = False, settings=None) -> ChangeReport:
+    """Forget what discovery recorded for every entry of ``backend``: their discovered-layer parts go.
+
+    Entries curated by hand stay (with their curated fields only); a curated part that relies on the
+    discovered layer for its backend is left alone, as removing it would leave an entry with no backend.
+
+    Raises:
+        StorageError, LockTimeoutError: the registry could not be written (it is unchanged).
+    """
+    from .registry import store_for
+    from .settings import load_settings
+
+    settings = settings or load_settings()
+    registry = store_for(settings)
+
+    def plan(layers) -> list[Row]:
+        entries, _ = layers.merged()
+        rows = []
+        for name in sorted(layers.discovered.entries):
+            effective = entries.get(name) or {}
+            if effective.get("backend") != backend:
+                continue
+            curated = layers.curated.get(name)
+            if curated is not None and not curated.get("backend"):
+                rows.append(Row("skip", _path_of(effective), name=name, backend=backend,
+                                reason="its curated part has no backend of its own"))
+                continue
+            note = "curated part kept" if curated is not None else None
+            rows.append(Row("remove", _path_of(effective), name=name, backend=backend, reason=note,
+                            served_model_id=effective.get("served_model_id")))
+        return rows
+
+    if dry_run:
+        return ChangeReport(plan(registry.load_layers()), dry_run=True)
+
+    def body(layers):
+        rows = plan(layers)
+        for r in rows:
+            if r.action == "remove":
+                layers.discovered.remove(r.name)
+        return rows
+
+    rows, backups = _edit(registry, f"reset-{backend}", body)
+    return ChangeReport(rows, dry_run=False, backup=backups, written=sum(r.action == "remove" for r in rows))
+
+
+# -- restore-ollama ------------------------------------------------------------------------------------
+
+
+def restore_backup(backup: Path | str, *, backend: str = "ollama", dry_run: bool = False,
+                   settings=None) -> ChangeReport:
+    """Put back the ``backend`` entries of a layer backup (``backups/model_registry.<layer>.<time>...json``).
+
+    The backup's layer (curated or discovered) is read from its file name. In that layer, every current
+    entry of ``backend`` is replaced by the backup's; other entries are untouched. A backup of the current
+    layer is taken first, so a restore can itself be undone.
+
+    Raises:
+        RegistryError: the backup cannot be read or is not a registry layer.
+        StorageError, LockTimeoutError, RegistryValidationError: the registry could not be written.
+    """
+    from .registry import store_for
+    from .registry.store import _parse_layer
+    from .settings import load_settings
+
+    settings = settings or load_settings()
+    registry = store_for(settings)
+    path = Path(backup).expanduser()
+    kind = "curated" if ".curated." in path.name else "discovered"
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise RegistryError(f"cannot read backup {path}: {exc.strerror}",
+                            hint=f"list the backups: ls {registry.backup_dir}") from None
+    old = _parse_layer(kind, path, data)
+
+    def plan(layers) -> list[Row]:
+        layer = getattr(layers, kind)
+        entries, _ = layers.merged()
+
+        def ours(name: str, raw: dict[str, Any], effective: dict[str, Any] | None) -> bool:
+            return (raw.get("backend") or (effective or {}).get("backend")) == backend
+
+        wanted = {n: e for n, e in old.entries.items() if ours(n, e, entries.get(n))}
+        current = {n: e for n, e in layer.entries.items() if ours(n, e, entries.get(n))}
+        rows = []
+        for name in sorted(set(wanted) | set(current)):
+            if name not in wanted:
+                action = "remove"
+            elif name not in current:
+                action = "add"
+            else:
+                same = json.dumps(wanted[name], sort_keys=True) == json.dumps(current[name], sort_keys=True)
+                action = "unchanged" if same else "update"
+            source = wanted.get(name) or current.get(name)
+            rows.append(Row(action, _path_of(source), name=name, backend=backend, reason=f"{kind} layer",
+                            served_model_id=source.get("served_model_id"), entry=wanted.get(name)))
+        return rows
+
+    if dry_run:
+        return ChangeReport(plan(registry.load_layers()), dry_run=True, notes=[f"from {path}"])
+
+    def body(layers):
+        rows = plan(layers)
+        layer = getattr(layers, kind)
+        for r in rows:
+            if r.action == "remove":
+                layer.remove(r.name)
+            elif r.action in ("add", "update"):
+                layer.remove(r.name)
+                layer.put(r.entry)
+        return rows
+
+    rows, backups = _edit(registry, "restore", body)
+    return ChangeReport(rows, dry_run=False, backup=backups, notes=[f"from {path}"],
+                        written=sum(r.action in ("add", "update", "remove") for r in rows))
+
+
+# -- remove --------------------------------------------------------------------------------------------
+
+
+class RemovalRefusedError(ImageworksError):
+    """A removal needs ``--force`` (or cannot be done safely); nothing was changed."""
+
+
+@dataclass
+class RemovalPlan:
+    """What ``remove`` does: the entry's metadata, its files, or both."""
+
+    name: str
+    remove_metadata: bool
+    delete_files: bool
+    path: str | None = None
+    bytes: int = 0
+    store_command: list[str] | None = None  # for a store another program owns, e.g. ["ollama", "rm", "x:y"]
+    store_tags: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)  # shared blobs that stay
+    layers: list[str] = field(default_factory=list)
+    done: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "remove_metadata": self.remove_metadata, "delete_files": self.delete_files,
+                "path": self.path, "bytes": self.bytes, "store_command": self.store_command,
+                "store_tags": list(self.store_tags), "kept": list(self.kept), "layers": list(self.layers),
+                "done": list(self.done)}
+
+
+def _store_source_for(entry: dict[str, Any], plugins):
+    for record, impl in plugins.source_impls("store"):
+        if entry.get("backend") == record.name or (entry.get("source") or {}).get("provider") == record.name:
+            return impl
+    return None
+
+
+def _configured_roots(settings) -> list[str]:
+    roots = [settings.weights_root] + [v for v in (settings.locations or {}).values()]
+    return [os.path.realpath(os.path.expanduser(str(r))) for r in roots]
+
+
+def _tree_bytes(path: str) -> int:
+    total = 0
+    st = os.lstat(path)
+    if not os.path.isdir(path) or os.path.islink(path):
+        return st.st_size
+    for folder, dirs, files in os.walk(path):  # os.walk does not follow links by default
+        for f in files:
+            try:
+                total += os.lstat(os.path.join(folder, f)).st_size
+            except OSError:
+                pass
+    return total
+
+
+def plan_removal(name: str, *, delete_files: bool, purge: bool, settings=None, plugins=None) -> RemovalPlan:
+    """What ``remove NAME [--delete-files] [--purge]`` would do; changes nothing.
+
+    Modes: no flag or ``--purge`` alone removes the metadata only; ``--delete-files`` deletes the files and
+    keeps the entry (marked not installed); ``--purge --delete-files`` does both. Files of a store another
+    program owns (Ollama) are removed through that program, which keeps blobs other tags use.
+
+    Raises:
+        EntryNotFoundError: no such entry.
+        RemovalRefusedError: the files are outside the configured weights roots, or the path is a symlink.
+    """
+    from .plugins import get_plugins
+    from .registry import store_for
+    from .settings import load_settings
+    from .views import local_path
+
+    settings = settings or load_settings()
+    plugins = plugins or get_plugins(settings)
+    registry = store_for(settings).load(use_snapshot=False)
+    entry = registry.get(name)
+    name = entry["name"]
+    layers = registry.layers
+    plan = RemovalPlan(name=name, remove_metadata=purge or not delete_files, delete_files=delete_files,
+                       layers=[k for k in ("curated", "discovered") if getattr(layers, k).get(name) is not None])
+    if not delete_files:
+        return plan
+    source = _store_source_for(entry, plugins)
+    if source is not None:
+        removal = source.removal(entry, settings=settings)
+        plan.store_command, plan.store_tags, plan.kept = removal["command"], removal["tags"], removal["shared"]
+        plan.path = local_path(entry)
+        return plan
+    path = local_path(entry)
+    if path is None or not os.path.lexists(path):
+        plan.path = path
+        return plan
+    real = os.path.realpath(path)
+    if os.path.islink(path):
+        raise RemovalRefusedError(f"{path} is a symbolic link (to {real}); refusing to delete through it",
+                                  hint="delete the link yourself, or point the entry at the real folder")
+    if not any(real == r or real.startswith(r.rstrip("/") + "/") for r in _configured_roots(settings)) or \
+            real in _configured_roots(settings):
+        raise RemovalRefusedError(f"{path} is outside the configured weights roots; refusing to delete it",
+                                  hint="delete it by hand, or add its folder to `locations` / IMAGEWORKS_WEIGHTS_ROOT")
+    plan.path, plan.bytes = path, _tree_bytes(path)
+    return plan
+
+
+def remove(name: str, *, delete_files: bool = False, purge: bool = False, force: bool = False,
+           settings=None, plugins=None) -> RemovalPlan:
+    """Carry out :func:`plan_removal`'s plan; refuses without ``force``.
+
+    Raises:
+        RemovalRefusedError: ``force`` not given, or the plan refused the path.
+        BackendNotRunningError, ModelNotPulledError, BackendTimeoutError: a store's server failed
+            (the registry is then unchanged).
+    """
+    import shutil
+
+    from .plugins import get_plugins
+    from .registry import store_for
+    from .settings import load_settings
+
+    settings = settings or load_settings()
+    plugins = plugins or get_plugins(settings)
+    plan = plan_removal(name, delete_files=delete_files, purge=purge, settings=settings, plugins=plugins)
+    if not force:
+        raise RemovalRefusedError(f"refusing to remove {plan.name!r} without --force", hint="review the plan "
+                                  "above (or run with --dry-run), then add --force")
+    registry = store_for(settings)
+    if plan.delete_files and plan.store_command:
+        entry = registry.load(use_snapshot=False).get(plan.name)
+        source = _store_source_for(entry, plugins)
+        plan.done += [f"removed {tag} from the store" for tag in source.remove(entry, settings=settings)]
+    elif plan.delete_files and plan.path and os.path.lexists(plan.path):
+        if os.path.isdir(plan.path) and not os.path.islink(plan.path):
+            shutil.rmtree(plan.path)  # never follows symlinks inside the folder
+        else:
+            os.unlink(plan.path)
+        plan.done.append(f"deleted {plan.path}")
+
+    def body(layers):
+        if plan.remove_metadata:
+            layers.curated.remove(plan.name)
+            layers.discovered.remove(plan.name)
+        elif plan.delete_files:
+            current = layers.discovered.get(plan.name)
+            if current is not None:
+                kept = {k: v for k, v in current.items() if k not in ("download", "artifacts")}
+                layers.discovered.remove(plan.name)
+                layers.discovered.put(kept)
+
+    _, backups = _edit(registry, "remove", body)
+    plan.done.append("removed the entry from the registry" if plan.remove_metadata else
+                     "marked the entry not installed")
+    plan.done += [f"backup: {b}" for b in backups]
+    return plan
