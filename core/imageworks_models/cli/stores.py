@@ -50,7 +50,6 @@ def import_options(func):
         click.option("--deprecate-placeholders", is_flag=True,
                      help="Flag placeholder entries (no files of their own) for imported tags deprecated."),
         click.option("--prune-stale", is_flag=True, help="Remove imported entries whose tags are gone."),
-        click.option("--include-testing", is_flag=True, help="Also record cloud models (flagged testing)."),
         click.option("--verify-blobs", is_flag=True,
                      help="Hash every blob against its digest first (reads all bytes; slow)."),
         json_option,
@@ -60,14 +59,14 @@ def import_options(func):
     return func
 
 
-def run_import(*, dry_run, backend, location, deprecate_placeholders, prune_stale, include_testing, verify_blobs,
-               as_json, label: str = "import-ollama") -> None:
+def run_import(*, dry_run, backend, location, deprecate_placeholders, prune_stale, verify_blobs, as_json,
+               label: str = "import-ollama") -> None:
     from ..storeimport import import_store
 
     st = state()
     report = import_store("ollama", backend=backend, location=location, dry_run=dry_run,
                           deprecate_placeholders=deprecate_placeholders, prune_stale=prune_stale,
-                          include_testing=include_testing, check_blobs=verify_blobs, backup_label=label,
+                          check_blobs=verify_blobs, backup_label=label,
                           settings=st.settings(), plugins=st.plugins())
     if not as_json:
         click.echo(f"store: {report.store}" + ("  (stale tags also checked against the server)"
@@ -77,8 +76,7 @@ def run_import(*, dry_run, backend, location, deprecate_placeholders, prune_stal
 
 @click.command("import-ollama")
 @import_options
-def import_ollama_cmd(dry_run, backend, location, deprecate_placeholders, prune_stale, include_testing, verify_blobs,
-                      as_json):
+def import_ollama_cmd(dry_run, backend, location, deprecate_placeholders, prune_stale, verify_blobs, as_json):
     """Import the models of the local Ollama store into the registry.
 
     Reads the store ($OLLAMA_MODELS, else ~/.ollama/models, else /usr/share/ollama/.ollama/models):
@@ -96,7 +94,7 @@ def import_ollama_cmd(dry_run, backend, location, deprecate_placeholders, prune_
       imageworks-download import-ollama --prune-stale --json | jq '.rows[] | select(.action=="remove")'
     """
     run_import(dry_run=dry_run, backend=backend, location=location, deprecate_placeholders=deprecate_placeholders,
-               prune_stale=prune_stale, include_testing=include_testing, verify_blobs=verify_blobs, as_json=as_json)
+               prune_stale=prune_stale, verify_blobs=verify_blobs, as_json=as_json)
 
 
 @click.command("rebuild-ollama")
@@ -119,7 +117,7 @@ def rebuild_ollama_cmd(dry_run, location, deprecate_placeholders, verify_blobs, 
       imageworks-loader rebuild-ollama --dry-run --json
     """
     run_import(dry_run=dry_run, backend=None, location=location, deprecate_placeholders=deprecate_placeholders,
-               prune_stale=True, include_testing=False, verify_blobs=verify_blobs, as_json=as_json,
+               prune_stale=True, verify_blobs=verify_blobs, as_json=as_json,
                label="rebuild-ollama")
 
 

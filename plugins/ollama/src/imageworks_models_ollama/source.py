@@ -70,7 +70,7 @@ def discovered(models: list[st.StoreModel]) -> list[Discovered]:
         elif m.remote:
             out.append(Discovered(path=str(m.manifest_path), name_hint=name_hint(m), provider=PROVIDER,
                                   backend=PROVIDER, served_model_id=m.served_id,
-                                  placeholder=f"a cloud model served by {m.remote}; no weights in the store"))
+                                  problem=f"a cloud model served by {m.remote}; no weights in the store"))
         else:
             # one model = one model blob and one projector; a projector changes what the model can do
             groups.setdefault((m.model.digest, m.projector.digest if m.projector else None), []).append(m)

@@ -63,8 +63,8 @@ def find_store(configured: str | os.PathLike | None = None, env: Mapping[str, st
 def served_id_of(host: str, namespace: str, name: str, tag: str) -> str:
     """Ollama's short model name: ``name:tag`` on the default registry and namespace, ``namespace/name:tag``
     on the default registry, ``host/namespace/name:tag`` elsewhere (e.g. ``hf.co/org/repo:Q4_K_M``)."""
-    if host == DEFAULT_HOST:
-        return f"{name}:{tag}" if namespace == DEFAULT_NAMESPACE else f"{namespace}/{name}:{tag}"
+    if host.lower() == DEFAULT_HOST:  # Ollama compares these case-insensitively
+        return f"{name}:{tag}" if namespace.lower() == DEFAULT_NAMESPACE else f"{namespace}/{name}:{tag}"
     return f"{host}/{namespace}/{name}:{tag}"
 
 
@@ -208,7 +208,7 @@ def read_model(store: Path, host: str, namespace: str, name: str, tag: str) -> S
         if not isinstance(layers, list):
             raise ValueError(f"manifest {manifest_path} has no layers list")
         config_ref = doc.get("config")
-        if isinstance(config_ref, dict) and config_ref.get("digest") is not None:
+        if config_ref is not None:  # every manifest Ollama writes has one; without it the GGUF header tells
             config_blob = _layer_blob(blobs, config_ref, "config")
             try:
                 config = _json(_read_small(config_blob.path, "config blob"), config_blob.path, "config blob")
@@ -218,9 +218,10 @@ def read_model(store: Path, host: str, namespace: str, name: str, tag: str) -> S
         for i, layer in enumerate(layers):
             media = layer.get("mediaType") if isinstance(layer, dict) else None
             if media == MEDIA_MODEL:
-                if model.model is not None:
-                    raise ValueError("manifest has two model layers")
-                model.model = _layer_blob(blobs, layer, f"layers[{i}]")
+                blob = _layer_blob(blobs, layer, f"layers[{i}]")
+                if model.model is not None and model.model.digest != blob.digest:
+                    raise ValueError("manifest has two different model layers")
+                model.model = blob  # the same layer listed twice is the same weights
             elif media == MEDIA_PROJECTOR and model.projector is None:
                 model.projector = _layer_blob(blobs, layer, f"layers[{i}]")
             elif media == MEDIA_TEMPLATE:
