@@ -95,6 +95,7 @@ class Row:
     entry: dict[str, Any] | None = field(default=None, repr=False)  # the discovered-layer entry to write
     existing: str | None = None  # the registered entry this row updates
     served_model_id: str | None = None
+    digests: dict[str, str] = field(default_factory=dict, repr=False)  # known without hashing (see Discovered)
 
     def as_dict(self) -> dict[str, Any]:
         return {"action": self.action, "name": self.name, "path": self.path, "format": self.format,
@@ -251,7 +252,8 @@ def plan(found: Iterable[Discovered], *, registry, plugins, settings, update_exi
             continue
         entry["download"].update(size_bytes=total, file_count=count)
         row = Row("add", d.path, name=name, format=entry["format"], quantization=entry.get("quantization"),
-                  backend=entry["backend"], files=count, size_bytes=total, provider=d.provider, entry=entry)
+                  backend=entry["backend"], files=count, size_bytes=total, provider=d.provider, entry=entry,
+                  served_model_id=d.served_model_id, digests=d.digests)
         existing = by_path.get(d.path)  # found paths are canonical (see discovered_from_sources)
         if existing is not None:
             row.existing = row.name = existing
@@ -374,10 +376,12 @@ def record(rows: list[Row], *, settings, plugins, progress: Progress = SILENT, d
     algorithm = settings.hash_algorithm
     for r in todo:
         manifest = None
-        if digests is not None:
+        known = digests if digests is not None else r.digests
+        if known:
             from .manifest import manifest_from_digests
 
-            manifest = manifest_from_digests(Path(r.path), digests, algorithm=algorithm, plugins=plugins)
+            algo = known[next(iter(known))].split(":", 1)[0] if digests is None else algorithm
+            manifest = manifest_from_digests(Path(r.path), known, algorithm=algo, plugins=plugins)
         if manifest is None:
             manifest = build_manifest(r.path, algorithm=algorithm, plugins=plugins, quick=True,
                                       cache_dir=settings.cache_dir, progress=progress, label=r.name or r.path)

@@ -106,6 +106,8 @@ class Discovered:
         aliases: other names clients may use for the same files (e.g. more Ollama tags of one blob).
         metadata: source-specific facts recorded under the entry's ``metadata``.
         size_bytes: the model's size when the source knows it without walking ``path``.
+        digests: ``{file name relative to path: "sha256:<hex>"}`` known without reading the files (a
+            content-addressed store names blobs by digest); the manifest is built from them, unhashed.
     """
 
     path: str
@@ -122,6 +124,7 @@ class Discovered:
     aliases: tuple[str, ...] = ()
     metadata: dict[str, Any] = field(default_factory=dict)
     size_bytes: int | None = None
+    digests: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -272,7 +272,7 @@ def _with_artifact_digest(entry: dict[str, Any], d: Discovered) -> dict[str, Any
     """``entry`` as it will be recorded, for the unchanged check (the aggregate follows from the blob digest)."""
     from .manifest import FileRecord, aggregate_of
 
-    digest = d.metadata.get("ollama", {}).get("model_digest") if d.metadata else None
+    digest = d.digests.get(Path(d.path).name)
     if not digest:
         return entry
     try:
@@ -284,17 +284,15 @@ def _with_artifact_digest(entry: dict[str, Any], d: Discovered) -> dict[str, Any
                                                             new=hashlib.sha256)}}
 
 
-def _manifest(row: Row, found: Discovered, plugins):
-    from .manifest import manifest_from_digests
+def _manifest(found: Discovered, plugins):
+    """The manifest from the digests the store names its blobs by (hashing only if it has none)."""
+    from .manifest import build_manifest, manifest_from_digests
 
-    digest = (found.metadata.get(found.provider) or {}).get("model_digest")
-    if digest:
-        m = manifest_from_digests(Path(found.path), {Path(found.path).name: digest}, algorithm="sha256",
-                                  plugins=plugins)
+    if found.digests:
+        algorithm = next(iter(found.digests.values())).split(":", 1)[0]
+        m = manifest_from_digests(Path(found.path), found.digests, algorithm=algorithm, plugins=plugins)
         if m is not None:
             return m
-    from .manifest import build_manifest
-
     return build_manifest(found.path, algorithm="sha256", plugins=plugins, quick=True)
 
 
@@ -315,7 +313,7 @@ def apply(rows: list[Row], found_by_path: dict[str, Discovered], layers, *, plug
         if r.action not in ("add", "update") or r.entry is None:
             continue
         found = found_by_path[r.path]
-        manifest = _manifest(r, found, plugins)
+        manifest = _manifest(found, plugins)
         if manifest.errors:
             first = next(iter(manifest.errors.items()))
             r.action, r.reason = "error", f"{first[0]}: {first[1]}"
@@ -475,7 +473,7 @@ def backfill_paths(provider: str = "ollama", *, location: str | None = None, dry
             for r in report.rows:
                 if r.action != "update":
                     continue
-                manifest = _manifest(r, by_path[r.path], plugins)
+                manifest = _manifest(by_path[r.path], plugins)
                 patch = dict(r.entry) | {"artifacts": manifest.as_artifacts()}
                 current = layers.discovered.get(r.name) or {"name": r.name}
                 merged, _ = refresh_entry(current, patch, replace_manifest=True)

@@ -272,16 +272,21 @@ def test_the_script_of_the_runbook_is_the_same_command(store, registry):
     assert entries(registry)["qwen3-8b-ollama-gguf-q4_k_m"]["download"]["location"] == "linux_wsl"
 
 
-def test_discover_all_includes_the_ollama_store(store, registry):
-    write_model(store, "qwen3", "8b")
+def test_discover_all_includes_the_ollama_store(store, registry, monkeypatch):
+    info = write_model(store, "qwen3", "8b")
     registry.mkdir()
+    import imageworks_models.hashing as hashing
+
+    monkeypatch.setattr(hashing, "hash_many", lambda *a, **k: pytest.fail("a store blob was hashed"))
 
     result = run_cli("discover-all", "--json", prog="imageworks-loader")
 
     assert result.exit_code == 0, result.stderr
     rows = json.loads(result.stdout)["rows"]
-    assert [(r["action"], r["name"], r["provider"]) for r in rows] == [
-        ("add", "qwen3-8b-ollama-gguf-q4_k_m", "ollama")]
+    assert [(r["action"], r["name"], r["provider"], r["served_model_id"]) for r in rows] == [
+        ("add", "qwen3-8b-ollama-gguf-q4_k_m", "ollama", "qwen3:8b")]
+    entry = entries(registry)["qwen3-8b-ollama-gguf-q4_k_m"]
+    assert [f["digest"] for f in entry["artifacts"]["files"]] == [info.model_digest]  # named digest, not hashed
 
 
 def test_no_store_is_one_clear_error(imageworks_isolated, tmp_path, monkeypatch):

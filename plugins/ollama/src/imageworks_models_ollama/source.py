@@ -82,7 +82,7 @@ def discovered(models: list[st.StoreModel]) -> list[Discovered]:
         out.append(Discovered(path=str(first.model.path), name_hint=name_hint(first), provider=PROVIDER,
                               info=_info(first), backend=PROVIDER, served_model_id=first.served_id,
                               aliases=tuple(m.served_id for m in group[1:]), metadata=_metadata(group),
-                              size_bytes=size))
+                              size_bytes=size, digests={first.model.path.name: first.model.digest}))
     return sorted(out, key=lambda d: d.served_model_id or d.path)
 
 
