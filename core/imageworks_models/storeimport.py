@@ -457,7 +457,8 @@ def backfill_paths(provider: str = "ollama", *, location: str | None = None, dry
                 if not e.get(key) and new.get(key):
                     patch[key] = new[key]
             rows.append(Row("update", d.path, name=name, format=new["format"], quantization=new.get("quantization"),
-                            backend=e.get("backend"), files=_blob_count(d), size_bytes=d.size_bytes or 0, provider=provider,
+                            backend=e.get("backend"), files=_blob_count(d), size_bytes=d.size_bytes or 0,
+                            provider=provider,
                             served_model_id=e.get("served_model_id") or d.served_model_id, entry=patch,
                             reason=f"path of {d.served_model_id}"))
         return rows

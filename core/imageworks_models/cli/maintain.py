@@ -48,7 +48,7 @@ def restore_ollama_cmd(backup, dry_run, as_json):
 
     \b
     Examples:
-      imageworks-download restore-ollama --backup configs/backups/model_registry.discovered.20261123T101500Z.import-ollama.json --dry-run
+      imageworks-download restore-ollama --backup configs/backups/model_registry.discovered.TIME.reset-ollama.json
       imageworks-download restore-ollama --backup FILE
     """
     from ..maintenance import restore_backup

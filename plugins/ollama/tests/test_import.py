@@ -138,7 +138,8 @@ def test_the_entry_records_the_model_blob_its_manifest_and_the_store_facts(store
     entry = entries(registry)["llava-7b-ollama-gguf-q4_k_m"]
     blob = blob_path(store, info.model_digest)
     assert entry["download"]["path"] == str(blob)
-    assert entry["download"]["size_bytes"] == blob.stat().st_size + blob_path(store, info.projector_digest).stat().st_size
+    projector = blob_path(store, info.projector_digest)
+    assert entry["download"]["size_bytes"] == blob.stat().st_size + projector.stat().st_size
     assert entry["download"]["file_count"] == 2
     assert entry["artifacts"]["files"] == [{"path": blob.name, "size": blob.stat().st_size,
                                             "digest": info.model_digest}]
