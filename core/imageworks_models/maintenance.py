@@ -166,8 +166,7 @@ def restore_backup(backup: Path | str, *, backend: str = "ollama", dry_run: bool
             if r.action == "remove":
                 layer.remove(r.name)
             elif r.action in ("add", "update"):
-                layer.remove(r.name)
-                layer.put(r.entry)
+                layer.entries[r.name] = r.entry  # as the backup had it, key order included (put() reorders new ones)
         return rows
 
     rows, backups = _edit(registry, "restore", body)

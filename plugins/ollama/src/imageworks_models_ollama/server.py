@@ -42,7 +42,7 @@ def _client(settings, *, timeout: float, doing: str, model: str | None = None) -
     client = ollama.Client(host=url, timeout=timeout)
     try:
         yield client
-    except ConnectionError:  # what the client raises for httpx.ConnectError
+    except (ConnectionError, httpx.ConnectError):  # the client turns ConnectError into ConnectionError; raw calls don't
         raise BackendNotRunningError(f"Ollama is not running at {url} (connection refused while {doing})",
                                      hint="start it (`ollama serve`, or `systemctl start ollama`) or set "
                                           "OLLAMA_HOST to where it listens") from None
@@ -55,6 +55,9 @@ def _client(settings, *, timeout: float, doing: str, model: str | None = None) -
             raise ModelNotPulledError(f"Ollama at {url} does not have {model!r}",
                                       hint=f"pull it first: ollama pull {shlex.quote(model)}") from None
         raise ServingError(f"Ollama at {url} refused {doing}: HTTP {exc.status_code}: {exc.error}",
+                           hint="see the server's log (journalctl -u ollama)") from None
+    except httpx.HTTPStatusError as exc:  # a raw call's raise_for_status(): the server is up and refused
+        raise ServingError(f"Ollama at {url} refused {doing}: HTTP {exc.response.status_code}",
                            hint="see the server's log (journalctl -u ollama)") from None
     except httpx.HTTPError as exc:
         raise BackendNotRunningError(f"Ollama at {url} broke off while {doing}: {type(exc).__name__}: {exc}",
@@ -178,6 +181,7 @@ def removal_plan(entry: dict[str, Any], *, settings, store: Path | None) -> dict
 
 def delete_tags(tags: list[str], *, settings) -> list[str]:
     """Remove each tag through ``DELETE /api/delete`` (Ollama prunes only blobs no tag uses); returns them.
+    A tag the server no longer has counts as removed.
 
     Raises:
         BackendNotRunningError, ModelNotPulledError, BackendTimeoutError, ServingError: on the first failure
@@ -188,6 +192,8 @@ def delete_tags(tags: list[str], *, settings) -> list[str]:
         try:
             with _client(settings, timeout=settings.ollama_timeout, doing=f"deleting {tag}", model=tag) as client:
                 client.delete(tag)
+        except ModelNotPulledError:
+            pass  # already gone (someone ran `ollama rm`): what a removal wants
         except ServingError as exc:
             if done:
                 exc.message += f" (already removed: {', '.join(done)})"
