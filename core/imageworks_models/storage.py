@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import secrets
 import socket
 import sys
@@ -108,10 +109,20 @@ def fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+_BLOB_NAME = re.compile(r"(sha256[-:])?([0-9a-f]{40}|[0-9a-f]{64})")
+
+
+def _in_blob_store(target: Path) -> bool:
+    """A content-addressed blob (Ollama's ``blobs/sha256-<hex>``, the HF cache's ``blobs/<hex>``): its name is
+    its content's digest, so writing other bytes there would corrupt every model that shares it."""
+    return target.parent.name == "blobs" and bool(_BLOB_NAME.fullmatch(target.name))
+
+
 def atomic_write(path: Path, data: bytes) -> None:
     """Replace ``path`` with ``data`` atomically. The caller must hold the lock for ``path``.
 
-    Writes through a symlinked ``path`` to its target, keeps the target's permission bits, and
+    Writes through a symlinked ``path`` to its target (never into a content-addressed blob store, D22),
+    keeps the target's permission bits, and
     removes temp files earlier writers left behind (only lock holders write temps, so any other
     temp file of this target is a leftover).
 
@@ -119,6 +130,9 @@ def atomic_write(path: Path, data: bytes) -> None:
         StorageError: the write failed (disk full, read-only folder...); ``path`` is unchanged.
     """
     target = Path(os.path.realpath(path))
+    if target != Path(os.path.abspath(path)) and _in_blob_store(target):
+        raise StorageError(f"{path} is a link into a shared blob store ({target}); refusing to write through it",
+                           hint=f"replace the link with a copy: cp --remove-destination {target} {path}")
     folder = target.parent
     for stale in leftover_temps(target):
         with contextlib.suppress(OSError):

@@ -616,3 +616,36 @@ def test_verify_blobs_passes_an_intact_store(store, registry):
     data = imported("--verify-blobs")
 
     assert [r["action"] for r in data["rows"]] == ["add"]
+
+
+def test_a_registry_file_linked_into_the_blob_store_is_never_written_through(store, registry):
+    """D22: a registry file that is a link into a content-addressed blob store is not written through (that
+    would corrupt the blob for every model sharing it): one clear error, the blob and the link as they were."""
+    write_model(store, "qwen3", "8b")
+    registry.mkdir()
+    document = b'{\n  "schema_version": 1,\n  "entries": []\n}\n'
+    shared = store / "blobs" / f"sha256-{hashlib.sha256(document).hexdigest()}"
+    shared.write_bytes(document)
+    (registry / "model_registry.discovered.json").symlink_to(shared)
+
+    result = dl("import-ollama")
+
+    assert result.exit_code == 1
+    assert "is a link into a shared blob store" in result.stderr and "hint: replace the link" in result.stderr
+    assert shared.read_bytes() == document
+    assert (registry / "model_registry.discovered.json").is_symlink()
+
+
+def test_reading_commands_never_import_the_ollama_client(store, registry):
+    """The ollama client (with pydantic and httpx) costs ~0.6 s to import: only server commands pay it."""
+    write_model(store, "qwen3", "8b")
+    imported()
+    code = ("import sys; from imageworks_models.cli import make_cli\n"
+            "for args in (['list'], ['select', 'qwen3:8b'], ['import-ollama', '--dry-run']):\n"
+            "    make_cli('imageworks-models').main(args, standalone_mode=False)\n"
+            "print('LOADED' if 'ollama' in sys.modules else 'NOT LOADED')")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=dict(os.environ),
+                          timeout=60)
+
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().endswith("NOT LOADED")
