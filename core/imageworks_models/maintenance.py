@@ -47,7 +47,8 @@ def _path_of(entry: dict[str, Any] | None) -> str:
     return str(((entry or {}).get("download") or {}).get("path") or "")
 
 
-def _edit(registry, label: str, body) -> tuple[Any, list[str]]:
+def edit_with_backup(registry, label: str, body) -> tuple[Any, list[str]]:
+    """Run ``body(layers)`` inside ``registry.edit(backup=True)``; returns its result and the backups taken."""
     before = _backups(registry)
     with registry.edit(backup=True, backup_label=label) as layers:
         result = body(layers)
@@ -99,7 +100,7 @@ def reset_discovered(backend: str, *, dry_run: bool = False, settings=None) -> C
                 layers.discovered.remove(r.name)
         return rows
 
-    rows, backups = _edit(registry, f"reset-{backend}", body)
+    rows, backups = edit_with_backup(registry, f"reset-{backend}", body)
     return ChangeReport(rows, dry_run=False, backup=backups, written=sum(r.action == "remove" for r in rows))
 
 
@@ -169,7 +170,7 @@ def restore_backup(backup: Path | str, *, backend: str = "ollama", dry_run: bool
                 layer.entries[r.name] = r.entry  # as the backup had it, key order included (put() reorders new ones)
         return rows
 
-    rows, backups = _edit(registry, "restore", body)
+    rows, backups = edit_with_backup(registry, "restore", body)
     return ChangeReport(rows, dry_run=False, backup=backups, notes=[f"from {path}"],
                         written=sum(r.action in ("add", "update", "remove") for r in rows))
 
@@ -321,7 +322,7 @@ def remove(name: str, *, delete_files: bool = False, purge: bool = False, force:
                 layers.discovered.remove(plan.name)
                 layers.discovered.put(kept)
 
-    _, backups = _edit(registry, "remove", body)
+    _, backups = edit_with_backup(registry, "remove", body)
     plan.done.append("removed the entry from the registry" if plan.remove_metadata else
                      "marked the entry not installed")
     plan.done += [f"backup: {b}" for b in backups]

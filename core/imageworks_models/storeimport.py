@@ -34,33 +34,23 @@ from typing import Any
 from .discovery import Row, describe, refresh_entry
 from .errors import SourceNotFoundError
 from .hashing import SILENT, Progress
+from .maintenance import ChangeReport, edit_with_backup
 from .records import Discovered
 
 
 @dataclass
-class ImportReport:
-    """What an import found and did (or, for a dry run, would do)."""
+class ImportReport(ChangeReport):
+    """What an import found and did (or, for a dry run, would do): the diff rows, plus the store's facts."""
 
-    provider: str
-    store: str
-    rows: list[Row]
-    dry_run: bool
+    provider: str = ""
+    store: str = ""
     warnings: list[str] = field(default_factory=list)
     checked_server: bool = False  # stale tags were also checked against the server's list
-    backup: list[str] = field(default_factory=list)
-    written: int = 0
     seconds: float = 0.0
 
-    def counts(self) -> dict[str, int]:
-        out: dict[str, int] = {}
-        for r in self.rows:
-            out[r.action] = out.get(r.action, 0) + 1
-        return out
-
     def as_dict(self) -> dict[str, Any]:
-        return {"provider": self.provider, "store": self.store, "dry_run": self.dry_run, "written": self.written,
-                "backup": list(self.backup), "checked_server": self.checked_server, "counts": self.counts(),
-                "warnings": list(self.warnings), "rows": [r.as_dict() for r in self.rows]}
+        return {"provider": self.provider, "store": self.store, **super().as_dict(),
+                "checked_server": self.checked_server, "warnings": list(self.warnings)}
 
 
 def store_source(plugins, provider: str):
@@ -358,16 +348,8 @@ def import_store(provider: str = "ollama", *, backend: str | None = None, locati
         StoreError (from the plugin): there is no store.
         StorageError, LockTimeoutError, RegistryValidationError: the registry could not be written (it is unchanged).
     """
-    from .plugins import get_plugins
-    from .registry import store_for
-    from .settings import load_settings
-
     t0 = time.perf_counter()
-    settings = settings or load_settings()
-    plugins = plugins or get_plugins(settings)
-    source = store_source(plugins, provider)
-    store_dir = str(source.store_dir(settings=settings))
-    found, warnings, present = source.read(settings=settings)
+    settings, plugins, source, report, found, present = _open(provider, settings, plugins, dry_run)
     failed: dict[str, str] = {}
     if check_blobs:
         for d in found:
@@ -375,8 +357,7 @@ def import_store(provider: str = "ollama", *, backend: str | None = None, locati
                 problem = source.check(d, settings=settings, plugins=plugins)
                 if problem:
                     failed[d.path] = f"{problem}; pull it again: ollama pull {d.served_model_id}"
-    registry = store_for(settings)
-    report = ImportReport(provider=provider, store=store_dir, rows=[], dry_run=dry_run, warnings=warnings)
+    registry = _registry(settings)
     location = location or settings.location
     by_path = {d.path: d for d in found}
 
@@ -398,18 +379,33 @@ def import_store(provider: str = "ollama", *, backend: str | None = None, locati
     if dry_run:
         report.rows = plan(found, ctx, **options)
     else:
-        before = _backups(registry)
-        with registry.edit(backup=True, backup_label=backup_label) as layers:
+        def body(layers) -> None:
             report.rows = plan(found, context(layers), **options)
             report.written = apply(report.rows, by_path, layers, plugins=plugins)
-        report.backup = sorted(set(_backups(registry)) - set(before))
+
+        _, report.backup = edit_with_backup(registry, backup_label, body)
     report.seconds = time.perf_counter() - t0
     return report
 
 
-def _backups(registry) -> list[str]:
-    folder = registry.backup_dir
-    return [str(p) for p in folder.iterdir()] if folder.is_dir() else []
+def _registry(settings):
+    from .registry import store_for
+
+    return store_for(settings)
+
+
+def _open(provider: str, settings, plugins, dry_run: bool):
+    """Settings, plugins, the store source, an empty report, and what the store holds (models, tags present)."""
+    from .plugins import get_plugins
+    from .settings import load_settings
+
+    settings = settings or load_settings()
+    plugins = plugins or get_plugins(settings)
+    source = store_source(plugins, provider)
+    store_dir = str(source.store_dir(settings=settings))
+    found, warnings, present = source.read(settings=settings)
+    report = ImportReport(rows=[], dry_run=dry_run, provider=provider, store=store_dir, warnings=warnings)
+    return settings, plugins, source, report, found, present
 
 
 def backfill_paths(provider: str = "ollama", *, location: str | None = None, dry_run: bool = False,
@@ -422,20 +418,13 @@ def backfill_paths(provider: str = "ollama", *, location: str | None = None, dry
     Raises:
         SourceNotFoundError, StoreError, StorageError, LockTimeoutError: as :func:`import_store`.
     """
-    from .plugins import get_plugins
-    from .registry import store_for
-    from .settings import load_settings
-
     t0 = time.perf_counter()
-    settings = settings or load_settings()
-    plugins = plugins or get_plugins(settings)
-    source = store_source(plugins, provider)
-    store_dir = str(source.store_dir(settings=settings))
-    found, warnings, _ = source.read(settings=settings)
+    settings, plugins, source, report, found, _ = _open(provider, settings, plugins, dry_run)
+    store_dir = report.store
     by_tag = {t: d for d in found if not d.problem and not d.placeholder
               for t in (d.served_model_id, *d.aliases) if t}
     location = location or settings.location
-    registry = store_for(settings)
+    registry = _registry(settings)
 
     def plan_rows(layers) -> list[Row]:
         entries, _ = layers.merged()
@@ -463,13 +452,11 @@ def backfill_paths(provider: str = "ollama", *, location: str | None = None, dry
                             reason=f"path of {d.served_model_id}"))
         return rows
 
-    report = ImportReport(provider=provider, store=store_dir, rows=[], dry_run=dry_run, warnings=warnings)
     by_path = {d.path: d for d in found}
     if dry_run:
         report.rows = plan_rows(registry.load_layers())
     else:
-        before = _backups(registry)
-        with registry.edit(backup=True, backup_label="backfill-ollama-paths") as layers:
+        def body(layers) -> None:
             report.rows = plan_rows(layers)
             for r in report.rows:
                 if r.action != "update":
@@ -480,7 +467,8 @@ def backfill_paths(provider: str = "ollama", *, location: str | None = None, dry
                 merged, _ = refresh_entry(current, patch, replace_manifest=True)
                 layers.discovered.put(merged)
                 report.written += 1
-        report.backup = sorted(set(_backups(registry)) - set(before))
+
+        _, report.backup = edit_with_backup(registry, "backfill-ollama-paths", body)
     report.seconds = time.perf_counter() - t0
     return report
 
