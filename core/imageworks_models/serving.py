@@ -78,8 +78,7 @@ def activate(name: str, *, settings=None, plugins=None) -> dict[str, Any]:
     plugins = plugins or get_plugins(settings)
     entry = open_registry(settings).get(name)
     impl = _activatable(entry, plugins, "load")
-    if (entry.get("version_lock") or {}).get("locked") and (entry.get("download") or {}).get("path"):
-        preflight(entry, settings=settings, plugins=plugins)
+    preflight(entry, settings=settings, plugins=plugins)
     return impl.activate(entry, settings=settings)
 
 

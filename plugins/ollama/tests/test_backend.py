@@ -309,6 +309,21 @@ def test_activate_model_stop_json(ollama_server, store):
 # --- the three serving errors (P16) ----------------------------------------------------------------------------
 
 
+def test_activate_model_refuses_a_locked_entry_whose_blob_changed(ollama_server, store):
+    name = qwen3(store)
+    assert cli("lock", name, "--set-expected", prog="imageworks-loader").exit_code == 0
+    blob = Path(show(name)["download"]["path"])
+    data = bytearray(blob.read_bytes())
+    data[-1] ^= 0xFF
+    blob.write_bytes(bytes(data))
+
+    result = cli("activate-model", name, prog="imageworks-loader")
+
+    assert result.exit_code == 2
+    assert "refusing to activate" in result.stderr
+    assert generate_bodies(ollama_server) == []  # nothing was loaded
+
+
 def test_activate_model_server_not_running_is_one_error_line_with_an_ollama_serve_hint(store):
     name = qwen3(store)  # OLLAMA_HOST is 127.0.0.1:9, where nothing listens
 
