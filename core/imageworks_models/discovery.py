@@ -124,13 +124,20 @@ class ScanReport:
                 "rows": [r.as_dict() for r in self.rows]}
 
 
-def _real(path: str) -> str:
+def real_path(path: str) -> str:
+    """``path`` with ``~`` expanded and every link resolved."""
     return os.path.realpath(os.path.expanduser(path))
 
 
-def _configured_roots(settings) -> list[str]:
+def configured_roots(settings) -> list[str]:
+    """The configured weights roots (``weights_root`` and every ``locations`` folder), resolved."""
     roots = [settings.weights_root] + [v for v in (settings.locations or {}).values() if isinstance(v, (str, Path))]
-    return [_real(str(r)) for r in roots]
+    return [real_path(str(r)) for r in roots]
+
+
+def within_roots(real: str, settings) -> bool:
+    """Whether the resolved path ``real`` is one of the configured weights roots or inside one."""
+    return any(real == r or real.startswith(r.rstrip("/") + "/") for r in configured_roots(settings))
 
 
 def check_root(root: Path, settings) -> Path:
@@ -144,9 +151,8 @@ def check_root(root: Path, settings) -> Path:
     if not root.is_dir():
         raise AcquisitionError(f"{root}: not a folder", hint="pass the folder that holds the model folders")
     if root.is_symlink():
-        real = _real(str(root))
-        inside = any(real == r or real.startswith(r.rstrip("/") + "/") for r in _configured_roots(settings))
-        if not inside:
+        real = real_path(str(root))
+        if not within_roots(real, settings):
             raise AcquisitionError(f"{root} is a symlink to {real}, outside the configured weights roots",
                                    hint="scan the real folder, or add it to `locations` / IMAGEWORKS_WEIGHTS_ROOT")
     return root
@@ -201,7 +207,7 @@ def _index_by_path(registry) -> dict[str, str]:
     for e in registry:
         p = (e.get("download") or {}).get("path")
         if isinstance(p, str) and p and not p.startswith(("ollama:", "ollama://")):
-            out.setdefault(_real(p), e["name"])
+            out.setdefault(real_path(p), e["name"])
     return out
 
 
@@ -291,13 +297,13 @@ def discovered_from_sources(*, roots: Iterable[Path] = (), discover: bool = Fals
     for root in roots:
         check_root(root, settings)
         # walkers never follow links, so every path under a resolved root is already canonical
-        real_root = Path(_real(str(root)))
+        real_root = Path(real_path(str(root)))
         for _, impl in scanners:
             found.extend(impl.scan(real_root, settings=settings))
     if discover:
         for record, impl in plugins.source_impls("discover"):
             if wanted is None or record.name in wanted:
-                found.extend(replace(d, path=_real(d.path)) for d in impl.discover(settings=settings))
+                found.extend(replace(d, path=real_path(d.path)) for d in impl.discover(settings=settings))
     seen: set[str] = set()
     unique = []
     for d in found:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .discovery import Row
+from .discovery import Row, configured_roots, within_roots
 from .errors import ImageworksError, RegistryError
 
 
@@ -43,7 +43,8 @@ def _backups(registry) -> set[str]:
     return {str(p) for p in folder.iterdir()} if folder.is_dir() else set()
 
 
-def _path_of(entry: dict[str, Any] | None) -> str:
+def entry_path(entry: dict[str, Any] | None) -> str:
+    """The entry's recorded ``download.path`` as written (``""`` when none)."""
     return str(((entry or {}).get("download") or {}).get("path") or "")
 
 
@@ -82,11 +83,11 @@ def reset_discovered(backend: str, *, dry_run: bool = False, settings=None) -> C
                 continue
             curated = layers.curated.get(name)
             if curated is not None and not curated.get("backend"):
-                rows.append(Row("skip", _path_of(effective), name=name, backend=backend,
+                rows.append(Row("skip", entry_path(effective), name=name, backend=backend,
                                 reason="its curated part has no backend of its own"))
                 continue
             note = "curated part kept" if curated is not None else None
-            rows.append(Row("remove", _path_of(effective), name=name, backend=backend, reason=note,
+            rows.append(Row("remove", entry_path(effective), name=name, backend=backend, reason=note,
                             served_model_id=effective.get("served_model_id")))
         return rows
 
@@ -153,7 +154,7 @@ def restore_backup(backup: Path | str, *, backend: str = "ollama", dry_run: bool
                 same = json.dumps(wanted[name], sort_keys=True) == json.dumps(current[name], sort_keys=True)
                 action = "unchanged" if same else "update"
             source = wanted.get(name) or current.get(name)
-            rows.append(Row(action, _path_of(source), name=name, backend=backend, reason=f"{kind} layer",
+            rows.append(Row(action, entry_path(source), name=name, backend=backend, reason=f"{kind} layer",
                             served_model_id=source.get("served_model_id"), entry=wanted.get(name)))
         return rows
 
@@ -211,11 +212,6 @@ def _store_source_for(entry: dict[str, Any], plugins):
     return None
 
 
-def _configured_roots(settings) -> list[str]:
-    roots = [settings.weights_root] + [v for v in (settings.locations or {}).values()]
-    return [os.path.realpath(os.path.expanduser(str(r))) for r in roots]
-
-
 def _tree_bytes(path: str) -> int:
     total = 0
     st = os.lstat(path)
@@ -270,8 +266,7 @@ def plan_removal(name: str, *, delete_files: bool, purge: bool, settings=None, p
     if os.path.islink(path):
         raise RemovalRefusedError(f"{path} is a symbolic link (to {real}); refusing to delete through it",
                                   hint="delete the link yourself, or point the entry at the real folder")
-    if not any(real == r or real.startswith(r.rstrip("/") + "/") for r in _configured_roots(settings)) or \
-            real in _configured_roots(settings):
+    if not within_roots(real, settings) or real in configured_roots(settings):  # never a whole root
         raise RemovalRefusedError(f"{path} is outside the configured weights roots; refusing to delete it",
                                   hint="delete it by hand, or add its folder to `locations` / IMAGEWORKS_WEIGHTS_ROOT")
     plan.path, plan.bytes = path, _tree_bytes(path)

@@ -31,11 +31,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .discovery import Row, describe, refresh_entry
+from .discovery import Row, describe, real_path, refresh_entry
 from .errors import SourceNotFoundError
 from .hashing import SILENT, Progress
-from .maintenance import ChangeReport, edit_with_backup
+from .maintenance import ChangeReport, edit_with_backup, entry_path
 from .records import Discovered
+from .views import local_path as _local
 
 
 @dataclass
@@ -66,12 +67,6 @@ def store_source(plugins, provider: str):
                               hint=f"install it: pip install 'imageworks-models[{provider}]'")
 
 
-def _is_store_ref(path: str) -> bool:
-    from .views import is_store_reference
-
-    return is_store_reference(path)
-
-
 def _ref_tag(value: Any, provider: str) -> str | None:
     """``ollama:/name:tag`` or ``ollama://name:tag`` (how the earlier tool pointed at the store) -> the tag."""
     if isinstance(value, str) and value.startswith(f"{provider}:"):
@@ -94,15 +89,6 @@ def tags_of(entry: dict[str, Any], provider: str) -> list[str]:
 
 def _of_provider(entry: dict[str, Any], provider: str) -> bool:
     return entry.get("backend") == provider or ((entry.get("source") or {}).get("provider") == provider)
-
-
-def _local(entry: dict[str, Any]) -> str | None:
-    path = (entry.get("download") or {}).get("path")
-    return path if isinstance(path, str) and path and not _is_store_ref(path) else None
-
-
-def _real(path: str) -> str:
-    return os.path.realpath(os.path.expanduser(path))
 
 
 def suffixed(name: str, served_id: str) -> str:
@@ -148,7 +134,7 @@ def plan(found: list[Discovered], ctx: _Context, *, backend: str | None, locatio
     by_path: dict[str, str] = {}
     by_tag: dict[str, list[str]] = {}
     for n, e in sorted(imported.items()):
-        by_path.setdefault(_real(_local(e)), n)
+        by_path.setdefault(real_path(_local(e)), n)
         for t in tags_of(e, provider):
             by_tag.setdefault(t, []).append(n)
     taken = {n.lower() for n in ctx.entries}
@@ -175,7 +161,7 @@ def plan(found: list[Discovered], ctx: _Context, *, backend: str | None, locatio
             continue
         entry["download"].update(size_bytes=d.size_bytes, file_count=_blob_count(d))
         tags = [d.served_model_id, *d.aliases]
-        path_match = by_path.get(_real(d.path))
+        path_match = by_path.get(real_path(d.path))
         tag_matches = [n for t in tags for n in by_tag.get(t, []) if n not in claimed]
         chosen = path_match if path_match not in claimed else None
         chosen = chosen or (tag_matches[0] if tag_matches else None)
@@ -435,7 +421,7 @@ def backfill_paths(provider: str = "ollama", *, location: str | None = None, dry
             tags = tags_of(e, provider)
             d = next((by_tag[t] for t in tags if t in by_tag), None)
             if d is None:
-                rows.append(Row("skip", _path_of_entry(e), name=name, provider=provider,
+                rows.append(Row("skip", entry_path(e), name=name, provider=provider,
                                 served_model_id=e.get("served_model_id"),
                                 reason=f"{', '.join(tags) or 'no tag'}: not in the store {store_dir}"))
                 continue
@@ -472,6 +458,3 @@ def backfill_paths(provider: str = "ollama", *, location: str | None = None, dry
     report.seconds = time.perf_counter() - t0
     return report
 
-
-def _path_of_entry(entry: dict[str, Any]) -> str:
-    return str((entry.get("download") or {}).get("path") or "")
