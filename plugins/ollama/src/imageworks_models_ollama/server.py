@@ -23,7 +23,6 @@ from imageworks_models.errors import (
 )
 
 OLLAMA_PORT = 11434
-ServerError = ServingError
 HEALTH_TIMEOUT = 3.0
 
 

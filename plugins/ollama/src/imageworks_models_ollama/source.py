@@ -118,11 +118,13 @@ class OllamaSource:
 
     def served_tags(self, *, settings) -> set[str] | None:
         """The tags the Ollama server lists (``/api/tags``), or ``None`` when it cannot be reached."""
-        from .server import ServerError, list_tags
+        from imageworks_models.errors import ServingError
+
+        from .server import list_tags
 
         try:
             return set(list_tags(settings=settings, timeout=3.0))
-        except ServerError:
+        except ServingError:
             return None
 
     def check(self, found: Discovered, *, settings, plugins=None) -> str | None:
