@@ -13,6 +13,8 @@ _LAZY = {
     "Backend": "imageworks_models.records",
     "Hasher": "imageworks_models.records",
     "ArtifactInfo": "imageworks_models.records",
+    "Launch": "imageworks_models.records",
+    "Probe": "imageworks_models.records",
     "load_settings": "imageworks_models.settings",
     "open_registry": "imageworks_models.registry",
     "RegistryStore": "imageworks_models.registry.store",

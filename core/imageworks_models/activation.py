@@ -1,18 +1,34 @@
-"""The single-active-model state (``_staging/active_vllm.json``).
+"""The single-active-model orchestrator: which model is live on the serving port, and switching it.
 
-The orchestrator that writes this file (start, switch, stop) builds on this module; readers such as
-``list`` and ``select`` only need to know which entry is live and where. :func:`preflight` is what
-every activation calls before it starts anything.
+One model is served at a time on the serving port (``CHAT_PROXY_VLLM_PORT``, default 8000; with
+``CHAT_PROXY_VLLM_SINGLE_PORT=0`` the entry's own ``backend_config.port``). Its record is
+``_staging/active_vllm.json``::
+
+    {"schema_version": 1, "name", "backend", "served_model_id", "status": "starting" | "ready",
+     "pid", "process_start", "boot_id", "launcher", "command", "host", "port", "endpoint", "log",
+     "started_at", "ready_at"}
+
+Backends do the backend-specific work: a process backend's ``launch(entry, *, settings)`` says what to run
+(a :class:`~imageworks_models.records.Launch`) and ``probe(endpoint, served_model_id, *, settings)`` asks the
+server whether it is ready (a :class:`~imageworks_models.records.Probe`). This module holds the state
+machine: one lock around every change, the state file written atomically before waiting (so a killed CLI's
+server is adopted or reaped by the next command, P10/P11), the old server's whole group stopped before the
+new one starts (P13), a foreign listener never taken for ours (P4), and after any failure no process of ours
+left and no record of one (P1, P2). The process work is in :mod:`imageworks_models.processes`.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
+import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 STATE_FILE = "active_vllm.json"
+SCHEMA_VERSION = 1
+TAIL_LINES = 15
 log = logging.getLogger("imageworks_models")
 
 
@@ -50,3 +66,376 @@ def preflight(entry: dict[str, Any], *, settings: Any = None, plugins: Any = Non
     from .integrity import check_activation_allowed
 
     check_activation_allowed(entry, settings=settings, plugins=plugins, quick=quick)
+
+
+# --- the recorded server ---------------------------------------------------------------------------
+
+
+def server_state(active: dict[str, Any] | None) -> str:
+    """What became of the recorded server: ``"alive"``, ``"exited"``, ``"rebooted"``, ``"reused"`` (its pid is
+    someone else's now), or ``"none"`` (no record, or one without a process, e.g. from the earlier tool)."""
+    from .processes import ServerIdentity, assess
+
+    ident = ServerIdentity.from_state(active) if active else None
+    return assess(ident) if ident else "none"
+
+
+def live_active(state_dir: Path) -> dict[str, Any] | None:
+    """The recorded active model if its server process still runs (what ``list`` and ``select`` show); a
+    record whose server is gone is not active, whatever the file says. Reads ``/proc`` only: no network."""
+    active = read_active(state_dir)
+    if active is None:
+        return None
+    if not _has_identity(active):  # written by the earlier tool, which kept no process identity: trust it
+        return active
+    return active if server_state(active) == "alive" else None
+
+
+def _has_identity(active: dict[str, Any]) -> bool:
+    return "pid" in active and "process_start" in active
+
+
+_STALE_REASONS = {
+    "exited": "its server is no longer running (it crashed or was stopped outside imageworks)",
+    "rebooted": "it was recorded before the last reboot",
+    "reused": "its pid now belongs to another process, which was left alone",
+    "none": "it records no server process",
+}
+
+
+def log_path_for(settings, name: str) -> Path:
+    """``logs/<name>.log``, with characters that do not belong in a file name replaced."""
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", name).lstrip(".")[:120] or "model"
+    return Path(settings.log_dir) / f"{slug}.log"
+
+
+def log_tail(path: Path, lines: int = TAIL_LINES) -> list[str]:
+    """The last ``lines`` lines of a server log (reading the rotated ``.1`` file too when needed)."""
+    text = b""
+    for part in (Path(f"{path}.1"), Path(path)):
+        try:
+            with open(part, "rb") as fh:
+                fh.seek(0, 2)
+                fh.seek(max(0, fh.tell() - 16384))
+                text += fh.read()
+        except OSError:
+            continue
+    return [line.rstrip() for line in text.decode("utf-8", "replace").splitlines() if line.strip()][-lines:]
+
+
+def _locked(settings, timeout: float):
+    from .storage import file_lock
+
+    Path(settings.state_dir).mkdir(parents=True, exist_ok=True)
+    return file_lock(state_path(settings.state_dir).with_name(STATE_FILE + ".lock"), timeout=timeout,
+                     what="the active-model state (another activate-model is running)")
+
+
+def _write_state(settings, data: dict[str, Any]) -> None:
+    from .storage import atomic_write
+
+    atomic_write(state_path(settings.state_dir), (json.dumps(data, indent=2, sort_keys=True) + "\n").encode())
+
+
+def _clear_state(settings) -> None:
+    try:
+        state_path(settings.state_dir).unlink()
+    except FileNotFoundError:
+        pass
+
+
+def _stop_recorded(active: dict[str, Any], settings) -> dict[str, Any]:
+    """Stop the recorded server if it is provably ours; returns what happened."""
+    from .processes import ServerIdentity, stop_group
+
+    verdict = server_state(active)
+    ident = ServerIdentity.from_state(active)
+    signal_used = stop_group(ident, grace=settings.stop_grace) if ident and verdict in ("alive", "exited") else None
+    out = {"name": active.get("name"), "pid": active.get("pid"), "signal": signal_used}
+    if verdict != "alive":
+        out["stale"] = _STALE_REASONS[verdict]
+    return out
+
+
+# --- public operations -----------------------------------------------------------------------------
+
+
+def _now() -> str:
+    from .storage import utc_now
+
+    return utc_now()
+
+
+def _result(active: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    keys = ("name", "backend", "served_model_id", "endpoint", "host", "port", "pid", "status", "log", "command",
+            "started_at", "ready_at")
+    return {**{k: active.get(k) for k in keys}, **extra}
+
+
+def start(entry: dict[str, Any], impl: Any, *, settings, plugins=None, timeout: float | None = None,
+          progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Make ``entry`` the active model: stop whatever runs on the serving port (if ours), start its server,
+    wait until it is ready. Called by :func:`imageworks_models.serving.activate`.
+
+    Args:
+        entry: the registry entry (its backend's implementation has ``launch`` and ``probe``).
+        impl: that implementation.
+        settings: resolved settings.
+        timeout: seconds to wait for readiness (default ``activation_timeout``).
+        progress: called with one line at each step (``"stopping qwen-a (pid 123)"``...).
+
+    Returns:
+        The new state (see the module docstring) plus ``changed`` (``False`` when it was already active and
+        ready), ``stopped`` (what was stopped, or ``None``) and ``seconds``.
+
+    Raises:
+        NotActivatableError: the entry is a remote endpoint.
+        LockedEntryDriftError, NotVerifiableError: it is locked and its files differ or cannot be checked.
+        UnsafeLaunchError: its backend_config is refused (S7).
+        PortInUseError: a process the orchestrator did not start holds the port.
+        ServerStartError: the server could not be run or exited before it was ready (exit code, log tail).
+        ServerNotReadyError: it was not ready within ``timeout``; it was stopped.
+        LockTimeoutError: another activation held the state for too long.
+    """
+    from .errors import NotActivatableError
+
+    say = progress or (lambda line: None)
+    began = time.monotonic()
+    name = entry["name"]
+    base_url = (entry.get("backend_config") or {}).get("base_url")
+    if base_url:
+        raise NotActivatableError(f"{name!r} is served remotely at {base_url}; nothing is started here",
+                                  hint=f"check it with: imageworks-models health {entry.get('backend')}")
+    preflight(entry, settings=settings, plugins=plugins)
+    launch = impl.launch(entry, settings=settings)
+    timeout = settings.activation_timeout if timeout is None else timeout
+    with _locked(settings, timeout + settings.stop_grace + settings.lock_timeout):
+        previous = read_active(settings.state_dir)
+        stopped = None
+        if previous is not None:
+            verdict = server_state(previous)
+            if verdict == "alive" and previous.get("name") == name and previous.get("command") == list(launch.argv):
+                say(f"{name} is already running (pid {previous.get('pid')}); checking it")
+                adopted = _adopt(previous, impl, launch, settings=settings, deadline=began + timeout)
+                return _result(adopted, changed=adopted.get("_changed", False), stopped=None,
+                               seconds=round(time.monotonic() - began, 3))
+            if verdict in ("alive", "exited"):
+                say(f"stopping {previous.get('name')} (pid {previous.get('pid')})")
+            stopped = _stop_recorded(previous, settings)
+            _clear_state(settings)
+        _check_port(launch)
+        active = _spawn(entry, launch, settings=settings, say=say)
+        _wait_or_clean_up(active, impl, launch, settings=settings, deadline=began + timeout, timeout=timeout)
+        active.update(status="ready", ready_at=_now())
+        _write_state(settings, active)
+    say(f"{name} is ready at {launch.endpoint}")
+    return _result(active, changed=True, stopped=stopped, seconds=round(time.monotonic() - began, 3))
+
+
+def _adopt(active: dict[str, Any], impl, launch, *, settings, deadline: float) -> dict[str, Any]:
+    """Take over a running server of the same entry and command (e.g. one a killed CLI started)."""
+    from .processes import port_owners
+
+    owners = port_owners(launch.port, pgid=active["pid"])
+    if active.get("status") == "ready" and not owners.foreign and impl.probe(
+            launch.endpoint, launch.served_model_id, settings=settings).ready:
+        return active
+    _wait_or_clean_up(active, impl, launch, settings=settings, deadline=deadline,
+                      timeout=max(0.0, deadline - time.monotonic()))
+    active.update(status="ready", ready_at=_now(), _changed=True)
+    _write_state(settings, {k: v for k, v in active.items() if not k.startswith("_")})
+    return active
+
+
+def _check_port(launch) -> None:
+    from .errors import PortInUseError
+    from .processes import describe, port_bindable, port_owners
+
+    owners = port_owners(launch.port)
+    if owners.foreign or not port_bindable(launch.host, launch.port):
+        who = ", ".join(describe(pid) for pid in owners.foreign_pids) or "a process imageworks did not start"
+        raise PortInUseError(f"port {launch.port} is in use by {who}; it was not touched",
+                             hint="stop that process, or serve on another port (CHAT_PROXY_VLLM_PORT)")
+
+
+def _spawn(entry: dict[str, Any], launch, *, settings, say) -> dict[str, Any]:
+    import os
+
+    from .errors import ServerStartError
+    from .processes import spawn
+
+    log_file = log_path_for(settings, entry["name"])
+    say(f"starting {entry['name']}: {' '.join(launch.argv)}")
+    try:
+        proc, ident = spawn(list(launch.argv), env={**os.environ, **launch.env}, log_path=log_file,
+                            log_bytes=settings.server_log_bytes)
+    except FileNotFoundError:
+        raise ServerStartError(f"cannot run {launch.argv[0]!r}: no such executable", hint=launch.not_found_hint
+                               or "install the backend's server, or point its *_BIN setting at it") from None
+    except OSError as exc:
+        raise ServerStartError(f"cannot start {launch.argv[0]!r}: {exc.strerror or exc}") from None
+    active = {"schema_version": SCHEMA_VERSION, "name": entry["name"], "backend": entry.get("backend"),
+              "served_model_id": launch.served_model_id, "status": "starting", **ident.as_dict(),
+              "command": list(launch.argv), "host": launch.host, "port": launch.port, "endpoint": launch.endpoint,
+              "log": str(log_file), "started_at": _now(), "ready_at": None}
+    try:
+        _write_state(settings, active)
+    except BaseException:
+        _abandon(active, settings)
+        raise
+    return active
+
+
+def _abandon(active: dict[str, Any], settings) -> None:
+    """After a failure: no process of ours left, and no record of one."""
+    _stop_recorded(active, settings)
+    current = read_active(settings.state_dir)
+    if current is not None and current.get("pid") == active.get("pid"):
+        _clear_state(settings)
+
+
+def _wait_or_clean_up(active: dict[str, Any], impl, launch, *, settings, deadline: float, timeout: float) -> None:
+    try:
+        _wait_ready(active, impl, launch, settings=settings, deadline=deadline, timeout=timeout)
+    except BaseException:  # KeyboardInterrupt too: a half-started server must not outlive the failure
+        _abandon(active, settings)
+        raise
+
+
+def _wait_ready(active: dict[str, Any], impl, launch, *, settings, deadline: float, timeout: float) -> None:
+    """Until ready: our process alive, our group (and nobody else) listening on the port, /health and
+    /v1/models as the backend's probe checks them. Early exit is noticed within one poll (≤ 0.25 s)."""
+    from .errors import PortInUseError, ServerNotReadyError, ServerStartError
+    from .processes import ServerIdentity, assess, child, describe, port_owners
+
+    ident = ServerIdentity.from_state(active)
+    proc = child(ident.pid)
+    log_file = Path(active["log"])
+    name = active["name"]
+    interval = 0.02
+    last = "not listening yet"
+    while True:
+        code = proc.poll() if proc is not None else (None if assess(ident) == "alive" else -1)
+        if code is not None:
+            if proc is not None:
+                proc.wait()
+            shown = f"code {code}" if code >= 0 else "an unknown code (started by an earlier run)"
+            raise ServerStartError(f"{name}: the server exited with {shown} before it was ready",
+                                   returncode=code if code >= 0 else None, log_path=str(log_file),
+                                   log_tail=log_tail(log_file),
+                                   hint=f"read {log_file}; fix the cause (model path, GPU memory, extra_args) "
+                                        "and activate again")
+        owners = port_owners(launch.port, pgid=ident.pid)
+        if owners.foreign:
+            who = ", ".join(describe(pid) for pid in owners.foreign_pids) or "another process"
+            raise PortInUseError(f"{name}: port {launch.port} is also held by {who}; its answers are not taken "
+                                 "for this server's, which was stopped", hint="stop that process and activate again")
+        if owners.ours or not _sees_ports():
+            probe = impl.probe(launch.endpoint, launch.served_model_id, settings=settings)
+            if probe.ready:
+                return
+            last = probe.detail or "not ready"
+        if time.monotonic() >= deadline:
+            raise ServerNotReadyError(f"{name}: the server was not ready after {timeout:g}s ({last}); it was stopped",
+                                      log_path=str(log_file), log_tail=log_tail(log_file),
+                                      hint=f"read {log_file}; a large model may need a longer "
+                                           "IMAGEWORKS_ACTIVATION_TIMEOUT (or --timeout)")
+        time.sleep(min(interval, max(0.0, deadline - time.monotonic())))
+        interval = min(interval * 1.5, 0.25)
+
+
+def _sees_ports() -> bool:
+    from .processes import PROC
+
+    return (PROC / "net" / "tcp").exists()
+
+
+def stop(*, settings, name: str | None = None) -> dict[str, Any]:
+    """Stop the active model's server (its whole process group) and clear the record.
+
+    Args:
+        settings: resolved settings.
+        name: only stop if this entry is the active one.
+
+    Returns:
+        ``{"stopped": <name or None>, "backend", "pid", "signal": "TERM" | "KILL" | None, "stale": <why the record was
+        stale, if it was>}``; ``stopped`` is ``None`` when nothing was recorded.
+
+    Raises:
+        ServingError: ``name`` is given and is not the active model.
+        LockTimeoutError: an activation held the state for too long.
+    """
+    from .errors import ServingError
+
+    with _locked(settings, settings.stop_grace + settings.lock_timeout):
+        active = read_active(settings.state_dir)
+        if active is None:
+            return {"stopped": None, "backend": None, "pid": None, "signal": None}
+        if name is not None and active.get("name") != name:
+            raise ServingError(f"{name!r} is not the active model ({active.get('name')!r} is)",
+                               hint="run `imageworks-loader activate-model --stop` to stop whatever is active")
+        out = _stop_recorded(active, settings)
+        _clear_state(settings)
+    return {"stopped": out["name"], "backend": active.get("backend"), "pid": out["pid"], "signal": out["signal"],
+            **({"stale": out["stale"]} if "stale" in out else {})}
+
+
+def current(*, settings, plugins=None, probe: bool = True) -> dict[str, Any]:
+    """What is live on the serving port, checked now (P3: a crashed server is not reported as active).
+
+    A record whose server is gone is removed (when no activation holds the state) and reported under
+    ``previous`` with the reason.
+
+    Returns:
+        ``{"active": bool, "status": "ready" | "starting" | "unhealthy" | "none", ...the state's fields...,
+        "uptime_s", "detail", "previous": {"name", "reason"} | None}``.
+    """
+    from .errors import LockTimeoutError
+
+    active = read_active(settings.state_dir)
+    empty = {"active": False, "status": "none", "name": None, "previous": None}
+    if active is None:
+        return empty
+    if not _has_identity(active):
+        return {**_result(active), "active": True, "status": active.get("status") or "unknown",
+                "detail": "recorded by the earlier tool: no process to check", "previous": None}
+    verdict = server_state(active)
+    if verdict != "alive":
+        try:
+            with _locked(settings, 0.2):
+                if read_active(settings.state_dir) == active:
+                    _stop_recorded(active, settings)  # reaps a lingering group of ours; never a foreign one
+                    _clear_state(settings)
+        except LockTimeoutError:
+            pass  # an activation is changing it right now
+        return {**empty, "previous": {"name": active.get("name"), "reason": _STALE_REASONS[verdict]}}
+    out = {**_result(active), "active": True, "previous": None, "detail": None,
+           "uptime_s": _uptime(active.get("started_at"))}
+    if probe and active.get("status") == "ready":
+        out["status"], out["detail"] = _probe_status(active, settings, plugins)
+    return out
+
+
+def _probe_status(active: dict[str, Any], settings, plugins) -> tuple[str, str | None]:
+    from .errors import ImageworksError
+    from .plugins import get_plugins
+    from .serving import backend_impl
+
+    try:
+        impl = backend_impl(active.get("backend") or "", plugins or get_plugins(settings))
+        result = impl.probe(active["endpoint"], active["served_model_id"], settings=settings)
+    except ImageworksError as exc:
+        return "ready", f"not checked: {exc.message}"
+    return ("ready", result.detail or None) if result.ready else ("unhealthy", result.detail)
+
+
+def _uptime(started_at: str | None) -> float | None:
+    from datetime import datetime, timezone
+
+    if not started_at:
+        return None
+    try:
+        began = datetime.fromisoformat(started_at.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return round((datetime.now(timezone.utc) - began).total_seconds(), 1)

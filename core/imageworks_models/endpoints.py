@@ -46,3 +46,24 @@ def openai_base_url(backend_config: dict[str, Any], *, default_port: int | None,
     if host.count(":") >= 2 and "://" not in host and not host.startswith("["):  # bare IPv6: bracket it
         host = f"[{host}]"
     return f"{normalize_host_url(f'{host}:{port}', port)}/v1"
+
+
+def serving_port(backend_config: dict[str, Any], settings: Any, *, default_port: int) -> int:
+    """The port an orchestrated server of this entry listens on.
+
+    With ``single_port`` (``CHAT_PROXY_VLLM_SINGLE_PORT``=1) every orchestrated model is served on
+    ``vllm_port`` (``CHAT_PROXY_VLLM_PORT``), whatever its entry says, so clients need one address; with it off,
+    the entry's ``backend_config.port``, else the backend's own default.
+    """
+    if settings.single_port:
+        return int(settings.vllm_port)
+    return int((backend_config or {}).get("port") or default_port)
+
+
+def local_base_url(backend_config: dict[str, Any], settings: Any, *, default_port: int) -> str | None:
+    """Where clients reach an entry of an orchestrated backend: its remote ``base_url`` if it has one, else
+    ``http://<host>:<serving_port>/v1`` (see :func:`serving_port`)."""
+    cfg = dict(backend_config or {})
+    if not cfg.get("base_url"):
+        cfg["port"] = serving_port(cfg, settings, default_port=default_port)
+    return openai_base_url(cfg, default_port=default_port)

@@ -224,3 +224,50 @@ class BackendTimeoutError(ServingError):
 
 class NotActivatableError(ServingError):
     """The entry's backend cannot load or stop models from here (remote, or no activation support)."""
+
+
+class UnsafeLaunchError(ServingError):
+    """A server command line or environment from the registry was refused (it could override the host, port,
+    model or served name, enable remote code, or inject a library); nothing was started."""
+
+
+class PortInUseError(ServingError):
+    """The serving port is held by a process the orchestrator did not start; it is never signalled."""
+
+
+class _ServerLogMixin:
+    log_path: str | None
+    log_tail: list[str]
+
+    def lines(self) -> list[str]:
+        lines = [self.message]
+        if self.log_tail:
+            lines.append(f"last lines of {self.log_path}:")
+            lines += [f"  | {line}" for line in self.log_tail]
+        return lines
+
+
+class ServerStartError(_ServerLogMixin, ServingError):
+    """A started server exited (or could not be run) before it was ready; it and its process group are gone.
+
+    Attributes:
+        returncode: the server's exit code (128+N when signal N killed it), ``None`` when not known.
+        log_path, log_tail: the server's log and its last lines.
+    """
+
+    def __init__(self, message: str, *, hint: str | None = None, returncode: int | None = None,
+                 log_path: str | None = None, log_tail: list[str] | None = None):
+        super().__init__(message, hint=hint)
+        self.returncode = returncode
+        self.log_path = log_path
+        self.log_tail = log_tail or []
+
+
+class ServerNotReadyError(_ServerLogMixin, BackendTimeoutError):
+    """A started server did not become ready in time; it and its process group were stopped."""
+
+    def __init__(self, message: str, *, hint: str | None = None, log_path: str | None = None,
+                 log_tail: list[str] | None = None):
+        super().__init__(message, hint=hint)
+        self.log_path = log_path
+        self.log_tail = log_tail or []

@@ -184,3 +184,43 @@ class Fetched:
     notes: tuple[str, ...] = ()
     format: str | None = None
     quantization: str | None = None
+
+
+@dataclass(frozen=True)
+class Launch:
+    """How to start a backend's server for one entry: what a process backend's ``launch(entry, *, settings)``
+    returns. The core's orchestrator (:mod:`imageworks_models.activation`) runs it, never through a shell.
+
+    Attributes:
+        argv: the full command line, one argument per item (the executable first).
+        host: the address the server binds (``--host`` / ``--server-name``).
+        port: the port it binds; the orchestrator checks nobody else holds it.
+        served_model_id: the id the server must list at ``/v1/models`` before it counts as ready.
+        endpoint: the OpenAI-compatible base URL clients use (``http://host:port/v1``).
+        env: variables added to the orchestrator's environment for the server (already checked).
+        not_found_hint: what to tell the user when ``argv[0]`` cannot be found.
+    """
+
+    argv: tuple[str, ...]
+    host: str
+    port: int
+    served_model_id: str
+    endpoint: str
+    env: dict[str, str] = field(default_factory=dict)
+    not_found_hint: str = ""
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One readiness check of a server: what a process backend's ``probe(endpoint, served_model_id, *,
+    settings)`` returns.
+
+    Attributes:
+        ready: it answered health checks and lists the served id.
+        detail: why not (``"/health answered 503"``, ``"connection refused"``...), or what it runs when ready.
+        version: the server's version, when it says.
+    """
+
+    ready: bool
+    detail: str = ""
+    version: str | None = None

@@ -1,14 +1,15 @@
 """Backends at work: health, what is loaded, activate and stop, for the CLI, the GUI and library callers.
 
-A backend plugin's implementation object (``Backend.load()``) offers ``health(*, settings)``, and, when
-the backend's server can load models on request (Ollama), ``activate(entry, *, settings)`` and
-``deactivate(entry, *, settings)``. Backends whose servers the orchestrator starts as processes
-(vLLM, LMDeploy) are driven by :mod:`imageworks_models.activation`.
+A backend plugin's implementation object (``Backend.load()``) offers ``health(*, settings)``, and either
+- ``launch(entry, *, settings)`` and ``probe(endpoint, served_model_id, *, settings)``: a server the orchestrator
+  starts as a process on the serving port (vLLM, LMDeploy), driven by :mod:`imageworks_models.activation`; or
+- ``activate(entry, *, settings)`` and ``deactivate(entry, *, settings)``: a running server that loads models on
+  request (Ollama).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from .errors import NotActivatableError, PluginError
 
@@ -53,23 +54,37 @@ def health(*, settings=None, plugins=None, backends: list[str] | None = None) ->
 def _activatable(entry: dict[str, Any], plugins, verb: str) -> Any:
     backend = entry.get("backend") or ""
     impl = backend_impl(backend, plugins)
-    if not hasattr(impl, "activate"):
+    if not (hasattr(impl, "launch") or hasattr(impl, "activate")):
         raise NotActivatableError(f"{entry['name']!r} uses the {backend} backend, which cannot {verb} models "
                                   "from here yet", hint="start its server yourself; see `imageworks-models select "
                                                         f"{entry['name']}` for the endpoint")
     return impl
 
 
-def activate(name: str, *, settings=None, plugins=None) -> dict[str, Any]:
-    """Load the entry ``name`` (a name or alias) in its backend's server; returns where to call it.
+def activate(name: str, *, settings=None, plugins=None, timeout: float | None = None,
+             progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Make the entry ``name`` (a name or alias) live; returns where to call it.
+
+    A process backend (vLLM, LMDeploy) gets its server started on the serving port, replacing the active
+    model (:func:`imageworks_models.activation.start`); Ollama loads the model into its running server.
+
+    Args:
+        name: entry name or alias.
+        timeout: seconds a started server may take to become ready (default ``activation_timeout``).
+        progress: called with a line at each step.
+
+    Returns:
+        ``{"name", "backend", "endpoint", "served_model_id", ...}``; process backends add the state fields
+        (``pid``, ``port``, ``log``, ``command``, ``changed``, ``stopped``, ``seconds``).
 
     Raises:
         EntryNotFoundError: no such entry.
         LockedEntryDriftError, NotVerifiableError: it is locked and its files do not match.
-        NotActivatableError: its backend cannot load models on request.
-        BackendNotRunningError, ModelNotPulledError, BackendTimeoutError: the server failed.
+        NotActivatableError: its backend cannot start or load models (or it is a remote endpoint).
+        UnsafeLaunchError, PortInUseError, ServerStartError, ServerNotReadyError: see ``activation.start``.
+        BackendNotRunningError, ModelNotPulledError, BackendTimeoutError: the Ollama server failed.
     """
-    from .activation import preflight
+    from .activation import preflight, start
     from .plugins import get_plugins
     from .registry import open_registry
     from .settings import load_settings
@@ -78,22 +93,38 @@ def activate(name: str, *, settings=None, plugins=None) -> dict[str, Any]:
     plugins = plugins or get_plugins(settings)
     entry = open_registry(settings).get(name)
     impl = _activatable(entry, plugins, "load")
+    if hasattr(impl, "launch"):
+        return start(entry, impl, settings=settings, plugins=plugins, timeout=timeout, progress=progress)
     preflight(entry, settings=settings, plugins=plugins)
     return impl.activate(entry, settings=settings)
 
 
-def deactivate(name: str, *, settings=None, plugins=None) -> dict[str, Any]:
-    """Unload the entry ``name`` from its backend's server.
+def deactivate(name: str | None = None, *, settings=None, plugins=None) -> dict[str, Any]:
+    """Stop the entry ``name``: unload it from Ollama, or stop the active process server if it is that entry.
+    Without ``name``, stop whatever the orchestrator runs on the serving port.
+
+    Returns:
+        ``{"name", "backend", "stopped": bool, ...}``; for the orchestrator also ``pid``, ``signal`` and
+        ``stale`` (why a record was dropped without signalling anything).
 
     Raises:
-        EntryNotFoundError, NotActivatableError, BackendNotRunningError, ModelNotPulledError, BackendTimeoutError.
+        EntryNotFoundError, NotActivatableError, ServingError (not the active model),
+        BackendNotRunningError, ModelNotPulledError, BackendTimeoutError.
     """
+    from .activation import stop
     from .plugins import get_plugins
     from .registry import open_registry
     from .settings import load_settings
 
     settings = settings or load_settings()
+    if name is None:
+        out = stop(settings=settings)
+        return {"name": out.pop("stopped"), "stopped": out["pid"] is not None, **out}
     plugins = plugins or get_plugins(settings)
     entry = open_registry(settings).get(name)
-    _activatable(entry, plugins, "stop").deactivate(entry, settings=settings)
+    impl = _activatable(entry, plugins, "stop")
+    if hasattr(impl, "launch"):
+        out = stop(settings=settings, name=entry["name"])
+        return {"name": out.pop("stopped"), "stopped": out["pid"] is not None, **out}
+    impl.deactivate(entry, settings=settings)
     return {"name": entry["name"], "backend": entry.get("backend"), "stopped": True}

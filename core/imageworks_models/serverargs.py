@@ -1,0 +1,199 @@
+"""What a registry entry may put on a model server's command line and in its environment (RELIABILITY S7).
+
+Registry files are edited by hand and shared, so everything taken from them is checked before a server
+starts: the command is an argument list (never a shell string), ``extra_args`` cannot take over the options
+the orchestrator owns (host, port, model, served name) even through argparse's abbreviations or ``=`` forms,
+``--trust-remote-code`` needs the entry's explicit opt-in, and environment variables that load code into the
+server (``LD_PRELOAD``, ``PYTHONPATH``...) are refused. Backend plugins call these; nothing here runs anything.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from typing import Any, Mapping
+
+from .errors import ConfigError, UnsafeLaunchError
+
+TRUST_REMOTE_CODE = "--trust-remote-code"
+_ENV_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# Variables that make the server's process load or run code other than the server's own.
+_ENV_DENIED_PREFIXES = ("LD_", "DYLD_", "PYTHON", "PERL5", "RUBY")
+_ENV_DENIED = frozenset({"PATH", "BASH_ENV", "ENV", "IFS", "SHELLOPTS", "PS4", "GCONV_PATH", "NODE_OPTIONS",
+                         "HOSTALIASES", "LOCALDOMAIN", "RES_OPTIONS", "JAVA_TOOL_OPTIONS"})
+
+
+def split_command(value: str, *, setting: str) -> list[str]:
+    """A configured command (``/opt/vllm/bin/vllm``, ``uv run vllm``) as an argument list, split like a shell
+    would split it but never run by one.
+
+    Raises:
+        ConfigError: the value is empty or its quotes do not match.
+    """
+    try:
+        argv = shlex.split(value)
+    except ValueError as exc:
+        raise ConfigError(f"{setting} = {value!r} cannot be split into a command: {exc}",
+                          hint="quote paths with spaces, e.g. '\"/opt/my models/bin/vllm\"'") from None
+    if not argv:
+        raise ConfigError(f"{setting} is empty", hint=f"unset {setting} to use the default, or name the executable")
+    return argv
+
+
+def _text(value: Any, what: str, name: str) -> str:
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise UnsafeLaunchError(f"{name}: {what} {value!r} is not text",
+                                hint="write it as a JSON string in the registry entry")
+    text = str(value)
+    if any(ord(c) < 32 and c != "\t" for c in text):
+        raise UnsafeLaunchError(f"{name}: {what} {text!r} contains a control character (NUL, newline...)",
+                                hint="remove it from the registry entry")
+    return text
+
+
+def check_served_id(served_id: Any, *, name: str) -> str:
+    """The served model id, refused when the server would read it as an option (``-h``, ``--trust-remote-code``).
+
+    Raises:
+        UnsafeLaunchError: it is empty, not text, has a control character, or starts with ``-``.
+    """
+    text = _text(served_id, "served_model_id", name)
+    if not text.strip():
+        raise UnsafeLaunchError(f"{name}: served_model_id is empty", hint="set served_model_id in the curated layer")
+    if text.startswith("-"):
+        raise UnsafeLaunchError(f"{name}: served_model_id {text!r} starts with '-' and would be read as an option",
+                                hint="choose a served id that starts with a letter or digit")
+    return text
+
+
+def check_positional(value: Any, *, what: str, name: str) -> str:
+    """A positional argument such as the model path, refused when it would be read as an option."""
+    text = _text(value, what, name)
+    if not text or text.startswith("-"):
+        raise UnsafeLaunchError(f"{name}: {what} {text!r} would be read as an option",
+                                hint=f"fix {what} in the registry entry (an absolute path, or ./path)")
+    return text
+
+
+def _option_name(token: str) -> str | None:
+    """``--Served_Model_Name=x`` -> ``--served-model-name``; ``None`` for values and short options."""
+    if not token.startswith("--") or token == "--":
+        return None
+    return token.split("=", 1)[0].replace("_", "-").lower()
+
+
+def _matches(option: str, protected: str) -> bool:
+    # argparse accepts any unambiguous prefix of a long option (allow_abbrev), so "--hos" is "--host".
+    return option == protected or (len(option) > 3 and protected.startswith(option))
+
+
+def check_extra_args(extra_args: Any, *, name: str, protected: Mapping[str, str],
+                     trust_remote_code: bool = False) -> list[str]:
+    """``backend_config.extra_args`` as a checked argument list.
+
+    Args:
+        extra_args: the entry's value (a list; ``None`` for none).
+        name: the entry name, for messages.
+        protected: options the orchestrator sets itself, each mapped to where the user should change it
+            instead (e.g. ``{"--port": "CHAT_PROXY_VLLM_PORT or backend_config.port"}``).
+        trust_remote_code: the entry opted in (``backend_config.trust_remote_code: true``).
+
+    Raises:
+        UnsafeLaunchError: not a list of text, a control character, a protected option in any spelling, or
+            ``--trust-remote-code`` without the opt-in.
+    """
+    if extra_args is None:
+        return []
+    if isinstance(extra_args, str):
+        raise UnsafeLaunchError(f"{name}: backend_config.extra_args is one string, not a list of arguments",
+                                hint=f"write it as a JSON list, e.g. {shlex.split(extra_args)!r}"
+                                if _splits(extra_args) else "write it as a JSON list of strings")
+    if not isinstance(extra_args, (list, tuple)):
+        raise UnsafeLaunchError(f"{name}: backend_config.extra_args must be a list of arguments",
+                                hint='e.g. ["--max-model-len", "4096"]')
+    out = []
+    for item in extra_args:
+        token = _text(item, "extra_args item", name)
+        option = _option_name(token)
+        if option is not None:
+            for owned, where in protected.items():
+                if _matches(option, owned):
+                    raise UnsafeLaunchError(f"{name}: extra_args may not set {owned} (found {token!r}); "
+                                            "the orchestrator owns it", hint=f"set {where} instead")
+            if not trust_remote_code and _matches(option, TRUST_REMOTE_CODE):
+                raise UnsafeLaunchError(
+                    f"{name}: extra_args asks for {TRUST_REMOTE_CODE} (found {token!r}), which runs the model "
+                    "repository's own Python code",
+                    hint="if you trust that code, set backend_config.trust_remote_code: true in the curated layer "
+                         "and drop the flag from extra_args")
+        out.append(token)
+    return out
+
+
+def _splits(text: str) -> bool:
+    try:
+        return bool(shlex.split(text))
+    except ValueError:
+        return False
+
+
+def check_env(env: Any, *, name: str) -> dict[str, str]:
+    """``backend_config.env`` as checked variables for the server (``CUDA_VISIBLE_DEVICES``, ``VLLM_*``...).
+
+    Raises:
+        UnsafeLaunchError: not a mapping of text, a malformed key, or a variable that loads code into the
+            server's process (``LD_*``, ``DYLD_*``, ``PYTHON*``, ``PATH``, ``BASH_ENV``...).
+    """
+    if env is None:
+        return {}
+    if not isinstance(env, dict):
+        raise UnsafeLaunchError(f"{name}: backend_config.env must be an object of variables",
+                                hint='e.g. {"CUDA_VISIBLE_DEVICES": "0"}')
+    out = {}
+    for key, value in env.items():
+        if not isinstance(key, str) or not _ENV_KEY.fullmatch(key):
+            raise UnsafeLaunchError(f"{name}: backend_config.env key {key!r} is not a variable name",
+                                    hint="use letters, digits and _ only")
+        upper = key.upper()
+        if upper in _ENV_DENIED or upper.startswith(_ENV_DENIED_PREFIXES):
+            raise UnsafeLaunchError(f"{name}: backend_config.env may not set {key}: it would load other code "
+                                    "into the server", hint=f"remove {key} from the registry entry; set it in the "
+                                                            "environment you start imageworks from if you must")
+        out[key] = _text(value, f"env {key}", name)
+    return out
+
+
+def model_path(entry: dict[str, Any], *, backend: str) -> str:
+    """What the server loads: ``backend_config.model_path``, else the entry's downloaded files.
+
+    A local path must exist. A value that is not a path (``Qwen/Qwen2.5-VL-7B-Instruct``) is passed on as a
+    Hub id, which the server resolves itself.
+
+    Raises:
+        ModelNotPulledError: no path is recorded, or the recorded path is not on disk.
+        NotActivatableError: the files live in another program's store (``ollama:/...``).
+        UnsafeLaunchError: the value would be read as an option or has control characters.
+    """
+    import os
+
+    from .errors import ModelNotPulledError, NotActivatableError
+    from .views import is_store_reference
+
+    name = entry["name"]
+    configured = (entry.get("backend_config") or {}).get("model_path")
+    raw = configured or (entry.get("download") or {}).get("path")
+    if not raw:
+        raise ModelNotPulledError(f"{name}: no model files are recorded (no download.path or "
+                                  "backend_config.model_path)",
+                                  hint="download it (imageworks-download download <repo>), or set "
+                                       "backend_config.model_path")
+    text = check_positional(raw, what="model_path", name=name)
+    if is_store_reference(text):
+        raise NotActivatableError(f"{name}: {text} is in another program's store; {backend} cannot load it from there",
+                                  hint="serve it with its own backend (e.g. ollama), or download the weights")
+    path = os.path.expanduser(text)
+    looks_local = os.path.isabs(path) or text.startswith(("./", "../", "~"))
+    if looks_local and not os.path.exists(path):
+        raise ModelNotPulledError(f"{name}: its model files are not at {path}",
+                                  hint="download them again, or fix backend_config.model_path / download.path")
+    return path

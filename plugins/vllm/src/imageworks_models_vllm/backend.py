@@ -1,0 +1,50 @@
+"""The vLLM backend: the orchestrator starts ``vllm serve`` on the serving port (see ``command.py``) and asks
+it when it is ready (``probe.py``); the process lifecycle is the core's (``imageworks_models.activation``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from imageworks_models.records import Launch, Probe
+
+
+class VllmBackend:
+    name = "vllm"
+
+    def launch(self, entry: dict[str, Any], *, settings) -> Launch:
+        """The ``vllm serve`` command for ``entry`` (checked; see ``command.build_launch``)."""
+        from .command import build_launch
+
+        return build_launch(entry, settings=settings)
+
+    def probe(self, endpoint: str, served_model_id: str, *, settings) -> Probe:
+        """One readiness check: ``/health`` is 200 and ``/v1/models`` lists the served id."""
+        from .probe import probe
+
+        return probe(endpoint, served_model_id)
+
+    def health(self, *, settings) -> dict[str, Any]:
+        """``{"backend", "url", "ok", "version", "loaded", "error", "hint"}`` for the server on the serving
+        port (the active vLLM model's, when there is one)."""
+        import requests
+
+        from imageworks_models.activation import live_active
+
+        from .probe import served_ids, version
+
+        active = live_active(settings.state_dir)
+        url = active["endpoint"] if active and active.get("backend") == self.name and active.get("endpoint") else \
+            f"http://127.0.0.1:{settings.vllm_port}/v1"
+        out = {"backend": self.name, "url": url, "ok": False, "version": None, "loaded": [], "error": None,
+               "hint": None}
+        try:
+            with requests.Session() as session:
+                session.trust_env = False
+                out["loaded"] = [{"model": i} for i in served_ids(session, url)]
+        except (requests.RequestException, ValueError) as exc:
+            out["error"] = f"no vLLM server answers at {url} ({type(exc).__name__})"
+            out["hint"] = "start one: imageworks-loader activate-model <name>"
+            return out
+        out["ok"] = True
+        out["version"] = version(url)
+        return out
