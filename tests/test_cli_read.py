@@ -623,8 +623,8 @@ def test_shipped_catalog_answers_the_help_examples(cli):
 def test_loader_help_lists_only_its_existing_verbs(cli):
     result = cli("--help", prog="imageworks-loader")
     assert result.exit_code == 0
-    assert commands_listed(result.stdout) == ["activate-model", "discover-all", "ingest-local-hf", "list", "lock",
-                                              "rebuild-ollama", "select", "unlock", "verify"]
+    assert commands_listed(result.stdout) == ["activate-model", "current-model", "discover-all", "ingest-local-hf",
+                                              "list", "lock", "rebuild-ollama", "select", "unlock", "verify"]
     assert "Examples:" in result.stdout
 
 
@@ -639,7 +639,8 @@ def test_download_help_lists_only_its_existing_verbs(cli):
 def test_models_help_lists_every_command(cli):
     result = cli("--help", prog="imageworks-models")
     assert result.exit_code == 0
-    assert commands_listed(result.stdout) == ["activate-model", "backfill-ollama-paths", "config", "discover-all",
+    assert commands_listed(result.stdout) == ["activate-model", "backfill-ollama-paths", "config", "current-model",
+                                              "discover-all",
                                               "download", "health", "import-ollama", "ingest-local-hf", "list",
                                               "list-roles", "lock", "plugins", "rebuild-ollama", "remove",
                                               "reset-discovered", "restore-ollama", "scan", "select", "show", "stats",

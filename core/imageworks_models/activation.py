@@ -110,16 +110,14 @@ def log_path_for(settings, name: str) -> Path:
 
 
 def log_tail(path: Path, lines: int = TAIL_LINES) -> list[str]:
-    """The last ``lines`` lines of a server log (reading the rotated ``.1`` file too when needed)."""
-    text = b""
-    for part in (Path(f"{path}.1"), Path(path)):
-        try:
-            with open(part, "rb") as fh:
-                fh.seek(0, 2)
-                fh.seek(max(0, fh.tell() - 16384))
-                text += fh.read()
-        except OSError:
-            continue
+    """The last ``lines`` lines of a server's current log (the launcher starts each run with a fresh one)."""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, 2)
+            fh.seek(max(0, fh.tell() - 16384))
+            text = fh.read()
+    except OSError:
+        return []
     return [line.rstrip() for line in text.decode("utf-8", "replace").splitlines() if line.strip()][-lines:]
 
 
@@ -439,3 +437,50 @@ def _uptime(started_at: str | None) -> float | None:
     except ValueError:
         return None
     return round((datetime.now(timezone.utc) - began).total_seconds(), 1)
+
+
+def plan(entry: dict[str, Any], impl: Any, *, settings, plugins=None) -> dict[str, Any]:
+    """What :func:`start` would do, checked as far as possible without starting or stopping anything.
+
+    Returns:
+        ``{"name", "backend", "action": "start" | "keep", "command", "host", "port", "endpoint",
+        "served_model_id", "would_stop": {"name", "pid"} | None, "port_holder": <who else listens> | None,
+        "lines": [...]}``.
+
+    Raises:
+        The same refusals as :func:`start` before it starts anything (remote entry, lock drift, S7).
+    """
+    from .errors import NotActivatableError
+    from .processes import describe, port_owners
+
+    name = entry["name"]
+    base_url = (entry.get("backend_config") or {}).get("base_url")
+    if base_url:
+        raise NotActivatableError(f"{name!r} is served remotely at {base_url}; nothing is started here",
+                                  hint=f"check it with: imageworks-models health {entry.get('backend')}")
+    preflight(entry, settings=settings, plugins=plugins)
+    launch = impl.launch(entry, settings=settings)
+    previous = read_active(settings.state_dir)
+    alive = previous is not None and server_state(previous) == "alive"
+    keep = alive and previous.get("name") == name and previous.get("command") == list(launch.argv)
+    would_stop = {"name": previous.get("name"), "pid": previous.get("pid")} if alive and not keep else None
+    owners = port_owners(launch.port, pgid=previous.get("pid") if alive else None)
+    holder = ", ".join(describe(p) for p in owners.foreign_pids) or ("another process" if owners.foreign else None)
+    lines = [f"would keep {name}: it is already running (pid {previous.get('pid')})" if keep else
+             f"would start {name} on port {launch.port}:", "  " + _shell_line(launch.argv)]
+    if would_stop:
+        lines.insert(0, f"would stop {would_stop['name']} (pid {would_stop['pid']}) first")
+    if holder:
+        lines.append(f"but port {launch.port} is held by {holder}: activation would be refused")
+    lines.append(f"endpoint: {launch.endpoint}   served id: {launch.served_model_id}")
+    return {"name": name, "backend": entry.get("backend"), "action": "keep" if keep else "start",
+            "command": list(launch.argv), "host": launch.host, "port": launch.port, "endpoint": launch.endpoint,
+            "served_model_id": launch.served_model_id, "would_stop": would_stop, "port_holder": holder,
+            "lines": lines}
+
+
+def _shell_line(argv) -> str:
+    """The command as a shell would need it typed (for reading and copying; it is never run by a shell)."""
+    import shlex
+
+    return " ".join(shlex.quote(a) for a in argv)

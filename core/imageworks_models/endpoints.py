@@ -28,6 +28,27 @@ def normalize_host_url(host: str, default_port: int) -> str:
     return f"{scheme}://{addr}:{port or default_port}"
 
 
+def check_base_url(url: Any) -> str:
+    """A remote endpoint's ``base_url``, which must be an http(s) URL with a host (RELIABILITY S9).
+
+    Raises:
+        ConfigError: another scheme (``file:``, ``ftp:``...), no host, credentials in the URL, or not text.
+    """
+    from urllib.parse import urlsplit
+
+    from .errors import ConfigError
+
+    text = url if isinstance(url, str) else ""
+    parts = urlsplit(text.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname or any(ord(c) < 33 for c in text.strip()):
+        raise ConfigError(f"backend_config.base_url {url!r} is not an http(s) URL",
+                          hint="write it as http://host:port or https://host/path")
+    if parts.username or parts.password:
+        raise ConfigError("backend_config.base_url carries credentials; they would be logged and sent everywhere",
+                          hint="remove them from the URL; put the token's variable name in backend_config.api_key_env")
+    return text.strip()
+
+
 def openai_base_url(backend_config: dict[str, Any], *, default_port: int | None,
                     default_host: str = "127.0.0.1") -> str | None:
     """The OpenAI-compatible base URL (``.../v1``) for a ``backend_config``.
@@ -37,7 +58,7 @@ def openai_base_url(backend_config: dict[str, Any], *, default_port: int | None,
     """
     cfg = backend_config or {}
     if cfg.get("base_url"):
-        url = str(cfg["base_url"]).rstrip("/")
+        url = check_base_url(cfg["base_url"]).rstrip("/")
         return url if url.endswith("/v1") else f"{url}/v1"
     port = cfg.get("port") or default_port
     if not port:

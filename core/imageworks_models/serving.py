@@ -34,7 +34,8 @@ def backend_impl(name: str, plugins) -> Any:
 
 def health(*, settings=None, plugins=None, backends: list[str] | None = None) -> list[dict[str, Any]]:
     """The health of each backend that can report it: ``[{"backend", "url", "ok", "version", "loaded",
-    "error", "hint"}]``. A server that is down is ``ok: false`` with the error, never an exception."""
+    "error", "hint"}]`` (rows for remote endpoints add ``name`` and ``protocol``). A server that is down is
+    ``ok: false`` with the error, never an exception."""
     from .plugins import get_plugins
     from .settings import load_settings
 
@@ -46,8 +47,15 @@ def health(*, settings=None, plugins=None, backends: list[str] | None = None) ->
             impl = backend_impl(name, plugins)
         except PluginError:
             continue
-        if hasattr(impl, "health"):
-            out.append(impl.health(settings=settings))
+        if not hasattr(impl, "health"):
+            continue
+        try:
+            rows = impl.health(settings=settings)  # one row, or a list (a backend with remote endpoints)
+        except Exception as exc:  # noqa: BLE001 - one broken backend must not hide the others' health
+            rows = {"backend": name, "url": None, "ok": False, "version": None, "loaded": [],
+                    "error": f"the {name} backend failed to report: {type(exc).__name__}: {exc}",
+                    "hint": "see `imageworks-models plugins`; run with IMAGEWORKS_DEBUG=1 for details"}
+        out.extend(rows if isinstance(rows, list) else [rows])
     return out
 
 
@@ -97,6 +105,37 @@ def activate(name: str, *, settings=None, plugins=None, timeout: float | None = 
         return start(entry, impl, settings=settings, plugins=plugins, timeout=timeout, progress=progress)
     preflight(entry, settings=settings, plugins=plugins)
     return impl.activate(entry, settings=settings)
+
+
+def plan_activation(name: str, *, settings=None, plugins=None) -> dict[str, Any]:
+    """What :func:`activate` would do for ``name``, without starting, stopping or loading anything.
+
+    Returns:
+        For a process backend, :func:`imageworks_models.activation.plan`'s dict; for Ollama,
+        ``{"name", "backend", "action": "load", "served_model_id", "endpoint", "lines"}``.
+
+    Raises:
+        The refusals :func:`activate` would raise before it starts anything.
+    """
+    from .activation import plan, preflight
+    from .plugins import get_plugins
+    from .registry import open_registry
+    from .selection import select
+    from .settings import load_settings
+
+    settings = settings or load_settings()
+    plugins = plugins or get_plugins(settings)
+    registry = open_registry(settings)
+    entry = registry.get(name)
+    impl = _activatable(entry, plugins, "load")
+    if hasattr(impl, "launch"):
+        return plan(entry, impl, settings=settings, plugins=plugins)
+    preflight(entry, settings=settings, plugins=plugins)
+    chosen = select(registry, entry["name"], plugins=plugins, settings=settings)
+    return {"name": entry["name"], "backend": entry.get("backend"), "action": "load",
+            "served_model_id": chosen.served_model_id, "endpoint": chosen.endpoint,
+            "lines": [f"would load {chosen.served_model_id} into the {entry.get('backend')} server",
+                      f"endpoint: {chosen.endpoint}"]}
 
 
 def deactivate(name: str | None = None, *, settings=None, plugins=None) -> dict[str, Any]:

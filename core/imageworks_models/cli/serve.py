@@ -1,4 +1,4 @@
-"""Serving commands: activate-model (load / --stop) and health.
+"""Serving commands: activate-model (start, switch, --stop), current-model and health.
 
 The work is in :mod:`imageworks_models.serving`.
 """
@@ -12,43 +12,133 @@ from .output import common_options, emit_json, json_option, state, table
 
 @click.command("activate-model")
 @click.argument("name", required=False)
-@click.option("--stop", is_flag=True, help="Stop (unload) the model instead.")
+@click.option("--stop", is_flag=True, help="Stop the active model (or, with NAME, that model) instead.")
+@click.option("--timeout", type=float, default=None, metavar="SECONDS",
+              help="How long the server may take to become ready (default: IMAGEWORKS_ACTIVATION_TIMEOUT, 900).")
+@click.option("--dry-run", is_flag=True, help="Check everything and print the command; start and stop nothing.")
 @json_option
 @common_options
-def activate_model_cmd(name, stop, as_json):
-    """Activate a model in its backend's server, or stop it.
+def activate_model_cmd(name, stop, timeout, dry_run, as_json):
+    """Make NAME the live model, or stop it with --stop.
 
-    For an Ollama entry, loads the model into the Ollama server (OLLAMA_HOST) and keeps it loaded
-    (IMAGEWORKS_OLLAMA_KEEP_ALIVE, default until stopped); --stop unloads it. Prints the endpoint and
-    served id clients should use. A locked entry whose files differ is refused.
+    vLLM and LMDeploy entries: starts the server (`vllm serve ...` / `lmdeploy serve api_server ...`, never
+    through a shell) on the serving port (the entry's backend_config.port; CHAT_PROXY_VLLM_PORT with
+    CHAT_PROXY_VLLM_SINGLE_PORT=1), first stopping the model that is active (its whole process group), then
+    waits until /health answers and /v1/models lists the served id. State: _staging/active_vllm.json; server
+    output: logs/<name>.log. Activating the model that is already live and ready changes nothing. If the
+    server exits, never gets ready, or the port belongs to another process, it says why (with the log's last
+    lines) and leaves nothing running. --stop without NAME stops whatever is active.
+
+    Ollama entries: loads the model into the Ollama server (OLLAMA_HOST) and keeps it loaded
+    (IMAGEWORKS_OLLAMA_KEEP_ALIVE); --stop unloads it. A locked entry whose files differ is refused (exit 2).
 
     \b
     Examples:
-      imageworks-loader activate-model qwen3-8b-ollama-gguf-q4_k_m
-      imageworks-loader activate-model qwen3-8b-ollama-gguf-q4_k_m --stop
-      imageworks-loader activate-model qwen3:8b --json
+      imageworks-loader activate-model qwen2-vl-2b
+      imageworks-loader activate-model qwen2-vl-2b --dry-run
+      imageworks-loader activate-model --stop
+      imageworks-loader activate-model qwen3-8b-ollama-gguf-q4_k_m --json
     """
-    from ..serving import activate, deactivate
+    from ..serving import activate, deactivate, plan_activation
 
-    if not name:
-        raise click.UsageError("name the entry to activate (or to stop with --stop)")
     st = state()
     if stop:
+        if dry_run:
+            raise click.UsageError("--dry-run applies to activation; `current-model` shows what --stop would stop")
         result = deactivate(name, settings=st.settings(), plugins=st.plugins())
         if as_json:
             emit_json(result)
+        elif not result["stopped"]:
+            click.echo("nothing was active" + (f" (dropped a stale record of {result['name']}: {result['stale']})"
+                                               if result.get("stale") else ""))
         else:
-            click.echo(f"stopped {result['name']} ({result['backend']})")
+            how = f" (pid {result['pid']}, SIG{result['signal']})" if result.get("signal") else ""
+            click.echo(f"stopped {result['name']} ({result['backend']}){how}")
         return
-    result = activate(name, settings=st.settings(), plugins=st.plugins())
+    if not name:
+        raise click.UsageError("name the entry to activate, or pass --stop")
+    if dry_run:
+        plan = plan_activation(name, settings=st.settings(), plugins=st.plugins())
+        if as_json:
+            emit_json(plan)
+            return
+        for line in plan["lines"]:
+            click.echo(line)
+        return
+    say = None if as_json else (lambda line: click.echo(line, err=True))
+    with _sigterm_interrupts():
+        result = activate(name, settings=st.settings(), plugins=st.plugins(), timeout=timeout, progress=say)
     if as_json:
         emit_json(result)
         return
-    click.echo(f"✅ {result['name']} is active on {result['backend']}")
+    click.echo(f"✅ {result['name']} is active on {result['backend']}" +
+               ("" if result.get("changed", True) else " (already running; nothing changed)"))
     click.echo(f"   endpoint:   {result['endpoint']}")
     click.echo(f"   served id:  {result['served_model_id']}")
+    if result.get("pid"):
+        click.echo(f"   pid:        {result['pid']}   log: {result['log']}")
     if result.get("expires_at"):
         click.echo(f"   loaded until: {result['expires_at']}")
+
+
+class _sigterm_interrupts:
+    """A SIGTERM while a server starts interrupts like Ctrl-C, so the half-started server is stopped too."""
+
+    def __enter__(self):
+        import signal
+        import threading
+
+        self.previous = None
+        if threading.current_thread() is threading.main_thread():
+            def interrupt(signum, frame):
+                raise KeyboardInterrupt
+
+            self.previous = signal.signal(signal.SIGTERM, interrupt)
+        return self
+
+    def __exit__(self, *exc):
+        import signal
+
+        if self.previous is not None:
+            signal.signal(signal.SIGTERM, self.previous)
+        return False
+
+
+@click.command("current-model")
+@click.option("--no-probe", is_flag=True, help="Only check the process; do not ask the server over HTTP.")
+@json_option
+@common_options
+def current_model_cmd(no_probe, as_json):
+    """Show the live model on the serving port, checked now.
+
+    Reads _staging/active_vllm.json and checks that its server process is still the one started (same boot,
+    pid and start time) and, unless --no-probe, that it answers /health and lists its served id. A record
+    whose server is gone (crashed, killed, rebooted) is removed and reported as the previous model; nothing
+    foreign is ever signalled. Exit code 0 whether or not a model is live.
+
+    \b
+    Examples:
+      imageworks-loader current-model
+      imageworks-loader current-model --json | jq -r .endpoint
+    """
+    from ..activation import current
+
+    st = state()
+    info = current(settings=st.settings(), plugins=None if no_probe else st.plugins(), probe=not no_probe)
+    if as_json:
+        emit_json(info)
+        return
+    if not info["active"]:
+        click.echo("no active model")
+        if info.get("previous"):
+            click.echo(f"(the record of {info['previous']['name']} was dropped: {info['previous']['reason']})")
+        return
+    click.echo(f"{info['name']} ({info['backend']}): {info['status']}" +
+               (f" - {info['detail']}" if info.get("detail") else ""))
+    for label, key in (("endpoint", "endpoint"), ("served id", "served_model_id"), ("pid", "pid"),
+                       ("started", "started_at"), ("log", "log")):
+        if info.get(key) is not None:
+            click.echo(f"   {label + ':':<11}{info[key]}")
 
 
 @click.command("health")
@@ -58,8 +148,10 @@ def activate_model_cmd(name, stop, as_json):
 def health_cmd(backends, as_json):
     """Show whether each backend's server is up and what it has loaded.
 
-    Asks every backend that can report its health (Ollama: /api/version and /api/ps). Exit code 1
-    when a backend named on the command line is down.
+    Asks every backend that can report its health: Ollama (/api/version, /api/ps), vLLM on the serving port
+    (/v1/models, /version), and LMDeploy: the active local server and every remote endpoint in the registry
+    (backend_config.base_url, checked by backend_config.protocol: lmdeploy /health, openai /v1/models, triton
+    /v2/health/ready). Exit code 1 when a backend named on the command line is down.
 
     \b
     Examples:
@@ -74,7 +166,8 @@ def health_cmd(backends, as_json):
         emit_json(rows)
     else:
         click.echo(table(("BACKEND", "STATUS", "URL", "VERSION", "LOADED"),
-                         [(r["backend"], "up" if r["ok"] else "down", r["url"], r.get("version") or "-",
+                         [(r["backend"] + (f" ({r['name']})" if r.get("name") else ""), "up" if r["ok"] else "down",
+                           r["url"], r.get("version") or "-",
                            ", ".join(m["model"] for m in r.get("loaded") or []) or "-") for r in rows]))
         for r in rows:
             if not r["ok"]:
