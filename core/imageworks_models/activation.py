@@ -83,6 +83,9 @@ def server_state(active: dict[str, Any] | None) -> str:
 def live_active(state_dir: Path) -> dict[str, Any] | None:
     """The recorded active model if its server process still runs (what ``list`` and ``select`` show); a
     record whose server is gone is not active, whatever the file says. Reads ``/proc`` only: no network."""
+    from .processes import reap
+
+    reap()
     active = read_active(state_dir)
     if active is None:
         return None
@@ -302,7 +305,7 @@ def _wait_or_clean_up(active: dict[str, Any], impl, launch, *, settings, deadlin
 
 def _wait_ready(active: dict[str, Any], impl, launch, *, settings, deadline: float, timeout: float) -> None:
     """Until ready: our process alive, our group (and nobody else) listening on the port, /health and
-    /v1/models as the backend's probe checks them. Early exit is noticed within one poll (≤ 0.25 s)."""
+    /v1/models as the backend's probe checks them. Early exit is noticed within one poll (≤ 0.1 s)."""
     from .errors import PortInUseError, ServerNotReadyError, ServerStartError
     from .processes import ServerIdentity, assess, child, describe, port_owners
 
@@ -339,7 +342,7 @@ def _wait_ready(active: dict[str, Any], impl, launch, *, settings, deadline: flo
                                       hint=f"read {log_file}; a large model may need a longer "
                                            "IMAGEWORKS_ACTIVATION_TIMEOUT (or --timeout)")
         time.sleep(min(interval, max(0.0, deadline - time.monotonic())))
-        interval = min(interval * 1.5, 0.25)
+        interval = min(interval * 1.5, 0.1)
 
 
 def _sees_ports() -> bool:
@@ -389,7 +392,9 @@ def current(*, settings, plugins=None, probe: bool = True) -> dict[str, Any]:
         "uptime_s", "detail", "previous": {"name", "reason"} | None}``.
     """
     from .errors import LockTimeoutError
+    from .processes import reap
 
+    reap()
     active = read_active(settings.state_dir)
     empty = {"active": False, "status": "none", "name": None, "previous": None}
     if active is None:

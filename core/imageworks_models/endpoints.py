@@ -32,21 +32,27 @@ def check_base_url(url: Any) -> str:
     """A remote endpoint's ``base_url``, which must be an http(s) URL with a host (RELIABILITY S9).
 
     Raises:
-        ConfigError: another scheme (``file:``, ``ftp:``...), no host, credentials in the URL, or not text.
+        ConfigError: another scheme (``file:``, ``ftp:``...), no host, a bad port, credentials in the URL, or not
+            text. The message never repeats credentials.
     """
     from urllib.parse import urlsplit
 
     from .errors import ConfigError
 
-    text = url if isinstance(url, str) else ""
-    parts = urlsplit(text.strip())
-    if parts.scheme not in ("http", "https") or not parts.hostname or any(ord(c) < 33 for c in text.strip()):
-        raise ConfigError(f"backend_config.base_url {url!r} is not an http(s) URL",
-                          hint="write it as http://host:port or https://host/path")
+    text = url.strip() if isinstance(url, str) else ""
+    parts = urlsplit(text)
+    try:
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number in range
+        port_ok = True
+    except ValueError:
+        port_ok = False
     if parts.username or parts.password:
         raise ConfigError("backend_config.base_url carries credentials; they would be logged and sent everywhere",
                           hint="remove them from the URL; put the token's variable name in backend_config.api_key_env")
-    return text.strip()
+    if parts.scheme not in ("http", "https") or not parts.hostname or not port_ok or any(ord(c) < 33 for c in text):
+        raise ConfigError(f"backend_config.base_url {url!r} is not an http(s) URL",
+                          hint="write it as http://host:port or https://host/path")
+    return text
 
 
 def openai_base_url(backend_config: dict[str, Any], *, default_port: int | None,
@@ -76,9 +82,15 @@ def serving_port(backend_config: dict[str, Any], settings: Any, *, default_port:
     ``vllm_port`` (``CHAT_PROXY_VLLM_PORT``), whatever its entry says, so clients need one address; with it off,
     the entry's ``backend_config.port``, else the backend's own default.
     """
+    from .errors import ConfigError
+
     if settings.single_port:
         return int(settings.vllm_port)
-    return int((backend_config or {}).get("port") or default_port)
+    port = (backend_config or {}).get("port") or default_port
+    if isinstance(port, bool) or not str(port).isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"backend_config.port {port!r} is not a port number",
+                          hint="use a whole number from 1 to 65535, or leave it out")
+    return int(port)
 
 
 def local_base_url(backend_config: dict[str, Any], settings: Any, *, default_port: int) -> str | None:

@@ -130,7 +130,8 @@ def group_members(pgid: int) -> list[int]:
     return members
 
 
-def _reap() -> None:
+def reap() -> None:
+    """Collect our finished server children (one a CLI in another process stopped), so none stays a zombie."""
     for pid, proc in list(_CHILDREN.items()):
         if proc.poll() is not None:
             del _CHILDREN[pid]
@@ -159,7 +160,7 @@ def spawn(argv: list[str], *, env: dict[str, str], log_path: Path, log_bytes: in
     log_path.parent.mkdir(parents=True, exist_ok=True)
     launcher = [sys.executable, "-I", "-S", str(Path(__file__).with_name("serverlaunch.py")), str(log_path),
                 str(log_bytes), "--", *argv]
-    _reap()
+    reap()
     proc = subprocess.Popen(launcher, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True, env=env, close_fds=True)
     _CHILDREN[proc.pid] = proc

@@ -75,7 +75,7 @@ def check_positional(value: Any, *, what: str, name: str) -> str:
     return text
 
 
-def _option_name(token: str) -> str | None:
+def option_name(token: str) -> str | None:
     """``--Served_Model_Name=x`` -> ``--served-model-name``; ``None`` for values and short options."""
     if not token.startswith("--") or token == "--":
         return None
@@ -112,9 +112,13 @@ def check_extra_args(extra_args: Any, *, name: str, protected: Mapping[str, str]
         raise UnsafeLaunchError(f"{name}: backend_config.extra_args must be a list of arguments",
                                 hint='e.g. ["--max-model-len", "4096"]')
     out = []
+    if extra_args and not str(extra_args[0]).startswith("-"):
+        # it would become another value of the option before it (e.g. a second --served-model-name)
+        raise UnsafeLaunchError(f"{name}: backend_config.extra_args must start with an option, not "
+                                f"{extra_args[0]!r}", hint='e.g. ["--max-model-len", "4096"]')
     for item in extra_args:
         token = _text(item, "extra_args item", name)
-        option = _option_name(token)
+        option = option_name(token)
         if option is not None:
             for owned, where in protected.items():
                 if _matches(option, owned):

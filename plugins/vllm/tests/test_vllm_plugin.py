@@ -84,6 +84,51 @@ def test_vllm_endpoint_default_port_from_config_file(tmp_path):
     assert endpoint(tmp_path, {}, CHAT_PROXY_VLLM_PORT="8300") == "http://127.0.0.1:8300/v1"  # env beats file
 
 
+def test_vllm_single_port_is_off_by_default(tmp_path):
+    assert settings(tmp_path).single_port is False
+    assert endpoint(tmp_path, {"port": 9001}, CHAT_PROXY_VLLM_PORT="8123", CHAT_PROXY_VLLM_SINGLE_PORT="0") == \
+        "http://127.0.0.1:9001/v1"
+
+
+@pytest.mark.parametrize("backend_config, expected", [
+    ({"host": "10.1.2.3", "port": 9001}, "http://10.1.2.3:8123/v1"),
+    ({"port": 9001}, "http://127.0.0.1:8123/v1"),
+    ({"host": "0.0.0.0", "port": 9001}, "http://127.0.0.1:8123/v1"),
+    ({}, "http://127.0.0.1:8123/v1"),
+    (None, "http://127.0.0.1:8123/v1"),
+])
+def test_vllm_endpoint_single_port_mode_uses_chat_proxy_port_over_the_entry_port(tmp_path, backend_config, expected):
+    assert endpoint(tmp_path, backend_config, CHAT_PROXY_VLLM_PORT="8123", CHAT_PROXY_VLLM_SINGLE_PORT="1") == expected
+
+
+@pytest.mark.parametrize("backend_config, expected", [
+    ({"base_url": "http://remote:8000", "port": 9001}, "http://remote:8000/v1"),
+    ({"base_url": "https://remote/v1/"}, "https://remote/v1"),
+])
+def test_vllm_endpoint_single_port_mode_keeps_the_remote_base_url(tmp_path, backend_config, expected):
+    assert endpoint(tmp_path, backend_config, CHAT_PROXY_VLLM_PORT="8123", CHAT_PROXY_VLLM_SINGLE_PORT="1") == expected
+
+
+@pytest.mark.parametrize("single", ["0", "1"])
+@pytest.mark.parametrize("base_url", ["file:///etc/passwd", "ftp://remote/v1", "http://", "javascript:alert(1)"])
+def test_vllm_endpoint_refuses_a_base_url_that_is_not_http(tmp_path, base_url, single):
+    from imageworks_models.errors import ConfigError
+
+    with pytest.raises(ConfigError) as info:
+        endpoint(tmp_path, {"base_url": base_url, "port": 9001}, CHAT_PROXY_VLLM_SINGLE_PORT=single)
+
+    assert info.value.message == f"backend_config.base_url {base_url!r} is not an http(s) URL"
+
+
+def test_vllm_endpoint_refuses_a_base_url_with_credentials(tmp_path):
+    from imageworks_models.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="carries credentials") as info:
+        endpoint(tmp_path, {"base_url": "http://user:s3cret@remote:8000"})
+
+    assert "s3cret" not in info.value.message
+
+
 def test_select_uses_the_vllm_plugin_and_chat_proxy_port(tmp_path, monkeypatch):
     registry = testing.make_registry(tmp_path / "registry",
                                      {"name": "qwen-vl", "backend": "vllm", "served_model_id": "Qwen/Qwen2.5-VL"})

@@ -8,7 +8,7 @@ from typing import Any
 from imageworks_models.endpoints import local_base_url, serving_port
 from imageworks_models.records import Launch
 from imageworks_models.serverargs import (check_env, check_extra_args, check_positional, check_served_id, model_path,
-                                          split_command)
+                                          option_name, split_command)
 
 LIMIT_MM = "--limit-mm-per-prompt"
 DEFAULT_LIMIT_MM = {"image": 1}
@@ -19,6 +19,7 @@ PROTECTED = {
     "--model": "backend_config.model_path",
     "--served-model-name": "served_model_id",
     "--config": "extra_args itself (a config file could set host, port, model or served name)",
+    "--uds": "backend_config.host and port (the orchestrator serves and checks on host:port)",
 }
 
 
@@ -44,7 +45,8 @@ def build_launch(entry: dict[str, Any], *, settings) -> Launch:
             model_path(entry, backend="vLLM"), "--host", host, "--port", str(port), "--served-model-name", served]
     if trust:
         argv.append("--trust-remote-code")
-    if (entry.get("capabilities") or {}).get("vision") and not any(a.startswith(LIMIT_MM) for a in extra):
+    given = {(option_name(a) or "").split(".")[0] for a in extra}  # --limit-mm-per-prompt.image 2 counts too
+    if (entry.get("capabilities") or {}).get("vision") and LIMIT_MM not in given:
         limit = cfg.get("limit_mm_per_prompt") or DEFAULT_LIMIT_MM
         argv += [LIMIT_MM, limit if isinstance(limit, str) else json.dumps(limit, separators=(",", ":"))]
     argv += extra
