@@ -198,6 +198,7 @@ def start(entry: dict[str, Any], impl: Any, *, settings, plugins=None, timeout: 
         ServerNotReadyError: it was not ready within ``timeout``; it was stopped.
         LockTimeoutError: another activation held the state for too long.
     """
+    from .endpoints import redact_url
     from .errors import NotActivatableError
 
     say = progress or (lambda line: None)
@@ -205,7 +206,7 @@ def start(entry: dict[str, Any], impl: Any, *, settings, plugins=None, timeout: 
     name = entry["name"]
     base_url = (entry.get("backend_config") or {}).get("base_url")
     if base_url:
-        raise NotActivatableError(f"{name!r} is served remotely at {base_url}; nothing is started here",
+        raise NotActivatableError(f"{name!r} is served remotely at {redact_url(base_url)}; nothing is started here",
                                   hint=f"check it with: imageworks-models health {entry.get('backend')}")
     preflight(entry, settings=settings, plugins=plugins)
     launch = impl.launch(entry, settings=settings)
@@ -455,13 +456,14 @@ def plan(entry: dict[str, Any], impl: Any, *, settings, plugins=None) -> dict[st
     Raises:
         The same refusals as :func:`start` before it starts anything (remote entry, lock drift, S7).
     """
+    from .endpoints import redact_url
     from .errors import NotActivatableError
     from .processes import describe, port_owners
 
     name = entry["name"]
     base_url = (entry.get("backend_config") or {}).get("base_url")
     if base_url:
-        raise NotActivatableError(f"{name!r} is served remotely at {base_url}; nothing is started here",
+        raise NotActivatableError(f"{name!r} is served remotely at {redact_url(base_url)}; nothing is started here",
                                   hint=f"check it with: imageworks-models health {entry.get('backend')}")
     preflight(entry, settings=settings, plugins=plugins)
     launch = impl.launch(entry, settings=settings)

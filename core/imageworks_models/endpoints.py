@@ -28,6 +28,13 @@ def normalize_host_url(host: str, default_port: int) -> str:
     return f"{scheme}://{addr}:{port or default_port}"
 
 
+def redact_url(url: Any) -> str:
+    """``url`` for messages and tables, with any ``user:password@`` replaced by ``***@``."""
+    import re
+
+    return re.sub(r"(?<=://)[^/@\s]*@", "***@", str(url))
+
+
 def check_base_url(url: Any) -> str:
     """A remote endpoint's ``base_url``, which must be an http(s) URL with a host (RELIABILITY S9).
 
@@ -50,7 +57,8 @@ def check_base_url(url: Any) -> str:
         raise ConfigError("backend_config.base_url carries credentials; they would be logged and sent everywhere",
                           hint="remove them from the URL; put the token's variable name in backend_config.api_key_env")
     if parts.scheme not in ("http", "https") or not parts.hostname or not port_ok or any(ord(c) < 33 for c in text):
-        raise ConfigError(f"backend_config.base_url {url!r} is not an http(s) URL",
+        shown = redact_url(url) if isinstance(url, str) else url
+        raise ConfigError(f"backend_config.base_url {shown!r} is not an http(s) URL",
                           hint="write it as http://host:port or https://host/path")
     return text
 

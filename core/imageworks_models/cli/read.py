@@ -14,9 +14,9 @@ def _registry():
 
 
 def _active():
-    from ..activation import read_active
+    from ..activation import live_active  # a record whose server is gone is not active
 
-    return read_active(state().settings().state_dir)
+    return live_active(state().settings().state_dir)
 
 
 _LOCK_CELL = {"unlocked": "-", "locked": "locked", "drift": "DRIFT"}

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from imageworks_models.records import Launch, Probe
@@ -33,12 +34,16 @@ class LmdeployBackend:
 
         from .checks import probe, remote_health
 
-        try:
-            entries = list(open_registry(settings))
-        except ImageworksError:
-            entries = []  # no registry yet: no remote endpoints to check
-        rows = [remote_health(e) for e in entries
-                if e.get("backend") == self.name and (e.get("backend_config") or {}).get("base_url")]
+        rows = []
+        if Path(settings.registry_dir).is_dir():  # no registry yet: no remote endpoints to check
+            try:
+                entries = list(open_registry(settings))
+            except ImageworksError as exc:  # a broken registry must not look like "nothing to check"
+                entries = []
+                rows.append({"backend": self.name, "url": None, "ok": False, "version": None, "loaded": [],
+                             "error": "cannot read the remote endpoints: " + "; ".join(exc.lines()), "hint": exc.hint})
+            rows += [remote_health(e) for e in entries
+                     if e.get("backend") == self.name and (e.get("backend_config") or {}).get("base_url")]
         active = live_active(settings.state_dir)
         if active and active.get("backend") == self.name and active.get("endpoint"):
             result = probe(active["endpoint"], active.get("served_model_id") or active["name"])

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from imageworks_models.endpoints import check_base_url
+from imageworks_models.endpoints import check_base_url, redact_url
 from imageworks_models.errors import ConfigError
 from imageworks_models.records import Probe
 
@@ -72,7 +72,7 @@ def remote_health(entry: dict[str, Any]) -> dict[str, Any]:
     """``{"backend", "name", "url", "protocol", "ok", "version", "loaded", "error", "hint"}`` for a remote entry."""
     cfg = entry.get("backend_config") or {}
     protocol = str(cfg.get("protocol") or "lmdeploy").lower()
-    row = {"backend": "lmdeploy", "name": entry["name"], "url": str(cfg.get("base_url")), "protocol": protocol,
+    row = {"backend": "lmdeploy", "name": entry["name"], "url": redact_url(cfg.get("base_url")), "protocol": protocol,
            "ok": False, "version": None, "loaded": [], "error": None, "hint": None}
     try:
         url = check_base_url(cfg.get("base_url"))
