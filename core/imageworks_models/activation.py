@@ -198,18 +198,10 @@ def start(entry: dict[str, Any], impl: Any, *, settings, plugins=None, timeout: 
         ServerNotReadyError: it was not ready within ``timeout``; it was stopped.
         LockTimeoutError: another activation held the state for too long.
     """
-    from .endpoints import redact_url
-    from .errors import NotActivatableError
-
     say = progress or (lambda line: None)
     began = time.monotonic()
     name = entry["name"]
-    base_url = (entry.get("backend_config") or {}).get("base_url")
-    if base_url:
-        raise NotActivatableError(f"{name!r} is served remotely at {redact_url(base_url)}; nothing is started here",
-                                  hint=f"check it with: imageworks-models health {entry.get('backend')}")
-    preflight(entry, settings=settings, plugins=plugins)
-    launch = impl.launch(entry, settings=settings)
+    launch = _prepare(entry, impl, settings=settings, plugins=plugins)
     timeout = settings.activation_timeout if timeout is None else timeout
     with _locked(settings, timeout + settings.stop_grace + settings.lock_timeout):
         previous = read_active(settings.state_dir)
@@ -232,6 +224,20 @@ def start(entry: dict[str, Any], impl: Any, *, settings, plugins=None, timeout: 
         _write_state(settings, active)
     say(f"{name} is ready at {launch.endpoint}")
     return _result(active, changed=True, stopped=stopped, seconds=round(time.monotonic() - began, 3))
+
+
+def _prepare(entry: dict[str, Any], impl: Any, *, settings, plugins) -> Any:
+    """Every refusal that comes before anything starts: a remote entry, lock drift, the backend's checks (S7)."""
+    from .endpoints import redact_url
+    from .errors import NotActivatableError
+
+    base_url = (entry.get("backend_config") or {}).get("base_url")
+    if base_url:
+        raise NotActivatableError(f"{entry['name']!r} is served remotely at {redact_url(base_url)}; nothing is "
+                                  "started here",
+                                  hint=f"check it with: imageworks-models health {entry.get('backend')}")
+    preflight(entry, settings=settings, plugins=plugins)
+    return impl.launch(entry, settings=settings)
 
 
 def _adopt(active: dict[str, Any], impl, launch, *, settings, deadline: float) -> dict[str, Any]:
@@ -456,17 +462,10 @@ def plan(entry: dict[str, Any], impl: Any, *, settings, plugins=None) -> dict[st
     Raises:
         The same refusals as :func:`start` before it starts anything (remote entry, lock drift, S7).
     """
-    from .endpoints import redact_url
-    from .errors import NotActivatableError
     from .processes import describe, port_owners
 
     name = entry["name"]
-    base_url = (entry.get("backend_config") or {}).get("base_url")
-    if base_url:
-        raise NotActivatableError(f"{name!r} is served remotely at {redact_url(base_url)}; nothing is started here",
-                                  hint=f"check it with: imageworks-models health {entry.get('backend')}")
-    preflight(entry, settings=settings, plugins=plugins)
-    launch = impl.launch(entry, settings=settings)
+    launch = _prepare(entry, impl, settings=settings, plugins=plugins)
     previous = read_active(settings.state_dir)
     alive = previous is not None and server_state(previous) == "alive"
     keep = alive and previous.get("name") == name and previous.get("command") == list(launch.argv)

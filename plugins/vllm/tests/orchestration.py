@@ -175,9 +175,10 @@ class Orchestration:
         self.seen.add(result["pid"])
         return result
 
-    def cli(self, *args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
-        """Run ``imageworks-loader`` in a subprocess (a real CLI process that exits, as a user's would)."""
-        exe = Path(sys.executable).with_name("imageworks-loader")
+    def cli(self, *args: str, env: dict[str, str] | None = None, timeout: float = 60,
+            prog: str = "imageworks-loader") -> subprocess.CompletedProcess:
+        """Run ``prog`` in a subprocess (a real CLI process that exits, as a user's would)."""
+        exe = Path(sys.executable).with_name(prog)
         proc = subprocess.run([str(exe), *args], capture_output=True, text=True, timeout=timeout,
                               env={**os.environ, **(env or {})})
         state = self.state()

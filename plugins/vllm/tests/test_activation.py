@@ -484,32 +484,24 @@ def test_p13_p14_p15_many_switches_leave_one_server_no_zombie_and_a_whole_state_
 # --- refusals before anything starts --------------------------------------------------------------------
 
 
-def test_remote_entry_is_not_started(imageworks_isolated, tmp_path, monkeypatch):
+@pytest.mark.parametrize("config, message", [
+    ({"base_url": "http://gpu-box:8000"}, "error: 'remote' is served remotely at http://gpu-box:8000; nothing is "
+                                          "started here"),
+    ({"extra_args": ["--port=1"]}, "extra_args may not set --port (found '--port=1')"),
+    ({"extra_args": ["--trust-remote-code"]}, "extra_args asks for --trust-remote-code"),
+    ({"env": {"LD_PRELOAD": "/tmp/x.so"}}, "backend_config.env may not set LD_PRELOAD"),
+], ids=["remote", "port-override", "remote-code", "ld-preload"])
+def test_refusals_come_before_anything_starts(imageworks_isolated, tmp_path, monkeypatch, config, message):
     from orchestration import Orchestration, entry
 
-    orch = Orchestration(tmp_path, monkeypatch,
-                         entry("remote", tmp_path, backend_config={"base_url": "http://gpu-box:8000"}))
+    orch = Orchestration(tmp_path, monkeypatch, entry("remote", tmp_path / "weights" / "model", backend_config=config))
     try:
         proc = orch.cli("activate-model", "remote")
 
         assert proc.returncode == 1
-        assert "error: 'remote' is served remotely at http://gpu-box:8000; nothing is started here" in proc.stderr
+        assert message in proc.stderr and "Traceback" not in proc.stderr
         assert orch.state() is None and not standin_processes()
-    finally:
-        assert not orch.cleanup()
-
-
-def test_hostile_extra_args_are_refused_before_anything_starts(imageworks_isolated, tmp_path, monkeypatch):
-    from orchestration import Orchestration, entry
-
-    orch = Orchestration(tmp_path, monkeypatch, entry("evil", tmp_path / "weights" / "model",
-                                                      backend_config={"extra_args": ["--port=1"]}))
-    try:
-        proc = orch.cli("activate-model", "evil")
-
-        assert proc.returncode == 1
-        assert "extra_args may not set --port (found '--port=1')" in proc.stderr
-        assert orch.state() is None and not standin_processes()
+        assert not (orch.registry / "logs").exists()
     finally:
         assert not orch.cleanup()
 
@@ -552,3 +544,50 @@ def test_log_file_name_is_safe_for_any_entry_name(tmp_path):
     assert log_path_for(settings, "gpt-oss-20b_(MXFP4)").name == "gpt-oss-20b__MXFP4_.log"
     assert log_path_for(settings, "../../etc/passwd").parent == settings.log_dir
     assert log_path_for(settings, "../../etc/passwd").name == "_.._etc_passwd.log"
+
+
+# --- health and status ------------------------------------------------------------------------------------
+
+
+def test_health_vllm_reports_the_live_server_and_a_dead_port(orch):
+    down = orch.cli("health", "vllm", "--json", prog="imageworks-models")
+    orch.activate("qwen-a")
+
+    up = orch.cli("health", "vllm", "--json", prog="imageworks-models")
+
+    assert down.returncode == 1
+    row = json.loads(down.stdout)[0]
+    assert row["ok"] is False
+    assert row["error"] == f"no vLLM server answers at http://127.0.0.1:{orch.port}/v1 (connection refused)"
+    assert up.returncode == 0, up.stderr
+    row = json.loads(up.stdout)[0]
+    assert row["ok"] is True and row["version"] == "0.11.0" and row["loaded"] == [{"model": "org/qwen-a"}]
+
+
+def test_current_model_says_starting_while_the_server_loads(orch, monkeypatch):
+    monkeypatch.setenv("STANDIN_START_DELAY", "2")
+    thread = threading.Thread(target=lambda: orch.activate("qwen-a"))
+    thread.start()
+    try:
+        assert wait_until(lambda: (orch.state() or {}).get("status") == "starting", 10)
+
+        info = json.loads(orch.cli("current-model", "--json").stdout)
+
+        assert info["active"] is True and info["status"] == "starting" and info["name"] == "qwen-a"
+    finally:
+        thread.join(30)
+    assert orch.state()["status"] == "ready"
+
+
+def test_current_model_says_unhealthy_when_the_live_server_stops_answering(orch):
+    a = orch.activate("qwen-a")
+    server = next(p for p in standin_processes() if p != a["pid"])
+    os.kill(server, signal.SIGSTOP)  # alive, holding its port, answering nothing
+    try:
+        info = json.loads(orch.cli("current-model", "--json").stdout)
+    finally:
+        os.kill(server, signal.SIGCONT)
+
+    assert info["active"] is True and info["status"] == "unhealthy"
+    assert info["detail"] == "no answer within 2s"
+    assert orch.state()["name"] == "qwen-a"  # a slow server is reported, not forgotten

@@ -26,11 +26,9 @@ class VllmBackend:
     def health(self, *, settings) -> dict[str, Any]:
         """``{"backend", "url", "ok", "version", "loaded", "error", "hint"}`` for the server on the serving
         port (the active vLLM model's, when there is one)."""
-        import requests
-
         from imageworks_models.activation import live_active
 
-        from .probe import served_ids, version
+        from .probe import ProbeError, served_ids, version
 
         active = live_active(settings.state_dir)
         url = active["endpoint"] if active and active.get("backend") == self.name and active.get("endpoint") else \
@@ -38,11 +36,9 @@ class VllmBackend:
         out = {"backend": self.name, "url": url, "ok": False, "version": None, "loaded": [], "error": None,
                "hint": None}
         try:
-            with requests.Session() as session:
-                session.trust_env = False
-                out["loaded"] = [{"model": i} for i in served_ids(session, url)]
-        except (requests.RequestException, ValueError) as exc:
-            out["error"] = f"no vLLM server answers at {url} ({type(exc).__name__})"
+            out["loaded"] = [{"model": i} for i in served_ids(url)]
+        except ProbeError as exc:
+            out["error"] = f"no vLLM server answers at {url} ({exc})"
             out["hint"] = "start one: imageworks-loader activate-model <name>"
             return out
         out["ok"] = True
