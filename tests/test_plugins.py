@@ -681,3 +681,86 @@ def test_hook_register_hashers_plugin_hasher_is_used_by_lock_and_verify(cli, sit
     assert cli("--registry-dir", reg, "verify", "m-vllm").exit_code == 0
     (model / "w.bin").write_bytes(b"weightz")
     assert cli("--registry-dir", reg, "verify", "m-vllm").exit_code == 2
+
+
+# --- third-party backends and the orchestrator ---------------------------------------------------------
+
+STANDIN = Path(__file__).resolve().parents[1] / "plugins" / "vllm" / "tests" / "standin_server.py"
+
+
+def _serving_registry(tmp_path, monkeypatch, backend: str) -> str:
+    from imageworks_models import testing
+
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    folder = testing.make_registry(tmp_path / "registry", {"name": "m1", "backend": backend,
+                                                           "backend_config": {"model_path": str(weights)}})
+    monkeypatch.setenv("IMAGEWORKS_REGISTRY_DIR", folder)
+    return folder
+
+
+def test_hook_register_backends_without_launch_or_activate_is_not_activatable(site, cli, tmp_path, monkeypatch):
+    site.install("tgi-imageworks", """
+        from imageworks_models import Backend, hookimpl
+
+        class Tgi:
+            def health(self, *, settings):
+                return {"backend": "tgi", "url": None, "ok": False, "version": None, "loaded": [], "error": "x",
+                        "hint": None}
+
+        @hookimpl
+        def register_backends(register):
+            register(Backend(name="tgi", description="TGI", load=Tgi))
+    """)
+    _serving_registry(tmp_path, monkeypatch, "tgi")
+
+    result = cli("activate-model", "m1", prog="imageworks-loader")
+
+    assert result.exit_code == 1
+    assert "error: 'm1' uses the tgi backend, which cannot load models from here yet" in result.stderr
+    assert not (tmp_path / "registry" / "_staging" / "active_vllm.json").exists()
+
+
+def test_hook_register_backends_a_third_party_process_backend_is_orchestrated(site, cli, tmp_path, monkeypatch):
+    # A plugin gives launch() and probe(); the core starts, records, checks and stops its server.
+    site.install("standin-imageworks", f"""
+        import json, sys, urllib.request
+        from imageworks_models import Backend, Launch, Probe, hookimpl
+
+        class StandIn:
+            def launch(self, entry, *, settings):
+                port = settings.vllm_port
+                argv = (sys.executable, {str(STANDIN)!r}, "serve", entry["backend_config"]["model_path"],
+                        "--host", "127.0.0.1", "--port", str(port), "--served-model-name", "third/party")
+                return Launch(argv=argv, host="127.0.0.1", port=port, served_model_id="third/party",
+                              endpoint=f"http://127.0.0.1:{{port}}/v1")
+
+            def probe(self, endpoint, served_model_id, *, settings):
+                try:
+                    with urllib.request.urlopen(endpoint + "/models", timeout=2) as r:
+                        ids = [m["id"] for m in json.load(r)["data"]]
+                except OSError as exc:
+                    return Probe(False, str(exc))
+                return Probe(served_model_id in ids, "")
+
+        @hookimpl
+        def register_backends(register):
+            register(Backend(name="standin", description="test", load=StandIn, activates=True))
+    """)
+    _serving_registry(tmp_path, monkeypatch, "standin")
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        monkeypatch.setenv("CHAT_PROXY_VLLM_PORT", str(sock.getsockname()[1]))
+
+    started = cli("activate-model", "m1", "--json", prog="imageworks-loader")
+    current = cli("current-model", "--json", prog="imageworks-loader")
+    stopped = cli("activate-model", "--stop", "--json", prog="imageworks-loader")
+
+    assert started.exit_code == 0, started.stderr
+    info = json.loads(started.stdout)
+    assert info["backend"] == "standin" and info["status"] == "ready" and info["served_model_id"] == "third/party"
+    assert json.loads(current.stdout)["active"] is True
+    assert json.loads(stopped.stdout)["signal"] == "TERM"
+    assert not os.path.exists(f"/proc/{info['pid']}")  # stopped and reaped

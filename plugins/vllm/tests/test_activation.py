@@ -66,11 +66,12 @@ def test_switching_stops_the_old_group_and_leaves_one_server(orch):
 
     b = orch.activate("qwen-b")
 
-    assert b["stopped"]["name"] == "qwen-a" and b["stopped"]["signal"] == "TERM"
+    assert b["stopped"]["name"] == "qwen-a" and b["stopped"]["signal"] == "TERM", b["stopped"]
     assert not alive(a["pid"])
     assert orch.state()["name"] == "qwen-b"
     assert models_listed(b["endpoint"]) == ["org/qwen-b"]
-    assert len(standin_processes()) == 2  # qwen-b's launcher and server, nothing of qwen-a
+    left = standin_processes()
+    assert len(left) == 2, [open(f"/proc/{p}/cmdline").read().split("\0") for p in left]  # qwen-b's only
 
 
 def test_vision_entry_gets_the_multimodal_limit_on_its_command_line(orch):
