@@ -210,9 +210,8 @@ def start(entry: dict[str, Any], impl: Any, *, settings, plugins=None, timeout: 
             verdict = server_state(previous)
             if verdict == "alive" and previous.get("name") == name and previous.get("command") == list(launch.argv):
                 say(f"{name} is already running (pid {previous.get('pid')}); checking it")
-                adopted = _adopt(previous, impl, launch, settings=settings, deadline=began + timeout)
-                return _result(adopted, changed=adopted.get("_changed", False), stopped=None,
-                               seconds=round(time.monotonic() - began, 3))
+                changed = _adopt(previous, impl, launch, settings=settings, deadline=began + timeout)
+                return _result(previous, changed=changed, stopped=None, seconds=round(time.monotonic() - began, 3))
             if verdict in ("alive", "exited"):
                 say(f"stopping {previous.get('name')} (pid {previous.get('pid')})")
             stopped = _stop_recorded(previous, settings)
@@ -240,19 +239,20 @@ def _prepare(entry: dict[str, Any], impl: Any, *, settings, plugins) -> Any:
     return impl.launch(entry, settings=settings)
 
 
-def _adopt(active: dict[str, Any], impl, launch, *, settings, deadline: float) -> dict[str, Any]:
-    """Take over a running server of the same entry and command (e.g. one a killed CLI started)."""
+def _adopt(active: dict[str, Any], impl, launch, *, settings, deadline: float) -> bool:
+    """Take over a running server of the same entry and command (e.g. one a killed CLI started): wait until it
+    is ready and record that. Returns whether the record changed (``False``: it was ready already)."""
     from .processes import port_owners
 
     owners = port_owners(launch.port, pgid=active["pid"])
     if active.get("status") == "ready" and not owners.foreign and impl.probe(
             launch.endpoint, launch.served_model_id, settings=settings).ready:
-        return active
+        return False
     _wait_or_clean_up(active, impl, launch, settings=settings, deadline=deadline,
                       timeout=max(0.0, deadline - time.monotonic()))
-    active.update(status="ready", ready_at=_now(), _changed=True)
-    _write_state(settings, {k: v for k, v in active.items() if not k.startswith("_")})
-    return active
+    active.update(status="ready", ready_at=_now())
+    _write_state(settings, active)
+    return True
 
 
 def _check_port(launch) -> None:
@@ -273,7 +273,7 @@ def _spawn(entry: dict[str, Any], launch, *, settings, say) -> dict[str, Any]:
     from .processes import spawn
 
     log_file = log_path_for(settings, entry["name"])
-    say(f"starting {entry['name']}: {' '.join(launch.argv)}")
+    say(f"starting {entry['name']}: {_shell_line(launch.argv)}")
     try:
         proc, ident = spawn(list(launch.argv), env={**os.environ, **launch.env}, log_path=log_file,
                             log_bytes=settings.server_log_bytes)

@@ -90,14 +90,6 @@ class ServerIdentity:
             return None
 
 
-def identify(pid: int) -> ServerIdentity | None:
-    stat = proc_stat(pid)
-    if stat is None:
-        return None
-    return ServerIdentity(pid=pid, start_ticks=stat.start_ticks, boot_id=boot_id(),
-                          command=tuple(cmdline(pid) or ()))
-
-
 def assess(ident: ServerIdentity) -> str:
     """``"alive"`` (our server's leader runs), ``"exited"`` (it is gone; its group may linger), ``"rebooted"``
     (recorded in an earlier boot), or ``"reused"`` (its pid now belongs to some other process)."""
