@@ -161,6 +161,13 @@ def _stop_recorded(active: dict[str, Any], settings) -> dict[str, Any]:
 # --- public operations -----------------------------------------------------------------------------
 
 
+def _audit(settings, action: str, active: dict[str, Any], **fields: Any) -> None:
+    from . import audit
+
+    audit.record(settings.log_dir, action, entries=[active.get("name")], backend=active.get("backend"),
+                 server_pid=active.get("pid"), port=active.get("port"), **fields)
+
+
 def _now() -> str:
     from .storage import utc_now
 
@@ -221,6 +228,7 @@ def start(entry: dict[str, Any], impl: Any, *, settings, plugins=None, timeout: 
         _wait_or_clean_up(active, impl, launch, settings=settings, deadline=began + timeout, timeout=timeout)
         active.update(status="ready", ready_at=_now())
         _write_state(settings, active)
+    _audit(settings, "activate", active, stopped=stopped)
     say(f"{name} is ready at {launch.endpoint}")
     return _result(active, changed=True, stopped=stopped, seconds=round(time.monotonic() - began, 3))
 
@@ -384,6 +392,7 @@ def stop(*, settings, name: str | None = None) -> dict[str, Any]:
                                hint="run `imageworks-loader activate-model --stop` to stop whatever is active")
         out = _stop_recorded(active, settings)
         _clear_state(settings)
+    _audit(settings, "stop", active, signal=out["signal"], stale=out.get("stale"))
     return {"stopped": out["name"], "backend": active.get("backend"), "pid": out["pid"], "signal": out["signal"],
             **({"stale": out["stale"]} if "stale" in out else {})}
 

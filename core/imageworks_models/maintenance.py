@@ -294,17 +294,22 @@ def remove(name: str, *, delete_files: bool = False, purge: bool = False, force:
     if not force:
         raise RemovalRefusedError(f"refusing to remove {plan.name!r} without --force", hint="review the plan "
                                   "above (or run with --dry-run), then add --force")
+    from . import audit
+
     registry = store_for(settings)
     if plan.delete_files and plan.store_command:
         entry = registry.load(use_snapshot=False).get(plan.name)
         source = _store_source_for(entry, plugins)
-        plan.done += [f"removed {tag} from the store" for tag in source.remove(entry, settings=settings)]
+        removed = source.remove(entry, settings=settings)
+        plan.done += [f"removed {tag} from the store" for tag in removed]
+        audit.record(settings.log_dir, "delete-files", entries=[plan.name], store_tags=list(removed))
     elif plan.delete_files and plan.path and os.path.lexists(plan.path):
         if os.path.isdir(plan.path) and not os.path.islink(plan.path):
             shutil.rmtree(plan.path)  # never follows symlinks inside the folder
         else:
             os.unlink(plan.path)
         plan.done.append(f"deleted {plan.path}")
+        audit.record(settings.log_dir, "delete-files", entries=[plan.name], path=str(plan.path), bytes=plan.bytes)
 
     def body(layers):
         if plan.remove_metadata:

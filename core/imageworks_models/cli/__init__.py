@@ -140,14 +140,44 @@ class LazyGroup(click.Group):
             with formatter.section("Commands"):
                 formatter.write_dl(rows)
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta["imageworks.argv"] = list(args)  # what the user typed, for the audit trail
+        return super().parse_args(ctx, args)
+
     def invoke(self, ctx: click.Context):
-        try:
-            return super().invoke(ctx)
-        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
-            raise
-        except Exception as exc:  # one clear line, a traceback only when asked for
-            report_error(exc)
-            ctx.exit(getattr(exc, "exit_code", 1) if _is_ours(exc) else 1)
+        import shlex
+
+        from .. import audit
+
+        argv = ctx.meta.get("imageworks.argv") or []
+        with audit.command(" ".join([ctx.info_name or "imageworks-models", *map(shlex.quote, argv)])):
+            try:
+                return super().invoke(ctx)
+            except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+                raise
+            except Exception as exc:  # one clear line, a traceback only when asked for
+                _audit_failure(ctx, argv, exc)
+                report_error(exc)
+                ctx.exit(getattr(exc, "exit_code", 1) if _is_ours(exc) else 1)
+
+
+# Commands that change the registry, files or the live model. With IMAGEWORKS_DEBUG=1 their failures are kept in
+# the audit trail too, with the traceback; otherwise a refused command leaves every file as it was, the log too.
+WRITE_COMMANDS = frozenset({"download", "scan", "ingest-local-hf", "discover-all", "import-ollama", "rebuild-ollama",
+                            "backfill-ollama-paths", "reset-discovered", "restore-ollama", "remove", "lock", "unlock",
+                            "verify", "activate-model"})
+
+
+def _audit_failure(ctx: click.Context, argv: list[str], exc: BaseException) -> None:
+    if not debug_enabled() or not argv or argv[0] not in WRITE_COMMANDS or "--dry-run" in argv:
+        return
+    from .. import audit
+
+    try:
+        log_dir = ctx.ensure_object(CliState).settings().log_dir
+    except Exception:  # noqa: BLE001 - no settings (a bad config file): nowhere to write the record
+        return
+    audit.record(log_dir, "failed", error=exc)
 
 
 def _is_ours(exc: BaseException) -> bool:

@@ -27,7 +27,7 @@ def store_for(settings: "Settings") -> "RegistryStore":
     from .store import CURATED_FILE, DISCOVERED_FILE, LOCK_FILE, RegistryStore
 
     store = RegistryStore(settings.registry_dir, lock_timeout=settings.lock_timeout,
-                          backup_keep=settings.backup_keep)
+                          backup_keep=settings.backup_keep, audit_dir=settings.log_dir)
     if settings.origin("registry_dir") == "default" and not any(
             (store.directory / f).exists() for f in (CURATED_FILE, DISCOVERED_FILE)):
         source = shipped_defaults_dir()

@@ -62,6 +62,19 @@ def _digest(data: bytes | None) -> str:
     return "missing" if data is None else "sha256:" + hashlib.sha256(data).hexdigest()
 
 
+def _touched(layer: "Layer") -> set[str]:
+    """Names of the entries whose content differs from the bytes the layer was loaded from."""
+    try:
+        before = _parse_layer(layer.kind, layer.path, layer.data).entries if layer.data is not None else {}
+    except Exception:  # noqa: BLE001 - an unparsable old file: every entry counts as touched
+        before = {}
+
+    def same(name: str) -> bool:
+        return json.dumps(before.get(name), sort_keys=True) == json.dumps(layer.entries.get(name), sort_keys=True)
+
+    return {name for name in set(before) | set(layer.entries) if not same(name)}
+
+
 def _read(path: Path) -> bytes | None:
     try:
         with open(path, "rb") as fh:
@@ -376,10 +389,12 @@ class Registry:
 class RegistryStore:
     """The registry folder: loading (with the snapshot cache) and locked, atomic editing."""
 
-    def __init__(self, directory: Path | str, *, lock_timeout: float = 30.0, backup_keep: int = 10):
+    def __init__(self, directory: Path | str, *, lock_timeout: float = 30.0, backup_keep: int = 10,
+                 audit_dir: Path | str | None = None):
         self.directory = Path(directory)
         self.lock_timeout = lock_timeout
         self.backup_keep = backup_keep
+        self.audit_dir = Path(audit_dir) if audit_dir is not None else None  # None: no audit trail
 
     @property
     def curated_path(self) -> Path:
@@ -522,19 +537,30 @@ class RegistryStore:
             _validate_into(layer, list(layer.entries.values()))
         entries, _ = layers.merged()
         layers.check_effective(entries)
+        backups = []
         for layer in to_write:
             if layer.data is not None and (layer.legacy or backup):
-                storage.backup_file(layer.path, self.backup_dir, keep=self.backup_keep,
-                                    label="legacy" if layer.legacy else backup_label)
+                backups.append(storage.backup_file(layer.path, self.backup_dir, keep=self.backup_keep,
+                                                   label="legacy" if layer.legacy else backup_label))
         merged_data = _read(self.merged_path)
         if merged_data is not None and merged_data.lstrip().startswith(b"["):
             storage.backup_file(self.merged_path, self.backup_dir, keep=self.backup_keep, label="legacy")
+        touched: set[str] = set()
+        files = {}
         for layer in to_write:
+            if self.audit_dir is not None:
+                touched |= _touched(layer)
             data = layer.to_bytes()
+            files[layer.path.name] = {"before": _digest(layer.data), "after": _digest(data)}
             storage.atomic_write(layer.path, data)
             layer.data, layer.schema_version = data, SCHEMA_VERSION
             layer.mark_clean()
         self._write_snapshot(entries, layers)
+        if self.audit_dir is not None:
+            from .. import audit
+
+            audit.record(self.audit_dir, "registry-write", entries=sorted(touched), files=files,
+                         registry=str(self.directory), backups=[str(b) for b in backups if b])
 
     def _write_snapshot(self, entries: dict[str, dict[str, Any]], layers: Layers) -> None:
         sources = {CURATED_FILE: _digest(layers.curated.data), DISCOVERED_FILE: _digest(layers.discovered.data)}

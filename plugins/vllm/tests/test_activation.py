@@ -592,3 +592,18 @@ def test_current_model_says_unhealthy_when_the_live_server_stops_answering(orch)
     assert info["active"] is True and info["status"] == "unhealthy"
     assert info["detail"] == "no answer within 2s"
     assert orch.state()["name"] == "qwen-a"  # a slow server is reported, not forgotten
+
+
+def test_activation_switch_and_stop_are_in_the_audit_trail(orch):
+    from imageworks_models import audit
+
+    a = orch.activate("qwen-a")
+    b = orch.activate("qwen-b")
+    orch.cli("activate-model", "--stop")
+
+    recs = [r for r in audit.read(orch.registry / "logs", limit=None) if r["action"] in ("activate", "stop")]
+    assert [(r["action"], r["entries"]) for r in recs] == [("activate", ["qwen-a"]), ("activate", ["qwen-b"]),
+                                                           ("stop", ["qwen-b"])]
+    assert recs[1]["stopped"]["name"] == "qwen-a" and recs[1]["server_pid"] == b["pid"]
+    assert recs[0]["server_pid"] == a["pid"] and recs[0]["port"] == orch.port
+    assert recs[2]["command"].endswith("activate-model --stop") and recs[2]["signal"] == "TERM"
