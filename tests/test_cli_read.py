@@ -624,7 +624,8 @@ def test_loader_help_lists_only_its_existing_verbs(cli):
     result = cli("--help", prog="imageworks-loader")
     assert result.exit_code == 0
     assert commands_listed(result.stdout) == ["activate-model", "current-model", "discover-all", "ingest-local-hf",
-                                              "list", "lock", "rebuild-ollama", "select", "unlock", "verify"]
+                                              "list", "lock", "purge-imported", "rebuild-ollama", "select", "unlock",
+                                              "verify"]
     assert "Examples:" in result.stdout
 
 
@@ -632,8 +633,9 @@ def test_download_help_lists_only_its_existing_verbs(cli):
     result = cli("--help", prog="imageworks-download")
     assert result.exit_code == 0
     assert commands_listed(result.stdout) == ["backfill-ollama-paths", "config", "download", "import-ollama", "list",
-                                              "list-roles", "remove", "reset-discovered", "restore-ollama", "scan",
-                                              "stats", "verify"]
+                                              "list-roles", "normalize-formats", "prune-deprecated", "prune-duplicates",
+                                              "purge-logical-only", "remove", "reset-discovered", "restore-ollama",
+                                              "scan", "stats", "verify"]
 
 
 def test_models_help_lists_every_command(cli):
@@ -642,7 +644,9 @@ def test_models_help_lists_every_command(cli):
     assert commands_listed(result.stdout) == ["activate-model", "backfill-ollama-paths", "config", "current-model",
                                               "discover-all",
                                               "download", "health", "import-ollama", "ingest-local-hf", "list",
-                                              "list-roles", "lock", "plugins", "rebuild-ollama", "remove",
+                                              "list-roles", "lock", "normalize-formats", "plugins", "prune-deprecated",
+                                              "prune-duplicates", "purge-imported", "purge-logical-only",
+                                              "rebuild-ollama", "remove",
                                               "reset-discovered", "restore-ollama", "scan", "select", "show", "stats",
                                               "unlock", "verify"]
 

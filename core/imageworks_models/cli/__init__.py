@@ -41,6 +41,15 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "restore-ollama": ("imageworks_models.cli.maintain:restore_ollama_cmd",
                        "Put back the Ollama entries of a backup."),
     "remove": ("imageworks_models.cli.maintain:remove_cmd", "Remove an entry's metadata, its files, or both."),
+    "normalize-formats": ("imageworks_models.cli.maintain:normalize_formats_cmd",
+                          "Re-inspect entries; fix format, quant, size, checksum."),
+    "prune-duplicates": ("imageworks_models.cli.maintain:prune_duplicates_cmd",
+                         "Remove entries that register one model twice."),
+    "prune-deprecated": ("imageworks_models.cli.maintain:prune_deprecated_cmd", "Remove entries flagged deprecated."),
+    "purge-logical-only": ("imageworks_models.cli.maintain:purge_logical_only_cmd",
+                           "Remove entries with no files and no curated part."),
+    "purge-imported": ("imageworks_models.cli.maintain:purge_imported_cmd",
+                       "Forget imported entries (rediscover from scratch)."),
     "activate-model": ("imageworks_models.cli.serve:activate_model_cmd",
                        "Start or switch the live model, or --stop it."),
     "current-model": ("imageworks_models.cli.serve:current_model_cmd", "Show the live model, checked now."),
@@ -165,7 +174,8 @@ class LazyGroup(click.Group):
 # the audit trail too, with the traceback; otherwise a refused command leaves every file as it was, the log too.
 WRITE_COMMANDS = frozenset({"download", "scan", "ingest-local-hf", "discover-all", "import-ollama", "rebuild-ollama",
                             "backfill-ollama-paths", "reset-discovered", "restore-ollama", "remove", "lock", "unlock",
-                            "verify", "activate-model"})
+                            "verify", "activate-model", "normalize-formats", "prune-duplicates", "prune-deprecated",
+                            "purge-logical-only", "purge-imported"})
 
 
 def _audit_failure(ctx: click.Context, argv: list[str], exc: BaseException) -> None:

@@ -1,4 +1,4 @@
-"""Maintenance commands: reset-discovered, restore-ollama, remove.
+"""Maintenance commands: reset-discovered, restore-ollama, remove, prune-*, purge-*.
 
 The work is in :mod:`imageworks_models.maintenance` (the GUI calls the same functions).
 """
@@ -9,7 +9,7 @@ import shlex
 
 import click
 
-from .output import common_options, emit_json, human_bytes, json_option, state
+from .output import common_options, emit_json, human_bytes, json_option, state, table
 from .stores import emit
 
 
@@ -122,3 +122,164 @@ def remove_cmd(name, delete_files, purge, force, dry_run, as_json):
         return
     for line in plan.done:
         click.echo(line)
+
+
+def cleanup_options(func):
+    for option in reversed((
+        click.option("--dry-run", is_flag=True, help="Print the entries that would go; write nothing."),
+        click.option("--no-backup", is_flag=True, help="Skip the backup (throw-away pipelines only)."),
+        json_option,
+        common_options,
+    )):
+        func = option(func)
+    return func
+
+
+@click.command("prune-duplicates")
+@cleanup_options
+def prune_duplicates_cmd(dry_run, no_backup, as_json):
+    """Remove entries that register the same model twice.
+
+    Duplicates: the same files (aggregate digest or real path), or the same source, revision and format.
+    Of each group the best is kept (curated by hand, locked, installed, not deprecated, shortest name); a
+    duplicate with a curated part is shown as skip, to resolve by hand. Only registry entries change,
+    never files; a backup is taken first.
+
+    \b
+    Examples:
+      imageworks-download prune-duplicates --dry-run
+      imageworks-download prune-duplicates --json | jq '.rows[] | select(.action == "remove") | .name'
+    """
+    from ..cleanup import prune_duplicates
+
+    emit(prune_duplicates(dry_run=dry_run, backup=not no_backup, settings=state().settings()), as_json)
+
+
+@click.command("prune-deprecated")
+@click.option("--placeholders-only", is_flag=True, help="Only deprecated placeholders (no weights of their own).")
+@cleanup_options
+def prune_deprecated_cmd(placeholders_only, dry_run, no_backup, as_json):
+    """Remove entries flagged deprecated.
+
+    Both layers of each deprecated entry go (the flag is the decision); locked entries are kept and shown
+    as skip. --placeholders-only limits it to placeholders: testing entries or entries with no files,
+    such as the earlier tool's entries that import-ollama --deprecate-placeholders flagged.
+
+    \b
+    Examples:
+      imageworks-download prune-deprecated --placeholders-only --dry-run
+      imageworks-download prune-deprecated
+    """
+    from ..cleanup import prune_deprecated
+
+    emit(prune_deprecated(placeholders_only=placeholders_only, dry_run=dry_run, backup=not no_backup,
+                          settings=state().settings()), as_json)
+
+
+@click.command("purge-logical-only")
+@cleanup_options
+def purge_logical_only_cmd(dry_run, no_backup, as_json):
+    """Remove entries that are only names: no files, no curated part.
+
+    Such entries are left behind by interrupted imports or removed files; entries described by hand in
+    the curated layer are never touched.
+
+    \b
+    Examples:
+      imageworks-download purge-logical-only --dry-run
+      imageworks-download purge-logical-only
+    """
+    from ..cleanup import purge_logical_only
+
+    emit(purge_logical_only(dry_run=dry_run, backup=not no_backup, settings=state().settings()), as_json)
+
+
+@click.command("purge-imported")
+@click.option("--providers", default="all", show_default=True, metavar="LIST",
+              help="Comma list of providers (hf, ollama, local...) or all.")
+@click.option("--apply", is_flag=True, help="Write the changes (without it: a dry run).")
+@click.option("--no-backup", is_flag=True, help="Skip the backup (throw-away pipelines only).")
+@json_option
+@common_options
+def purge_imported_cmd(providers, apply, no_backup, as_json):
+    """Forget imported entries, to rediscover them from scratch.
+
+    Removes the discovered-layer part of every entry imported from the providers (curated parts stay).
+    A dry run unless --apply. Then repopulate with ingest-local-hf, rebuild-ollama or discover-all.
+
+    \b
+    Examples:
+      imageworks-loader purge-imported --providers ollama
+      imageworks-loader purge-imported --apply --providers all
+    """
+    from ..cleanup import purge_imported
+
+    emit(purge_imported(providers.split(","), dry_run=not apply, backup=not no_backup,
+                        settings=state().settings()), as_json)
+
+
+def _cell(row, key: str) -> str:
+    if key not in row.changes:
+        return "="
+    old, new = row.changes[key]
+    if key == "size_bytes":
+        old, new = (human_bytes(v) if v is not None else "-" for v in (old, new))
+    elif key == "aggregate":
+        old, new = ((v.split(":", 1)[-1][:12] if v else "-") for v in (old, new))
+    return f"{old if old is not None else '-'} → {new if new is not None else '-'}"
+
+
+@click.command("normalize-formats")
+@click.option("--dry-run", "dry_run", is_flag=True, help="Print the diff table; write nothing (the default).")
+@click.option("--apply", is_flag=True, help="Write the changes.")
+@click.option("--rebuild", is_flag=True, help="Hash every byte again instead of trusting the stat cache.")
+@click.option("--prune-missing", is_flag=True, help="Drop entries whose files are gone (curated parts stay).")
+@click.option("--no-backup", is_flag=True, help="Skip the backup (throw-away pipelines only).")
+@json_option
+@common_options
+def normalize_formats_cmd(dry_run, apply, rebuild, prune_missing, no_backup, as_json):
+    """Re-inspect installed entries and fix their recorded format, quant, size and checksum.
+
+    Reads each entry's headers and builds its manifest (files unchanged since they were last hashed here
+    are not read again, unless --rebuild), then shows one row per entry: format, quantization, size,
+    file count and directory checksum, each "recorded → found" or "=". --apply writes the discovered
+    layer after a backup. Fields set in the curated layer are reported, never overwritten; a checksum
+    that changed is shown, but only `verify --accept` records new files for an entry.
+
+    \b
+    Examples:
+      imageworks-download normalize-formats --dry-run
+      imageworks-download normalize-formats --apply
+      imageworks-download normalize-formats --rebuild --prune-missing --apply
+    """
+    from ..normalize import normalize_formats
+    from .progress import progress_for_terminal
+
+    if dry_run and apply:
+        raise click.UsageError("--dry-run and --apply contradict each other; pick one")
+    report = normalize_formats(apply=apply, rebuild=rebuild, prune_missing=prune_missing, backup=not no_backup,
+                               settings=state().settings(), progress=progress_for_terminal())
+    if as_json:
+        emit_json(report.as_dict())
+    else:
+        shown = [r for r in report.rows if r.action != "unchanged"]
+        if shown:
+            click.echo(table(("ACTION", "NAME", "FORMAT", "QUANT", "SIZE", "FILES", "CHECKSUM"),
+                             [(("would " if report.dry_run and r.action in ("update", "remove") else "") + r.action,
+                               r.name, _cell(r, "format"), _cell(r, "quantization"), _cell(r, "size_bytes"),
+                               _cell(r, "file_count"), _cell(r, "aggregate")) for r in shown]))
+            for r in shown:
+                if r.reason:
+                    click.echo(f"{r.name}: {r.reason}", err=True)
+        counts = ", ".join(f"{n} {a}" for a, n in report.counts().items()) or "no installed entries"
+        click.echo(counts, err=True)
+        for note in report.notes:
+            click.echo(f"note: {note}", err=True)
+        if report.dry_run:
+            click.echo("note: dry run, nothing was written (add --apply)", err=True)
+        else:
+            click.echo(f"{report.written} entr{'y' if report.written == 1 else 'ies'} changed", err=True)
+            for path in report.backup:
+                click.echo(f"backup: {path}", err=True)
+    if any(r.action == "error" for r in report.rows):
+        click.get_current_context().exit(1)

@@ -1,0 +1,212 @@
+"""Registry clean-up shared by the CLI and the GUI: prune-duplicates, prune-deprecated, purge-logical-only and
+purge-imported (runbook 3.4 and 3.7).
+
+Every function plans from one consistent read of the registry and returns a
+:class:`~imageworks_models.maintenance.ChangeReport` whose rows are the diff (``remove`` or ``skip`` with the
+reason). With ``dry_run`` nothing is written, not even a backup. Otherwise the plan is made again under the
+registry's lock and applied in one edit, after a timestamped backup of each changed layer (unless
+``backup=False``, for throw-away pipelines). Nothing here deletes files: only registry entries.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Callable
+
+from .discovery import Row
+from .maintenance import ChangeReport, entry_path
+from .views import aggregate, installed, locked
+
+BOTH = ("curated", "discovered")
+Plan = list[tuple[Row, tuple[str, ...]]]  # each row, and the layers its entry is removed from
+
+
+def _row(action: str, entry: dict[str, Any], reason: str) -> Row:
+    dl = entry.get("download") or {}
+    return Row(action, entry_path(entry), name=entry["name"], backend=entry.get("backend"),
+               format=dl.get("format") or entry.get("format"), quantization=entry.get("quantization"),
+               provider=(entry.get("source") or {}).get("provider"), reason=reason,
+               served_model_id=entry.get("served_model_id"), size_bytes=int(dl.get("size_bytes") or 0))
+
+
+def _run(label: str, plan: Callable[[Any], Plan], *, dry_run: bool, backup: bool, settings) -> ChangeReport:
+    from .registry import store_for
+    from .settings import load_settings
+
+    settings = settings or load_settings()
+    registry = store_for(settings)
+    if dry_run:
+        return ChangeReport([row for row, _ in plan(registry.load_layers())], dry_run=True)
+    before = _backup_names(registry)
+    with registry.edit(backup=backup, backup_label=label) as layers:
+        planned = plan(layers)  # again, under the lock: what another writer changed meanwhile counts
+        for row, where in planned:
+            for layer in where:
+                getattr(layers, layer).remove(row.name)
+    return ChangeReport([row for row, _ in planned], dry_run=False, backup=sorted(_backup_names(registry) - before),
+                        written=sum(bool(where) for _, where in planned))
+
+
+def _backup_names(registry) -> set[str]:
+    folder = registry.backup_dir
+    return {str(p) for p in folder.iterdir()} if folder.is_dir() else set()
+
+
+def _has_curated(layers, name: str) -> bool:
+    return layers.curated.get(name) is not None
+
+
+# -- prune-duplicates ------------------------------------------------------------------------------------
+
+
+def _keep_rank(layers):
+    def rank(entry: dict[str, Any]):
+        flags = entry.get("flags") or {}
+        # The one to keep: curated by hand, locked, installed, not deprecated, not testing; then by name.
+        return (not _has_curated(layers, entry["name"]), not locked(entry), not installed(entry),
+                bool(flags.get("deprecated")), bool(flags.get("testing")), len(entry["name"]), entry["name"])
+    return rank
+
+
+def duplicate_groups(entries: dict[str, dict[str, Any]]) -> list[tuple[str, list[dict[str, Any]]]]:
+    """Entries registered more than once: the same files (aggregate digest, or the same real path), or the
+    same source, revision and format. Returns ``[(why, [entries...])]``, each group of two or more."""
+    keys: dict[tuple, list[dict[str, Any]]] = {}
+    for entry in entries.values():
+        digest = aggregate(entry)
+        path = entry_path(entry)
+        src = entry.get("source") or {}
+        fmt = ((entry.get("download") or {}).get("format") or entry.get("format") or "").lower()
+        revision = src.get("commit") or src.get("revision")
+        if digest:
+            keys.setdefault(("same files", digest), []).append(entry)
+        elif path and os.path.isabs(os.path.expanduser(path)):
+            keys.setdefault(("same files", os.path.realpath(os.path.expanduser(path))), []).append(entry)
+        if src.get("provider") and src.get("repo_id") and revision and fmt:
+            keys.setdefault(("same source, revision and format", src["provider"], src["repo_id"], revision, fmt),
+                            []).append(entry)
+    groups, seen = [], set()
+    for key, members in keys.items():
+        names = tuple(sorted(e["name"] for e in members))
+        if len(members) > 1 and names not in seen:
+            seen.add(names)
+            groups.append((key[0], members))
+    return groups
+
+
+def prune_duplicates(*, dry_run: bool = False, backup: bool = True, settings=None) -> ChangeReport:
+    """Remove entries that register the same model twice, keeping the best of each group (curated by hand,
+    locked, installed, not deprecated, then the shortest name). A duplicate with a curated part is never
+    removed automatically: it is a ``skip`` row to resolve by hand.
+
+    Raises:
+        StorageError, LockTimeoutError: the registry could not be written (it is unchanged).
+    """
+    def plan(layers) -> Plan:
+        entries, _ = layers.merged()
+        out: Plan = []
+        done: set[str] = set()
+        for why, members in duplicate_groups(entries):
+            keep = min(members, key=_keep_rank(layers))
+            for entry in sorted(members, key=lambda e: e["name"]):
+                if entry["name"] == keep["name"] or entry["name"] in done:
+                    continue
+                done.add(entry["name"])
+                if _has_curated(layers, entry["name"]):
+                    out.append((_row("skip", entry, f"{why} as {keep['name']}, but curated: remove one by hand"), ()))
+                else:
+                    out.append((_row("remove", entry, f"{why} as {keep['name']} (kept)"), ("discovered",)))
+        return out
+
+    return _run("prune-duplicates", plan, dry_run=dry_run, backup=backup, settings=settings)
+
+
+# -- prune-deprecated --------------------------------------------------------------------------------------
+
+
+def is_placeholder(entry: dict[str, Any]) -> bool:
+    """A placeholder: flagged testing (no real weights of its own), or with no files recorded at all."""
+    return bool((entry.get("flags") or {}).get("testing")) or not entry_path(entry)
+
+
+def prune_deprecated(*, placeholders_only: bool = False, dry_run: bool = False, backup: bool = True,
+                     settings=None) -> ChangeReport:
+    """Remove entries flagged ``deprecated`` (both layers: the flag is the decision), or with
+    ``placeholders_only`` only those that are also placeholders. A locked entry is kept (``skip``): unlock it
+    first if it really should go.
+
+    Raises:
+        StorageError, LockTimeoutError: the registry could not be written (it is unchanged).
+    """
+    def plan(layers) -> Plan:
+        entries, _ = layers.merged()
+        out: Plan = []
+        for name in sorted(entries):
+            entry = entries[name]
+            if not (entry.get("flags") or {}).get("deprecated"):
+                continue
+            if placeholders_only and not is_placeholder(entry):
+                continue
+            if locked(entry):
+                out.append((_row("skip", entry, "deprecated but locked: unlock it first"), ()))
+                continue
+            reason = "deprecated placeholder" if is_placeholder(entry) else "deprecated"
+            if _has_curated(layers, name):
+                reason += "; its curated part goes too"
+            out.append((_row("remove", entry, reason), BOTH))
+        return out
+
+    return _run("prune-deprecated", plan, dry_run=dry_run, backup=backup, settings=settings)
+
+
+# -- purge-logical-only ------------------------------------------------------------------------------------
+
+
+def purge_logical_only(*, dry_run: bool = False, backup: bool = True, settings=None) -> ChangeReport:
+    """Remove entries that exist only as names: no files recorded, no artifacts, and no curated part (nobody
+    described them by hand).
+
+    Raises:
+        StorageError, LockTimeoutError: the registry could not be written (it is unchanged).
+    """
+    def plan(layers) -> Plan:
+        entries, _ = layers.merged()
+        return [(_row("remove", entries[name], "no files and no curated part"), ("discovered",))
+                for name in sorted(entries)
+                if not _has_curated(layers, name) and not entry_path(entries[name])
+                and not (entries[name].get("artifacts") or {}).get("files")]
+
+    return _run("purge-logical-only", plan, dry_run=dry_run, backup=backup, settings=settings)
+
+
+# -- purge-imported ------------------------------------------------------------------------------------------
+
+
+def purge_imported(providers: list[str], *, dry_run: bool = True, backup: bool = True, settings=None) -> ChangeReport:
+    """Forget what import and discovery recorded from ``providers`` (``hf``, ``ollama``...; ``all``: every
+    provider): their discovered-layer parts go, curated parts stay. The start of a rediscovery from scratch
+    (runbook 3.7), followed by ``ingest-local-hf``, ``rebuild-ollama`` or ``discover-all``.
+
+    Raises:
+        StorageError, LockTimeoutError: the registry could not be written (it is unchanged).
+    """
+    wanted = {p.strip().lower() for p in providers if p.strip()}
+    every = "all" in wanted
+
+    def plan(layers) -> Plan:
+        entries, _ = layers.merged()
+        out: Plan = []
+        for name in sorted(layers.discovered.entries):
+            entry = entries.get(name) or layers.discovered.entries[name]
+            provider = ((entry.get("source") or {}).get("provider") or "").lower()
+            if not provider or not (every or provider in wanted):
+                continue
+            curated = layers.curated.get(name)
+            if curated is not None and not curated.get("backend"):
+                out.append((_row("skip", entry, "its curated part has no backend of its own"), ()))
+                continue
+            out.append((_row("remove", entry, f"imported from {provider}" +
+                             ("; curated part kept" if curated is not None else "")), ("discovered",)))
+        return out
+
+    return _run("purge-imported", plan, dry_run=dry_run, backup=backup, settings=settings)
