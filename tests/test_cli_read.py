@@ -624,8 +624,8 @@ def test_loader_help_lists_only_its_existing_verbs(cli):
     result = cli("--help", prog="imageworks-loader")
     assert result.exit_code == 0
     assert commands_listed(result.stdout) == ["activate-model", "current-model", "discover-all", "ingest-local-hf",
-                                              "list", "lock", "purge-imported", "rebuild-ollama", "select", "unlock",
-                                              "verify"]
+                                              "list", "lock", "purge-imported", "rebuild-ollama", "select", "sync",
+                                              "unlock", "verify"]
     assert "Examples:" in result.stdout
 
 
@@ -641,14 +641,15 @@ def test_download_help_lists_only_its_existing_verbs(cli):
 def test_models_help_lists_every_command(cli):
     result = cli("--help", prog="imageworks-models")
     assert result.exit_code == 0
-    assert commands_listed(result.stdout) == ["activate-model", "backfill-ollama-paths", "config", "current-model",
+    assert commands_listed(result.stdout) == ["activate-model", "backfill-ollama-paths", "check-updates", "config",
+                                              "current-model",
                                               "discover-all",
                                               "download", "health", "import-ollama", "ingest-local-hf", "list",
                                               "list-roles", "lock", "normalize-formats", "plugins", "prune-deprecated",
                                               "prune-duplicates", "purge-imported", "purge-logical-only",
                                               "rebuild-ollama", "remove",
                                               "reset-discovered", "restore-ollama", "scan", "select", "show", "stats",
-                                              "unlock", "verify"]
+                                              "sync", "unlock", "verify"]
 
 
 @pytest.mark.parametrize("prog, verb", [

@@ -23,8 +23,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "list-roles": ("imageworks_models.cli.read:list_roles_cmd", "List roles and the entries that play them."),
     "stats": ("imageworks_models.cli.read:stats_cmd", "Counts by backend, format and quantization; disk use."),
     "verify": ("imageworks_models.cli.integrity:verify_cmd", "Check entries' files against the registry."),
-    "lock": ("imageworks_models.cli.integrity:lock_cmd", "Lock entries to their expected aggregate digest."),
+    "lock": ("imageworks_models.cli.integrity:lock_cmd", "Lock entries; `lock export` writes models.lock."),
     "unlock": ("imageworks_models.cli.integrity:unlock_cmd", "Unlock entries."),
+    "sync": ("imageworks_models.cli.integrity:sync_cmd", "Reproduce a models.lock here: fetch, verify, lock."),
+    "check-updates": ("imageworks_models.cli.integrity:check_updates_cmd",
+                      "Show entries whose upstream revision moved."),
     "download": ("imageworks_models.cli.acquire:download_cmd", "Download a Hugging Face model and register it."),
     "scan": ("imageworks_models.cli.acquire:scan_cmd", "Find models in a weights folder and record them."),
     "ingest-local-hf": ("imageworks_models.cli.acquire:ingest_local_hf_cmd",
@@ -58,7 +61,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "plugins": ("imageworks_models.cli.admin:plugins_cmd", "List plugins, their status and what they provide."),
 }
 
-LOADER_VERBS = ("list", "select", "verify", "lock", "unlock", "activate-model", "current-model",
+LOADER_VERBS = ("list", "select", "verify", "lock", "unlock", "sync", "activate-model", "current-model",
                 "purge-imported", "ingest-local-hf", "rebuild-ollama", "discover-all")
 DOWNLOAD_VERBS = ("download", "scan", "import-ollama", "normalize-formats", "prune-duplicates", "prune-deprecated",
                   "purge-logical-only", "reset-discovered", "restore-ollama", "backfill-ollama-paths", "verify",
@@ -175,7 +178,7 @@ class LazyGroup(click.Group):
 WRITE_COMMANDS = frozenset({"download", "scan", "ingest-local-hf", "discover-all", "import-ollama", "rebuild-ollama",
                             "backfill-ollama-paths", "reset-discovered", "restore-ollama", "remove", "lock", "unlock",
                             "verify", "activate-model", "normalize-formats", "prune-duplicates", "prune-deprecated",
-                            "purge-logical-only", "purge-imported"})
+                            "purge-logical-only", "purge-imported", "sync"})
 
 
 def _audit_failure(ctx: click.Context, argv: list[str], exc: BaseException) -> None:

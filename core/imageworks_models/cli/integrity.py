@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .output import common_options, emit_json, human_bytes, json_option, state
+from .output import common_options, emit_json, human_bytes, json_option, state, table
 
 _STATUS = {"ok": "ok", "recorded": "recorded", "accepted": "accepted", "diverged": "DIVERGED", "missing": "MISSING",
            "incomplete": "INCOMPLETE", "changed": "CHANGED", "not-installed": "not installed", "skipped": "skipped",
@@ -138,27 +138,124 @@ def _print_lock_results(results, dry_run: bool, as_json: bool) -> None:
 @click.option("--quick", is_flag=True, help="With --set-expected: reuse digests of files unchanged since hashed.")
 @click.option("--algorithm", metavar="NAME", help="Hasher for --set-expected (sha256, blake3); default: setting.")
 @click.option("--dry-run", is_flag=True, help="Show what would change; record nothing.")
+@click.option("--output", "-o", metavar="FILE", help="With `lock export`: the lockfile to write (default models.lock).")
 @json_option
 @common_options
-def lock_cmd(names, set_expected, quick, algorithm, dry_run, as_json):
-    """Lock entries to their expected aggregate digest.
+def lock_cmd(names, set_expected, quick, algorithm, dry_run, output, as_json):
+    """Lock entries to their expected aggregate digest, or export every locked entry to models.lock.
 
     A locked entry whose files drift is reported by verify (exit 2), flagged DRIFT by list and refused
     by activate-model. Without --set-expected the recorded manifest's aggregate becomes the expected one.
+
+    `lock export` writes models.lock (or --output FILE): every locked entry with its source, resolved commit
+    and every file's size and digest; `sync models.lock` reproduces them on another machine.
 
     \b
     Examples:
       imageworks-loader lock qwen2.5-vl-7b-vllm-awq --set-expected
       imageworks-loader lock qwen2.5-vl-7b-vllm-awq --set-expected --algorithm blake3
       imageworks-models lock NAME --dry-run --json
+      imageworks-loader lock export --output models.lock
     """
     from ..integrity import lock
     from .progress import progress_for_terminal
 
     st = state()
+    if names[0] == "export":  # `lock -- export` would still lock an entry named "export": there is none such
+        _export(names[1:], output, dry_run, as_json)
+        return
+    if output:
+        raise click.UsageError("--output goes with `lock export`")
     results = lock(names, set_expected=set_expected, quick=quick, algorithm=algorithm, dry_run=dry_run,
                    settings=st.settings(), plugins=st.plugins(), progress=progress_for_terminal())
     _print_lock_results(results, dry_run, as_json)
+
+
+def _export(extra, output, dry_run, as_json) -> None:
+    from ..lockfile import LOCKFILE, export_lock
+
+    if extra:
+        raise click.UsageError("`lock export` takes no names: it exports every locked entry")
+    result = export_lock(output or LOCKFILE, dry_run=dry_run, settings=state().settings())
+    if as_json:
+        emit_json(result)
+        return
+    verb = "would write" if dry_run else "wrote"
+    click.echo(f"{verb} {result['path']}: {len(result['entries'])} locked entr"
+               f"{'y' if len(result['entries']) == 1 else 'ies'}")
+    for skipped in result["skipped"]:
+        click.echo(f"skipped {skipped['name']}: {skipped['reason']}", err=True)
+
+
+@click.command("sync")
+@click.argument("lockfile", default="models.lock", type=click.Path(dir_okay=False))
+@click.option("--dry-run", is_flag=True, help="Check what is here and say what would be downloaded; change nothing.")
+@json_option
+@common_options
+def sync_cmd(lockfile, dry_run, as_json):
+    """Reproduce the locked entries of a models.lock on this machine.
+
+    Entries already here are checked file by file against the lock's digests (ok, or drift). Missing ones
+    are downloaded at the locked commit, every digest is verified, and the entry is locked; files that differ
+    from the lock are reported as drift and the entry is left unlocked. Exit code 2 when anything drifted,
+    1 on errors.
+
+    \b
+    Examples:
+      imageworks-loader sync models.lock --dry-run
+      imageworks-loader sync models.lock --json
+    """
+    from ..lockfile import sync_lock
+    from .progress import progress_for_terminal
+
+    st = state()
+    report = sync_lock(lockfile, dry_run=dry_run, settings=st.settings(), plugins=st.plugins(),
+                       progress=progress_for_terminal())
+    if as_json:
+        emit_json(report.as_dict())
+    else:
+        click.echo(table(("ACTION", "NAME", "DETAIL"),
+                         [(r.action, r.name, (r.reason or "") + (f" (registered as {r.registered_as})"
+                                                                 if r.registered_as else "")) for r in report.rows]))
+        for r in report.rows:
+            for path in r.differing:
+                click.echo(f"{r.name}: differs: {path}", err=True)
+        if dry_run:
+            click.echo("note: dry run, nothing was downloaded or written", err=True)
+    if report.exit_code:
+        click.get_current_context().exit(report.exit_code)
+
+
+@click.command("check-updates")
+@click.argument("names", nargs=-1, metavar="[NAME...]")
+@json_option
+@common_options
+def check_updates_cmd(names, as_json):
+    """Show entries whose upstream revision moved past their recorded commit.
+
+    Asks each entry's source (the Hub, for hf entries) which commit its revision points at now; local files
+    are not touched. Entries without a recorded commit (scanned, not downloaded) are left out unless named.
+
+    \b
+    Examples:
+      imageworks-models check-updates
+      imageworks-models check-updates qwen2.5-vl-7b-instruct-vllm-awq --json
+    """
+    from ..lockfile import check_updates
+
+    st = state()
+    rows = check_updates(list(names) or None, settings=st.settings(), plugins=st.plugins())
+    if as_json:
+        emit_json(rows)
+    else:
+        click.echo(table(("NAME", "STATUS", "REPO", "REVISION", "RECORDED", "LATEST"),
+                         [(r["name"], r["status"], r["repo_id"] or "-", r["revision"] or "-",
+                           (r["commit"] or "-")[:12], (r["latest"] or "-")[:12]) for r in rows]))
+        for r in rows:
+            if r["reason"]:
+                click.echo(f"{r['name']}: {r['reason']}", err=True)
+    if any(r["status"] == "error" for r in rows):
+        click.get_current_context().exit(1)
 
 
 @click.command("unlock")

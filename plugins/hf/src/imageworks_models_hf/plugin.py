@@ -1,4 +1,4 @@
-"""Hook implementations of the Hugging Face plugin: the ``hf`` source (scan, discover, fetch)."""
+"""Hook implementations of the Hugging Face plugin: the ``hf`` source (scan, discover, fetch, updates)."""
 
 from imageworks_models import Source, hookimpl
 
@@ -12,4 +12,4 @@ def _load():
 @hookimpl
 def register_sources(register):
     register(Source(name="hf", description="Hugging Face Hub repositories and local HF-layout folders",
-                    load=_load, provides=("scan", "discover", "fetch")))
+                    load=_load, provides=("scan", "discover", "fetch", "updates")))

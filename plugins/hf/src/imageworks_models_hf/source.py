@@ -49,3 +49,26 @@ class HFSource:
         from .fetch import fetch
 
         return fetch(request, settings=settings, progress=progress, hash_file=hash_file)
+
+    def latest_commit(self, repo_id: str, revision: str, *, settings) -> str:
+        """The commit ``revision`` (a branch or tag) of ``repo_id`` points at now on the Hub (one
+        ``model_info`` call; no file is listed or fetched).
+
+        Raises:
+            RemoteNotFoundError, RemoteAccessError, RemoteUnavailableError: as the Hub answered.
+        """
+        from huggingface_hub import HfApi
+        from imageworks_models.errors import RemoteUnavailableError
+
+        from .remote import COMMIT_LEN, check_endpoint, get_token, translate
+
+        endpoint = check_endpoint(settings.hf_endpoint)
+        token = get_token()
+        try:
+            commit = HfApi(endpoint=endpoint, token=token if token else False).model_info(repo_id,
+                                                                                        revision=revision).sha
+        except Exception as exc:
+            raise translate(exc, repo_id=repo_id, revision=revision, endpoint=endpoint) from exc
+        if not isinstance(commit, str) or len(commit) != COMMIT_LEN:
+            raise RemoteUnavailableError(f"the Hub gave no commit for {repo_id}@{revision}")
+        return commit

@@ -1,0 +1,267 @@
+"""``models.lock``: the locked entries of one machine, to reproduce them byte for byte on another.
+
+``lock export`` writes every locked entry with where it came from (provider, repo, revision, resolved commit)
+and every file with its size and digest::
+
+    {"schema_version": 1, "generated_at": "…", "entries": [
+      {"name", "backend", "served_model_id", "format", "quantization",
+       "source": {"provider": "hf", "repo_id": "Qwen/Qwen2.5-VL-7B-Instruct-AWQ", "revision": "main", "commit": "…"},
+       "aggregate": "sha256:…", "files": [{"path": "model.safetensors", "size": 123, "digest": "sha256:…"}]}]}
+
+``sync models.lock`` on another machine checks what is there against it, downloads what is missing (at the
+locked commit, through the source that provides it), verifies every digest, locks what matches and reports
+drift. ``check-updates`` asks each source whether an entry's upstream revision moved past its recorded
+commit, touching no local file.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ImageworksError, RegistryError
+from .hashing import SILENT, Progress
+
+SCHEMA_VERSION = 1
+LOCKFILE = "models.lock"
+WEIGHT_SUFFIXES = (".safetensors", ".gguf", ".bin", ".pt", ".pth")
+
+
+# -- export ------------------------------------------------------------------------------------------
+
+
+def lock_record(entry: dict[str, Any]) -> dict[str, Any] | None:
+    """The lockfile record of a locked entry, or ``None`` when it has no files recorded."""
+    artifacts = entry.get("artifacts") or {}
+    files = [{"path": f["path"], "size": f.get("size"), "digest": f.get("digest")}
+             for f in artifacts.get("files") or [] if f.get("digest")]
+    expected = (entry.get("version_lock") or {}).get("expected_aggregate") or artifacts.get("aggregate")
+    if not files or not expected:
+        return None
+    src = entry.get("source") or {}
+    return {"name": entry["name"], "backend": entry.get("backend"), "served_model_id": entry.get("served_model_id"),
+            "format": entry.get("format"), "quantization": entry.get("quantization"),
+            "source": {k: src.get(k) for k in ("provider", "repo_id", "revision", "commit") if src.get(k)},
+            "aggregate": expected, "files": sorted(files, key=lambda f: f["path"])}
+
+
+def export_lock(path: Path | str = LOCKFILE, *, dry_run: bool = False, settings=None) -> dict[str, Any]:
+    """Write the lockfile of every locked entry to ``path`` (atomically).
+
+    Returns:
+        ``{"path", "written": bool, "entries": [names], "skipped": [{"name", "reason"}]}``.
+
+    Raises:
+        StorageError: the file could not be written.
+    """
+    from .registry import store_for
+    from .settings import load_settings
+    from .storage import atomic_write, file_lock, utc_now
+    from .views import locked
+
+    settings = settings or load_settings()
+    records, skipped = [], []
+    for entry in store_for(settings).load():
+        if not locked(entry):
+            continue
+        record = lock_record(entry)
+        if record is None:
+            skipped.append({"name": entry["name"], "reason": "no files with digests recorded"})
+        else:
+            records.append(record)
+    records.sort(key=lambda r: r["name"])
+    doc = {"schema_version": SCHEMA_VERSION, "generated_at": utc_now(), "entries": records}
+    path = Path(path)
+    if not dry_run:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with file_lock(path.with_name(path.name + ".lock"), timeout=settings.lock_timeout):
+            atomic_write(path, (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
+    return {"path": str(path), "written": not dry_run, "entries": [r["name"] for r in records], "skipped": skipped}
+
+
+def read_lock(path: Path | str) -> list[dict[str, Any]]:
+    """The entries of a lockfile, checked.
+
+    Raises:
+        RegistryError: the file is missing, not JSON, of a newer schema, or an entry lacks name/aggregate/files.
+    """
+    path = Path(path)
+    try:
+        doc = json.loads(path.read_bytes())
+    except FileNotFoundError:
+        raise RegistryError(f"{path} does not exist", hint="write one with `imageworks-loader lock export`") from None
+    except (OSError, ValueError) as exc:
+        raise RegistryError(f"{path} is not a readable lockfile: {exc}", hint="export it again") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("entries"), list):
+        raise RegistryError(f"{path} is not a models.lock file (no entries list)", hint="export it again")
+    if doc.get("schema_version", 0) > SCHEMA_VERSION:
+        raise RegistryError(f"{path} has schema_version {doc['schema_version']}, newer than this tool reads",
+                            hint="upgrade imageworks-models")
+    from .safepath import check_relative_name
+
+    for i, rec in enumerate(doc["entries"]):
+        if not isinstance(rec, dict) or not rec.get("name") or not rec.get("aggregate") or not rec.get("files"):
+            raise RegistryError(f"{path}: entry {i + 1} lacks name, aggregate or files", hint="export it again")
+        for f in rec["files"]:
+            check_relative_name(f.get("path") or "")  # a hostile lockfile must not name ../../x
+    return doc["entries"]
+
+
+# -- sync ------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class SyncRow:
+    """``ok`` (present, every digest matches), ``downloaded`` (fetched, matched, locked), ``download`` (dry
+    run: would fetch), ``drift`` (files differ from the lock), ``skip`` (cannot be fetched here) or ``error``."""
+
+    action: str
+    name: str
+    reason: str | None = None
+    differing: list[str] = field(default_factory=list)
+    registered_as: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"action": self.action, "name": self.name, "reason": self.reason, "differing": self.differing,
+                "registered_as": self.registered_as}
+
+
+@dataclass
+class SyncReport:
+    rows: list[SyncRow]
+    dry_run: bool
+
+    @property
+    def exit_code(self) -> int:
+        if any(r.action == "error" for r in self.rows):
+            return 1
+        return 2 if any(r.action == "drift" for r in self.rows) else 0
+
+    def as_dict(self) -> dict[str, Any]:
+        counts: dict[str, int] = {}
+        for r in self.rows:
+            counts[r.action] = counts.get(r.action, 0) + 1
+        return {"dry_run": self.dry_run, "counts": counts, "rows": [r.as_dict() for r in self.rows]}
+
+
+def _compare(record: dict[str, Any], root: str, *, settings, plugins, progress) -> list[str]:
+    """Files of ``record`` that are missing or differ under ``root``, plus files there the lock does not list."""
+    from .manifest import build_manifest
+
+    algorithm = record["aggregate"].split(":", 1)[0]
+    manifest = build_manifest(root, algorithm=algorithm, plugins=plugins, quick=True, cache_dir=settings.cache_dir,
+                              progress=progress, label=record["name"])
+    have = {f.path: f.digest for f in manifest.files if f.special is None}
+    want = {f["path"]: f["digest"] for f in record["files"]}
+    differing = [p for p in sorted(want) if have.get(p) != want[p]]
+    differing += [f"{p} (not in the lock)" for p in sorted(set(have) - set(want))]
+    return differing
+
+
+def sync_lock(path: Path | str = LOCKFILE, *, dry_run: bool = False, settings=None, plugins=None,
+              progress: Progress = SILENT) -> SyncReport:
+    """Make this machine hold what the lockfile says: check, download what is missing, verify, lock.
+
+    Args:
+        path: the lockfile.
+        dry_run: check what is here and say what would be downloaded; download and write nothing.
+
+    Returns:
+        A :class:`SyncReport` (``exit_code`` 2 when something drifted, 1 on errors).
+
+    Raises:
+        RegistryError: the lockfile is not readable.
+    """
+    from . import acquisition
+    from .integrity import lock
+    from .plugins import get_plugins
+    from .registry import store_for
+    from .settings import load_settings
+    from .views import local_path
+
+    settings = settings or load_settings()
+    plugins = plugins or get_plugins(settings)
+    records = read_lock(path)
+    registry = store_for(settings).load()
+    rows = []
+    for record in records:
+        name = record["name"]
+        entry = registry.find(name)
+        root = local_path(entry) if entry else None
+        try:
+            if root and Path(root).exists():
+                differing = _compare(record, root, settings=settings, plugins=plugins, progress=progress)
+                rows.append(SyncRow("drift", name, "files differ from the lock", differing) if differing else
+                            SyncRow("ok", name))
+                continue
+            src = record.get("source") or {}
+            if not (src.get("repo_id") and src.get("commit")):
+                rows.append(SyncRow("skip", name, f"no repo and commit to fetch it from (provider "
+                                                  f"{src.get('provider') or 'unknown'}): copy its files by hand"))
+                continue
+            spec = f"{src['repo_id']}@{src['commit']}"
+            if dry_run:
+                rows.append(SyncRow("download", name, f"would download {spec}"))
+                continue
+            weights = tuple(f["path"] for f in record["files"] if f["path"].endswith(WEIGHT_SUFFIXES))
+            result = acquisition.download(spec, format=record.get("format"), weights=weights,
+                                          backend=record.get("backend"), settings=settings, plugins=plugins,
+                                          progress=progress)
+            differing = _compare(record, result.path, settings=settings, plugins=plugins, progress=progress)
+            if differing:
+                rows.append(SyncRow("drift", name, f"downloaded {spec}, but its files differ from the lock; "
+                                                   "registered, not locked", differing, registered_as=result.name))
+                continue
+            lock([result.name], set_expected=True, quick=True, algorithm=record["aggregate"].split(":", 1)[0],
+                 settings=settings, plugins=plugins)
+            rows.append(SyncRow("downloaded", name, f"{spec}, every digest matches; locked",
+                                registered_as=result.name if result.name != name else None))
+        except ImageworksError as exc:
+            rows.append(SyncRow("error", name, exc.message + (f" ({exc.hint})" if exc.hint else "")))
+    return SyncReport(rows, dry_run=dry_run)
+
+
+# -- check-updates ------------------------------------------------------------------------------------------
+
+
+def check_updates(names: list[str] | None = None, *, settings=None, plugins=None) -> list[dict[str, Any]]:
+    """For each entry with a recorded commit, whether its upstream revision has moved since.
+
+    Returns:
+        ``[{"name", "provider", "repo_id", "revision", "commit", "latest", "status": "current" | "moved" |
+        "unknown" | "error", "reason"}]``; nothing local is read or written beyond the registry.
+    """
+    from .plugins import get_plugins
+    from .registry import store_for
+    from .settings import load_settings
+
+    settings = settings or load_settings()
+    plugins = plugins or get_plugins(settings)
+    registry = store_for(settings).load()
+    checkers = {record.name: impl for record, impl in plugins.source_impls("updates")}
+    entries = [registry.get(n) for n in names] if names else list(registry)
+    out = []
+    for entry in sorted(entries, key=lambda e: e["name"]):
+        src = entry.get("source") or {}
+        if not src.get("commit") or not src.get("repo_id"):
+            if names:
+                out.append({"name": entry["name"], "provider": src.get("provider"), "repo_id": src.get("repo_id"),
+                            "revision": src.get("revision"), "commit": None, "latest": None, "status": "unknown",
+                            "reason": "no commit recorded (scanned, not downloaded)"})
+            continue
+        row = {"name": entry["name"], "provider": src.get("provider"), "repo_id": src["repo_id"],
+               "revision": src.get("revision") or "main", "commit": src["commit"], "latest": None,
+               "status": "unknown", "reason": None}
+        checker = checkers.get(src.get("provider") or "")
+        if checker is None:
+            row["reason"] = f"no installed source checks {src.get('provider')!r} for updates"
+        else:
+            try:
+                row["latest"] = checker.latest_commit(src["repo_id"], row["revision"], settings=settings)
+                row["status"] = "current" if row["latest"] == src["commit"] else "moved"
+            except ImageworksError as exc:
+                row["status"], row["reason"] = "error", exc.message
+        out.append(row)
+    return out
