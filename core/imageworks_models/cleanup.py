@@ -70,8 +70,9 @@ def _keep_rank(layers):
 
 def duplicate_groups(entries: dict[str, dict[str, Any]]) -> list[tuple[str, list[dict[str, Any]]]]:
     """Entries registered more than once: the same files (aggregate digest, or the same real path), or the
-    same source, revision and format. Returns ``[(why, [entries...])]``, each group of two or more."""
-    keys: dict[tuple, list[dict[str, Any]]] = {}
+    same source, revision and format. Entries linked through any of these, even through a third entry, form
+    one group. Returns ``[(why, [entries...])]``, each group of two or more."""
+    keys: dict[tuple, list[str]] = {}
     for entry in entries.values():
         digest = aggregate(entry)
         path = entry_path(entry)
@@ -79,19 +80,34 @@ def duplicate_groups(entries: dict[str, dict[str, Any]]) -> list[tuple[str, list
         fmt = ((entry.get("download") or {}).get("format") or entry.get("format") or "").lower()
         revision = src.get("commit") or src.get("revision")
         if digest:
-            keys.setdefault(("same files", digest), []).append(entry)
-        elif path and os.path.isabs(os.path.expanduser(path)):
-            keys.setdefault(("same files", os.path.realpath(os.path.expanduser(path))), []).append(entry)
+            keys.setdefault(("same files", digest), []).append(entry["name"])
+        if path and os.path.isabs(os.path.expanduser(path)):
+            keys.setdefault(("same files", os.path.realpath(os.path.expanduser(path))), []).append(entry["name"])
         if src.get("provider") and src.get("repo_id") and revision and fmt:
             keys.setdefault(("same source, revision and format", src["provider"], src["repo_id"], revision, fmt),
-                            []).append(entry)
-    groups, seen = [], set()
-    for key, members in keys.items():
-        names = tuple(sorted(e["name"] for e in members))
-        if len(members) > 1 and names not in seen:
-            seen.add(names)
-            groups.append((key[0], members))
-    return groups
+                            []).append(entry["name"])
+    parent = {name: name for name in entries}
+
+    def root(name: str) -> str:
+        while parent[name] != name:
+            parent[name] = parent[parent[name]]
+            name = parent[name]
+        return name
+
+    why: dict[str, set[str]] = {}
+    for key, names in keys.items():
+        for other in names[1:]:
+            parent[root(other)] = root(names[0])
+        if len(names) > 1:
+            why.setdefault(names[0], set()).add(key[0])
+    members: dict[str, list[dict[str, Any]]] = {}
+    for name in sorted(entries):
+        members.setdefault(root(name), []).append(entries[name])
+    reasons: dict[str, set[str]] = {}
+    for first, whys in why.items():
+        reasons.setdefault(root(first), set()).update(whys)
+    return [(" and ".join(sorted(reasons.get(r, {"same files"}))), group) for r, group in sorted(members.items())
+            if len(group) > 1]
 
 
 def prune_duplicates(*, dry_run: bool = False, backup: bool = True, settings=None) -> ChangeReport:
@@ -105,13 +121,11 @@ def prune_duplicates(*, dry_run: bool = False, backup: bool = True, settings=Non
     def plan(layers) -> Plan:
         entries, _ = layers.merged()
         out: Plan = []
-        done: set[str] = set()
         for why, members in duplicate_groups(entries):
             keep = min(members, key=_keep_rank(layers))
-            for entry in sorted(members, key=lambda e: e["name"]):
-                if entry["name"] == keep["name"] or entry["name"] in done:
+            for entry in members:
+                if entry["name"] == keep["name"]:
                     continue
-                done.add(entry["name"])
                 if _has_curated(layers, entry["name"]):
                     out.append((_row("skip", entry, f"{why} as {keep['name']}, but curated: remove one by hand"), ()))
                 else:
