@@ -138,3 +138,23 @@ def test_files_only_keeps_the_entry_not_installed_and_says_what_was_reclaimed(cl
     listed = json.loads(cli("list", "--include-non-installed", "--json").stdout)
     assert [(r["name"], r["installed"]) for r in listed] == [("tiny", False)]
     assert os.path.isdir(weights / "org")
+
+
+def test_no_backup_skips_the_registry_backup(cli, env):
+    tmp, registry, weights, model = env
+
+    result = cli("remove", "tiny", "--force", "--no-backup", prog="imageworks-download")
+
+    assert result.exit_code == 0, result.stderr
+    assert not (registry / "backups").exists() or not any((registry / "backups").iterdir())
+
+
+def test_the_backup_taken_restores_the_entry(cli, env):
+    tmp, registry, weights, model = env
+    before = (registry / "model_registry.curated.json").read_bytes()
+
+    result = cli("remove", "tiny", "--force", prog="imageworks-download")
+
+    assert result.exit_code == 0, result.stderr
+    [backup] = [p for p in (registry / "backups").iterdir() if "curated" in p.name]
+    assert backup.read_bytes() == before

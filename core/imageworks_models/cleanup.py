@@ -14,7 +14,7 @@ import os
 from typing import Any, Callable
 
 from .discovery import Row
-from .maintenance import ChangeReport, entry_path
+from .maintenance import ChangeReport, edit_with_backup, entry_path
 from .views import aggregate, installed, locked
 
 BOTH = ("curated", "discovered")
@@ -37,19 +37,17 @@ def _run(label: str, plan: Callable[[Any], Plan], *, dry_run: bool, backup: bool
     registry = store_for(settings)
     if dry_run:
         return ChangeReport([row for row, _ in plan(registry.load_layers())], dry_run=True)
-    before = _backup_names(registry)
-    with registry.edit(backup=backup, backup_label=label) as layers:
+
+    def body(layers) -> Plan:
         planned = plan(layers)  # again, under the lock: what another writer changed meanwhile counts
         for row, where in planned:
             for layer in where:
                 getattr(layers, layer).remove(row.name)
-    return ChangeReport([row for row, _ in planned], dry_run=False, backup=sorted(_backup_names(registry) - before),
+        return planned
+
+    planned, backups = edit_with_backup(registry, label, body, backup=backup)
+    return ChangeReport([row for row, _ in planned], dry_run=False, backup=backups,
                         written=sum(bool(where) for _, where in planned))
-
-
-def _backup_names(registry) -> set[str]:
-    folder = registry.backup_dir
-    return {str(p) for p in folder.iterdir()} if folder.is_dir() else set()
 
 
 def _has_curated(layers, name: str) -> bool:

@@ -48,10 +48,11 @@ def entry_path(entry: dict[str, Any] | None) -> str:
     return str(((entry or {}).get("download") or {}).get("path") or "")
 
 
-def edit_with_backup(registry, label: str, body) -> tuple[Any, list[str]]:
-    """Run ``body(layers)`` inside ``registry.edit(backup=True)``; returns its result and the backups taken."""
+def edit_with_backup(registry, label: str, body, *, backup: bool = True) -> tuple[Any, list[str]]:
+    """Run ``body(layers)`` inside ``registry.edit(backup=...)``; returns its result and the backups taken
+    (none with ``backup=False``, for throw-away pipelines)."""
     before = _backups(registry)
-    with registry.edit(backup=True, backup_label=label) as layers:
+    with registry.edit(backup=backup, backup_label=label) as layers:
         result = body(layers)
     return result, sorted(_backups(registry) - before)
 
@@ -59,7 +60,7 @@ def edit_with_backup(registry, label: str, body) -> tuple[Any, list[str]]:
 # -- reset-discovered --------------------------------------------------------------------------------
 
 
-def reset_discovered(backend: str, *, dry_run: bool = False, settings=None) -> ChangeReport:
+def reset_discovered(backend: str, *, dry_run: bool = False, backup: bool = True, settings=None) -> ChangeReport:
     """Forget what discovery recorded for every entry of ``backend``: their discovered-layer parts go.
 
     Entries curated by hand stay (with their curated fields only); a curated part that relies on the
@@ -101,14 +102,14 @@ def reset_discovered(backend: str, *, dry_run: bool = False, settings=None) -> C
                 layers.discovered.remove(r.name)
         return rows
 
-    rows, backups = edit_with_backup(registry, f"reset-{backend}", body)
+    rows, backups = edit_with_backup(registry, f"reset-{backend}", body, backup=backup)
     return ChangeReport(rows, dry_run=False, backup=backups, written=sum(r.action == "remove" for r in rows))
 
 
 # -- restore-ollama ------------------------------------------------------------------------------------
 
 
-def restore_backup(backup: Path | str, *, backend: str = "ollama", dry_run: bool = False,
+def restore_backup(backup: Path | str, *, backend: str = "ollama", dry_run: bool = False, take_backup: bool = True,
                    settings=None) -> ChangeReport:
     """Put back the ``backend`` entries of a layer backup (``backups/model_registry.<layer>.<time>...json``).
 
@@ -171,7 +172,7 @@ def restore_backup(backup: Path | str, *, backend: str = "ollama", dry_run: bool
                 layer.entries[r.name] = r.entry  # as the backup had it, key order included (put() reorders new ones)
         return rows
 
-    rows, backups = edit_with_backup(registry, "restore", body)
+    rows, backups = edit_with_backup(registry, "restore", body, backup=take_backup)
     return ChangeReport(rows, dry_run=False, backup=backups, notes=[f"from {path}"],
                         written=sum(r.action in ("add", "update", "remove") for r in rows))
 
@@ -273,7 +274,7 @@ def plan_removal(name: str, *, delete_files: bool, purge: bool, settings=None, p
     return plan
 
 
-def remove(name: str, *, delete_files: bool = False, purge: bool = False, force: bool = False,
+def remove(name: str, *, delete_files: bool = False, purge: bool = False, force: bool = False, backup: bool = True,
            settings=None, plugins=None) -> RemovalPlan:
     """Carry out :func:`plan_removal`'s plan; refuses without ``force``.
 
@@ -322,7 +323,7 @@ def remove(name: str, *, delete_files: bool = False, purge: bool = False, force:
                 layers.discovered.remove(plan.name)
                 layers.discovered.put(kept)
 
-    _, backups = edit_with_backup(registry, "remove", body)
+    _, backups = edit_with_backup(registry, "remove", body, backup=backup)
     plan.done.append("removed the entry from the registry" if plan.remove_metadata else
                      "marked the entry not installed")
     plan.done += [f"backup: {b}" for b in backups]

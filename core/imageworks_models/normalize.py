@@ -5,8 +5,9 @@ Planning reads headers (``inspect_artifact``, cached) and builds each entry's ma
 (files unchanged since they were last hashed on this machine are not read again), or from every byte with
 ``rebuild``. Applying writes the discovered layer only, in one locked edit after a backup: fields the curated
 layer sets are the curator's and are reported, not overwritten, and an entry whose files differ from its
-recorded manifest is reported as ``drift`` and left alone (accepting other bytes is ``verify --accept``'s job). With ``prune_missing``, entries whose
-files are gone lose their discovered part (an entry with a curated part stays, marked not installed).
+recorded manifest is reported as ``drift`` and left alone (accepting other bytes is ``verify --accept``'s job).
+With ``prune_missing``, entries whose files are gone lose their discovered part (an entry with a curated part
+stays, marked not installed). A header that cannot be read is an ``error`` row, as in ``scan``.
 """
 
 from __future__ import annotations
@@ -93,6 +94,8 @@ def _inspect(entry: dict[str, Any], path: str, *, rebuild: bool, settings, plugi
         return NormalizeRow("drift", name, path, changes=changes, found=found,
                             reason=f"files differ from the recorded manifest: `imageworks-loader verify {name}` "
                                    "shows how, `verify --accept` records them; nothing is changed here")
+    if info is not None and info.errors:  # as scan does: a header that cannot be read is reported, not guessed
+        return NormalizeRow("error", name, path, changes=changes, reason=info.errors[0])
     return NormalizeRow("update" if changes else "unchanged", name, path, changes=changes, found=found,
                         artifacts=manifest.as_artifacts())
 
@@ -129,11 +132,13 @@ def plan_normalize(*, rebuild: bool = False, prune_missing: bool = False, settin
         curated = layers.curated.get(name) or {}
         owned = [k for k in ("format", "quantization") if k in row.changes and curated.get(k) is not None]
         if owned:
-            row.reason = "; ".join(f"the curated layer sets {k} = {curated[k]!r} (kept; the files say "
-                                   f"{row.found[k]!r})" for k in owned)
+            note = "; ".join(f"the curated layer sets {k} = {curated[k]!r} (kept; the files say {row.found[k]!r})"
+                             for k in owned)
             for k in owned:
                 row.changes.pop(k)
-            row.action = "update" if row.changes else "unchanged"
+            if row.action == "update":  # a drift stays a drift: its manifest is not ours to write
+                row.action = "update" if row.changes else "unchanged"
+            row.reason = f"{row.reason}; {note}" if row.reason else note
         rows.append(row)
     report = NormalizeReport(rows, dry_run=True, rebuild=rebuild)
     if not_local:
@@ -159,6 +164,7 @@ def normalize_formats(*, apply: bool = False, rebuild: bool = False, prune_missi
         StorageError, LockTimeoutError: the registry could not be written (it is unchanged).
     """
     from .discovery import refresh_entry
+    from .maintenance import edit_with_backup
     from .plugins import get_plugins
     from .registry import store_for
     from .settings import load_settings
@@ -170,9 +176,8 @@ def normalize_formats(*, apply: bool = False, rebuild: bool = False, prune_missi
     if not apply or not any(r.action in ("update", "remove") for r in report.rows):
         report.dry_run = not apply
         return report
-    registry = store_for(settings)
-    before = set(registry.backup_dir.iterdir()) if registry.backup_dir.is_dir() else set()
-    with registry.edit(backup=backup, backup_label="normalize") as layers:
+
+    def body(layers) -> None:
         for row in report.rows:
             current = layers.discovered.get(row.name)
             if row.action == "remove":
@@ -191,8 +196,8 @@ def normalize_formats(*, apply: bool = False, rebuild: bool = False, prune_missi
                     new["artifacts"] = row.artifacts
                 merged, _ = refresh_entry(current or {"name": row.name}, new)
                 layers.discovered.put(merged)
+
+    _, report.backup = edit_with_backup(store_for(settings), "normalize", body, backup=backup)
     report.dry_run = False
     report.written = sum(r.action in ("update", "remove") for r in report.rows)
-    after = set(registry.backup_dir.iterdir()) if registry.backup_dir.is_dir() else set()
-    report.backup = sorted(str(p) for p in after - before)
     return report

@@ -16,9 +16,10 @@ from .stores import emit
 @click.command("reset-discovered")
 @click.option("--backend", required=True, metavar="NAME", help="Backend whose discovered entries to forget.")
 @click.option("--dry-run", is_flag=True, help="Print the entries that would go; write nothing.")
+@click.option("--no-backup", is_flag=True, help="Skip the backup (throw-away pipelines only).")
 @json_option
 @common_options
-def reset_discovered_cmd(backend, dry_run, as_json):
+def reset_discovered_cmd(backend, dry_run, no_backup, as_json):
     """Forget what discovery recorded for one backend's entries.
 
     Removes the discovered-layer part of every entry of BACKEND (entries curated by hand keep their
@@ -31,16 +32,17 @@ def reset_discovered_cmd(backend, dry_run, as_json):
     """
     from ..maintenance import reset_discovered
 
-    emit(reset_discovered(backend, dry_run=dry_run, settings=state().settings()), as_json)
+    emit(reset_discovered(backend, dry_run=dry_run, backup=not no_backup, settings=state().settings()), as_json)
 
 
 @click.command("restore-ollama")
 @click.option("--backup", "backup", required=True, type=click.Path(dir_okay=False, exists=True), metavar="FILE",
               help="A backup taken by an earlier command (in the registry's backups/ folder).")
 @click.option("--dry-run", is_flag=True, help="Print the changes; write nothing.")
+@click.option("--no-backup", is_flag=True, help="Do not back up the current layer first (it cannot be undone then).")
 @json_option
 @common_options
-def restore_ollama_cmd(backup, dry_run, as_json):
+def restore_ollama_cmd(backup, dry_run, no_backup, as_json):
     """Put back the Ollama entries of a registry backup.
 
     Every Ollama entry of the backup's layer is replaced by the backup's version (added, updated or
@@ -53,7 +55,8 @@ def restore_ollama_cmd(backup, dry_run, as_json):
     """
     from ..maintenance import restore_backup
 
-    emit(restore_backup(backup, backend="ollama", dry_run=dry_run, settings=state().settings()), as_json)
+    emit(restore_backup(backup, backend="ollama", dry_run=dry_run, take_backup=not no_backup,
+                        settings=state().settings()), as_json)
 
 
 def _describe(plan) -> list[str]:
@@ -79,9 +82,10 @@ def _describe(plan) -> list[str]:
 @click.option("--purge", is_flag=True, help="Remove the registry entry too (with --delete-files: both).")
 @click.option("--force", is_flag=True, help="Really do it (without it, the plan is printed and nothing changes).")
 @click.option("--dry-run", is_flag=True, help="Print the plan; change nothing.")
+@click.option("--no-backup", is_flag=True, help="Skip the registry backup (throw-away pipelines only).")
 @json_option
 @common_options
-def remove_cmd(name, delete_files, purge, force, dry_run, as_json):
+def remove_cmd(name, delete_files, purge, force, dry_run, no_backup, as_json):
     """Remove an entry's metadata, its files, or both.
 
     No flag (or --purge alone): remove the registry entry only. --delete-files: delete the files and
@@ -115,8 +119,8 @@ def remove_cmd(name, delete_files, purge, force, dry_run, as_json):
                                   hint="add --force to do the above" + (
                                       f", or run `{shlex.join(plan.store_command)}` yourself"
                                       if plan.store_command else ""))
-    plan = remove(name, delete_files=delete_files, purge=purge, force=True, settings=st.settings(),
-                  plugins=st.plugins())
+    plan = remove(name, delete_files=delete_files, purge=purge, force=True, backup=not no_backup,
+                  settings=st.settings(), plugins=st.plugins())
     if as_json:
         emit_json(plan.as_dict() | {"dry_run": False})
         return
