@@ -12,6 +12,9 @@ import pytest
 from imageworks_models.testing import isolate_environment, run_cli
 
 REPO = Path(__file__).resolve().parent.parent
+HERE = str(Path(__file__).resolve().parent)
+if HERE not in sys.path:  # --import-mode=importlib: shared helper modules (modelfiles.py) are imported by name
+    sys.path.insert(0, HERE)
 LEGACY_FIXTURES = REPO.parent / "shared" / "fixtures" / "imageworks-legacy"
 SHIPPED_CONFIGS = REPO / "configs"
 

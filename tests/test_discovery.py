@@ -14,12 +14,11 @@ from __future__ import annotations
 import json
 import os
 import re
-import struct
 from pathlib import Path
 
-import gguf
 import numpy as np
 import pytest
+from modelfiles import write_bf16, write_gguf
 from safetensors.numpy import save_file
 
 from imageworks_models.discovery import check_root, entry_name, family_from, scan
@@ -207,25 +206,6 @@ class CountingHost:
 
     def __getattr__(self, name):
         return getattr(self.real, name)
-
-
-def write_bf16(path: Path) -> None:
-    header = {"__metadata__": {"format": "pt"}, "w": {"dtype": "BF16", "shape": [4, 4], "data_offsets": [0, 32]}}
-    raw = json.dumps(header).encode()
-    raw += b" " * (-len(raw) % 8)
-    path.write_bytes(struct.pack("<Q", len(raw)) + raw + bytes(32))
-
-
-def write_gguf(path: Path, file_type: int) -> None:
-    w = gguf.GGUFWriter(str(path), "qwen3")
-    w.add_name("Qwen3 8B")
-    w.add_file_type(file_type)
-    w.add_chat_template("{% for m in messages %}{{ m.content }}{% endfor %}")
-    w.add_tensor("token_embd.weight", np.ones((4, 4), dtype=np.float32))
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_tensors_to_file()
-    w.close()
 
 
 def make_models(root: Path) -> dict[str, Path]:

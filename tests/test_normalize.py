@@ -13,12 +13,11 @@ import errno
 import json
 import os
 import shutil
-import struct
 from pathlib import Path
 
-import gguf
 import numpy as np
 import pytest
+from modelfiles import write_bf16, write_gguf
 from safetensors.numpy import save_file
 
 from imageworks_models import audit
@@ -39,24 +38,6 @@ REPORT_KEYS = {"dry_run", "rebuild", "written", "backup", "counts", "notes", "ro
 
 
 # --- real model files ---------------------------------------------------------------------------
-
-
-def write_bf16(path: Path) -> None:
-    header = {"__metadata__": {"format": "pt"}, "w": {"dtype": "BF16", "shape": [4, 4], "data_offsets": [0, 32]}}
-    raw = json.dumps(header).encode()
-    raw += b" " * (-len(raw) % 8)
-    path.write_bytes(struct.pack("<Q", len(raw)) + raw + bytes(32))
-
-
-def write_gguf(path: Path, file_type: int) -> None:
-    w = gguf.GGUFWriter(str(path), "qwen3")
-    w.add_name("Qwen3 8B")
-    w.add_file_type(file_type)
-    w.add_tensor("token_embd.weight", np.ones((4, 4), dtype=np.float32))
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_tensors_to_file()
-    w.close()
 
 
 def make_models(root: Path) -> dict[str, Path]:
@@ -81,7 +62,7 @@ def make_models(root: Path) -> dict[str, Path]:
                                                  "vision_config": {"depth": 1, "patch_size": 14}}))
     (vlm / "preprocessor_config.json").write_text(json.dumps({"patch_size": 14, "min_pixels": 3136}))
     write_bf16(vlm / "model.safetensors")
-    write_gguf(root / "Qwen3-8B-Q4_K_M.gguf", 15)  # 15: Q4_K_M
+    write_gguf(root / "Qwen3-8B-Q4_K_M.gguf", 15, chat_template=False)  # 15: Q4_K_M
     return {BF16: bf16, AWQ: awq, VLM: vlm, GGUF: root / "Qwen3-8B-Q4_K_M.gguf"}
 
 

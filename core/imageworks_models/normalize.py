@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .hashing import SILENT, Progress
+from .maintenance import ChangeReport
 from .views import local_path
 
 COLUMNS = ("format", "quantization", "size_bytes", "file_count", "aggregate")
@@ -41,23 +42,13 @@ class NormalizeRow:
 
 
 @dataclass
-class NormalizeReport:
-    rows: list[NormalizeRow]
-    dry_run: bool
-    rebuild: bool
-    backup: list[str] = field(default_factory=list)
-    written: int = 0
-    notes: list[str] = field(default_factory=list)
+class NormalizeReport(ChangeReport):
+    """A :class:`~imageworks_models.maintenance.ChangeReport` of :class:`NormalizeRow` rows, plus ``rebuild``."""
 
-    def counts(self) -> dict[str, int]:
-        out: dict[str, int] = {}
-        for r in self.rows:
-            out[r.action] = out.get(r.action, 0) + 1
-        return out
+    rebuild: bool = False
 
     def as_dict(self) -> dict[str, Any]:
-        return {"dry_run": self.dry_run, "rebuild": self.rebuild, "written": self.written, "backup": self.backup,
-                "counts": self.counts(), "notes": self.notes, "rows": [r.as_dict() for r in self.rows]}
+        return {**super().as_dict(), "rebuild": self.rebuild}
 
 
 def _recorded(entry: dict[str, Any]) -> dict[str, Any]:

@@ -10,7 +10,7 @@ import shlex
 import click
 
 from .output import common_options, emit_json, human_bytes, json_option, state, table
-from .stores import emit
+from .stores import emit, print_footer
 
 
 @click.command("reset-discovered")
@@ -275,15 +275,8 @@ def normalize_formats_cmd(dry_run, apply, rebuild, prune_missing, no_backup, as_
             for r in shown:
                 if r.reason:
                     click.echo(f"{r.name}: {r.reason}", err=True)
-        counts = ", ".join(f"{n} {a}" for a, n in report.counts().items()) or "no installed entries"
-        click.echo(counts, err=True)
         for note in report.notes:
             click.echo(f"note: {note}", err=True)
-        if report.dry_run:
-            click.echo("note: dry run, nothing was written (add --apply)", err=True)
-        else:
-            click.echo(f"{report.written} entr{'y' if report.written == 1 else 'ies'} changed", err=True)
-            for path in report.backup:
-                click.echo(f"backup: {path}", err=True)
+        print_footer(report, empty="no installed entries", dry_run_note=" (add --apply)")
     if any(r.action == "error" for r in report.rows):
         click.get_current_context().exit(1)

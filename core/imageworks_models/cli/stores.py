@@ -20,12 +20,16 @@ def print_rows(report, *, empty: str = "nothing to do") -> None:
                             else "") + r.action, r.name or "-", r.served_model_id or "-", r.quantization or "-",
                            human_bytes(r.size_bytes) if r.size_bytes else "-",
                            r.path + (f"  ({r.reason})" if r.reason else "")) for r in rows]))
-    counts = ", ".join(f"{n} {a}" for a, n in report.counts().items()) or empty
-    click.echo(counts, err=True)
+    print_footer(report, empty=empty)
+
+
+def print_footer(report, *, empty: str = "nothing to do", dry_run_note: str = "") -> None:
+    """A report's counts, warnings, notes, and what was written and backed up (on stderr)."""
+    click.echo(", ".join(f"{n} {a}" for a, n in report.counts().items()) or empty, err=True)
     for warning in getattr(report, "warnings", ()):
         click.echo(f"warning: {warning}", err=True)
     if report.dry_run:
-        click.echo("note: dry run, nothing was written", err=True)
+        click.echo("note: dry run, nothing was written" + dry_run_note, err=True)
     else:
         click.echo(f"{report.written} entr{'y' if report.written == 1 else 'ies'} changed", err=True)
         for path in report.backup:
