@@ -24,7 +24,7 @@ from imageworks_models.registry.store import (CURATED_FILE, DISCOVERED_FILE, MER
 REPO = Path(__file__).resolve().parent.parent
 SHIPPED = REPO / "configs"
 
-ROW_KEYS = {"name", "display_name", "backend", "roles", "capabilities", "locked", "lock_status", "aggregate", "hash_prefix",
+ROW_KEYS = {"name", "display_name", "aliases", "backend", "roles", "capabilities", "locked", "lock_status", "aggregate", "hash_prefix",
             "installed", "active", "served_model_id", "family", "format", "quantization", "path", "location",
             "size_bytes", "deprecated", "testing"}
 SELECT_KEYS = {"name", "backend", "endpoint", "served_model_id", "capabilities", "active", "resolved_from", "role",
@@ -206,7 +206,8 @@ def test_list_json_rows_have_exactly_the_documented_keys(cli, reg):
         assert set(r) == ROW_KEYS, r["name"]
     big = {r["name"]: r for r in rows}[VL_BIG]
     assert big == {
-        "name": VL_BIG, "display_name": "VL Big (AWQ)", "backend": "vllm", "roles": ["caption", "keywords"],
+        "name": VL_BIG, "display_name": "VL Big (AWQ)", "aliases": ["Org/VL-Big-AWQ"], "backend": "vllm",
+        "roles": ["caption", "keywords"],
         "capabilities": ["text", "vision"], "locked": True, "lock_status": "locked", "aggregate": AGGREGATE, "hash_prefix": "ab12cd34ef56",
         "installed": True, "active": False, "served_model_id": "Org/VL-Big-AWQ", "family": "vl-big",
         "format": "awq", "quantization": "awq", "path": str(reg.parent / "weights" / "vl-big"),
@@ -644,7 +645,7 @@ def test_models_help_lists_every_command(cli):
     assert commands_listed(result.stdout) == ["activate-model", "backfill-ollama-paths", "check-updates", "config",
                                               "current-model",
                                               "discover-all",
-                                              "download", "health", "import-ollama", "ingest-local-hf", "list",
+                                              "download", "gui", "health", "import-ollama", "ingest-local-hf", "list",
                                               "list-roles", "lock", "normalize-formats", "plugins", "prune-deprecated",
                                               "prune-duplicates", "purge-imported", "purge-logical-only",
                                               "rebuild-ollama", "remove",

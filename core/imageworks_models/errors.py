@@ -90,6 +90,22 @@ class EntryNotFoundError(RegistryError):
     """No entry has this name, alias or role."""
 
 
+class EntryEditError(RegistryError):
+    """An edit of an entry has invalid fields; ``errors`` maps each field to what is wrong. Nothing was written."""
+
+    def __init__(self, errors: dict[str, str], *, name: str):
+        super().__init__(f"{name}: {len(errors)} invalid field{'s' if len(errors) != 1 else ''}",
+                         hint="fix the fields named above and save again")
+        self.errors = errors
+
+    def lines(self) -> list[str]:
+        return [self.message] + [f"  {k}: {v}" for k, v in sorted(self.errors.items())]
+
+
+class StaleEditError(RegistryError):
+    """An edit was based on an older copy of the entry (someone else saved it since); nothing was written."""
+
+
 # --- selection ----------------------------------------------------------------------------------
 
 

@@ -106,6 +106,7 @@ def row(entry: dict[str, Any], *, active_name: str | None = None) -> dict[str, A
     return {
         "name": entry["name"],
         "display_name": entry.get("display_name"),
+        "aliases": list(entry.get("aliases") or []),
         "backend": entry.get("backend"),
         "roles": list(entry.get("roles") or []),
         "capabilities": true_keys(entry.get("capabilities")),
@@ -158,6 +159,49 @@ def list_rows(entries: Iterable[dict[str, Any]], *, role: str | None = None, bac
             continue
         rows.append(r)
     return rows, hidden
+
+
+def fuzzy_match(query: str, text: str) -> bool:
+    """Whether every word of ``query`` appears in ``text`` in order, letters possibly apart ("qw vl awq"
+    finds "qwen2.5-vl-7b-instruct-vllm-awq"); case-insensitive."""
+    haystack = text.lower()
+    pos = 0
+    for ch in "".join(query.lower().split()):
+        pos = haystack.find(ch, pos)
+        if pos < 0:
+            return False
+        pos += 1
+    return True
+
+
+def search(rows: Iterable[dict[str, Any]], query: str) -> list[dict[str, Any]]:
+    """The rows whose name, display name or an alias fuzzily matches ``query`` (all rows for an empty one);
+    names containing the query as written come first."""
+    query = query.strip()
+    if not query:
+        return list(rows)
+    found = [r for r in rows if any(fuzzy_match(query, t) for t in
+                                    [r["name"], r.get("display_name") or "", *(r.get("aliases") or [])])]
+    q = query.lower()
+    return sorted(found, key=lambda r: (q not in r["name"].lower(), r["name"]))
+
+
+CSV_COLUMNS = ("name", "display_name", "backend", "roles", "capabilities", "lock_status", "hash_prefix", "installed",
+               "active", "served_model_id", "format", "quantization", "size_bytes", "location", "path")
+
+
+def rows_csv(rows: Iterable[dict[str, Any]]) -> str:
+    """The rows as CSV (the GUI's "Export table"): lists joined with ``;``."""
+    import csv
+    import io
+
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for r in rows:
+        writer.writerow([";".join(r[c]) if isinstance(r.get(c), list) else ("" if r.get(c) is None else r[c])
+                         for c in CSV_COLUMNS])
+    return out.getvalue()
 
 
 def roles(entries: Iterable[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:

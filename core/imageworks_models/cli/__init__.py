@@ -59,6 +59,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "health": ("imageworks_models.cli.serve:health_cmd", "Show backends' health and loaded models."),
     "config": ("imageworks_models.cli.admin:config_cmd", "Show every resolved setting and where it came from."),
     "plugins": ("imageworks_models.cli.admin:plugins_cmd", "List plugins, their status and what they provide."),
+    "gui": ("imageworks_models.cli.admin:gui_cmd", "Start the GUI (the Models page) on 127.0.0.1."),
 }
 
 LOADER_VERBS = ("list", "select", "verify", "lock", "unlock", "sync", "activate-model", "current-model",

@@ -66,3 +66,27 @@ def plugins_cmd(as_json):
     for p in infos:
         for err in p["errors"]:
             click.echo(f"{p['name']}: {err}")
+
+
+@click.command("gui")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to serve on (loopback by default).")
+@click.option("--port", default=8501, show_default=True, type=int, help="Port to serve on.")
+@click.option("--allow-remote", is_flag=True,
+              help="Allow a non-loopback --host. The GUI has no login: anyone who reaches it can change the registry.")
+@common_options
+def gui_cmd(host, port, allow_remote):
+    """Start the GUI: the Models page and the downloader's tabs (Streamlit).
+
+    Serves on 127.0.0.1 unless --host names another address, which is refused without --allow-remote (the
+    page has no login and can edit the registry, delete files and start or stop models). Needs the `gui`
+    extra: pip install 'imageworks-models[gui]'.
+
+    \b
+    Examples:
+      imageworks-models gui
+      imageworks-models gui --port 8600
+      imageworks-models gui --host 0.0.0.0 --allow-remote   # a trusted network only
+    """
+    from ..gui.launch import run
+
+    run(host, port, allow_remote=allow_remote)

@@ -1,0 +1,163 @@
+"""Editing an entry's curated part, as the GUI's "Edit entry" modal and "Import discovered entries" wizard do.
+
+An edit is planned first (:func:`plan_edit`: the new curated part, the diff, and field-level errors) and then
+applied with the fingerprint of the entry the user started from (:func:`apply_edit`). If someone else saved the
+entry in between, the edit is refused (:class:`~imageworks_models.errors.StaleEditError`), never silently
+written over. Only the curated layer is written, and only the fields a person owns (:data:`EDITABLE`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+EDITABLE = ("display_name", "aliases", "roles", "role_priority", "capabilities", "served_model_id", "backend",
+            "backend_config", "family", "license", "metadata", "flags")
+MISSING = object()
+
+
+def fingerprint(entry: dict[str, Any] | None) -> str:
+    """A digest of an entry's content: what "the entry the user started from" means to :func:`apply_edit`."""
+    text = json.dumps(entry, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+@dataclass
+class EditPlan:
+    """An edit of ``name``'s curated part: ``before``/``after`` (the curated part), ``diff`` rows
+    ``(field, old, new)``, ``errors`` (field -> message; an edit with errors writes nothing) and ``base`` (the
+    fingerprint of the effective entry it was planned against)."""
+
+    name: str
+    before: dict[str, Any]
+    after: dict[str, Any]
+    diff: list[tuple[str, Any, Any]] = field(default_factory=list)
+    errors: dict[str, str] = field(default_factory=dict)
+    base: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "before": self.before, "after": self.after, "base": self.base,
+                "diff": [{"field": f, "old": o, "new": n} for f, o, n in self.diff], "errors": self.errors}
+
+
+def _field_errors(candidate: dict[str, Any], changes: dict[str, Any]) -> dict[str, str]:
+    from pydantic import ValidationError
+
+    from .registry import capabilities as caps
+    from .registry.schema import Entry
+
+    errors: dict[str, str] = {}
+    for key in changes:
+        if key not in EDITABLE:
+            errors[key] = "not editable here (machine-written or the entry's key)"
+    if "capabilities" in changes and isinstance(candidate.get("capabilities"), dict):
+        folded, unknown, _ = caps.normalize(candidate["capabilities"])
+        if unknown:
+            errors["capabilities"] = f"unknown capabilit{'ies' if len(unknown) > 1 else 'y'}: {', '.join(unknown)}"
+        else:
+            candidate = {**candidate, "capabilities": folded}
+    try:
+        Entry.model_validate(candidate)
+    except ValidationError as exc:
+        for err in exc.errors():
+            loc = err.get("loc") or ("entry",)
+            key = str(loc[0])
+            where = ".".join(str(p) for p in loc[1:])
+            errors.setdefault(key, (f"{where}: " if where else "") + err.get("msg", "invalid"))
+    return errors
+
+
+def plan_edit(name: str, changes: dict[str, Any], *, settings=None) -> EditPlan:
+    """The curated part ``name`` would have after ``changes`` (field -> new value; ``None`` removes the field).
+
+    Returns:
+        An :class:`EditPlan`; ``errors`` says, field by field, what is wrong (nothing is written either way).
+
+    Raises:
+        EntryNotFoundError: no such entry (a name or alias).
+    """
+    from .registry import store_for
+    from .settings import load_settings
+
+    settings = settings or load_settings()
+    layers = store_for(settings).load_layers()
+    entries, _ = layers.merged()
+    entry = entries.get(name)
+    if entry is None:
+        from .registry import open_registry
+
+        entry = open_registry(settings).get(name)  # raises EntryNotFoundError with suggestions, or resolves an alias
+    return _plan(entry, layers, changes)
+
+
+def _plan(entry: dict[str, Any], layers, changes: dict[str, Any]) -> EditPlan:
+    name = entry["name"]
+    before = dict(layers.curated.get(name) or {"name": name})
+    after = dict(before)
+    for key, value in changes.items():
+        if value is None:
+            after.pop(key, None)
+        else:
+            after[key] = value
+    diff = [(k, before.get(k), after.get(k)) for k in sorted(set(before) | set(after))
+            if before.get(k, MISSING) != after.get(k, MISSING)]
+    plan = EditPlan(name=name, before=before, after=after, diff=diff, base=fingerprint(entry))
+    effective = {**entry, **{k: v for k, v in after.items()}}
+    for key in set(before) - set(after):
+        if key not in (layers.discovered.get(name) or {}):
+            effective.pop(key, None)
+    plan.errors = _field_errors(effective, changes)
+    if not effective.get("backend"):
+        plan.errors.setdefault("backend", "an entry needs a backend (vllm, ollama, lmdeploy...)")
+    return plan
+
+
+def apply_edit(name: str, changes: dict[str, Any], *, base: str, settings=None) -> EditPlan:
+    """Write ``changes`` into ``name``'s curated part, if the entry is still the one the user started from.
+
+    Args:
+        name: the entry.
+        changes: field -> new value (``None`` removes the field from the curated part).
+        base: :func:`fingerprint` of the effective entry the user edited (``EditPlan.base`` of the preview).
+
+    Returns:
+        The applied :class:`EditPlan`.
+
+    Raises:
+        EntryEditError: a field is invalid (``errors`` field by field); nothing was written.
+        StaleEditError: the entry changed since ``base`` (someone else saved); nothing was written.
+        EntryNotFoundError, StorageError, LockTimeoutError.
+    """
+    from .errors import EntryEditError, EntryNotFoundError, StaleEditError
+    from .registry import store_for
+    from .settings import load_settings
+
+    settings = settings or load_settings()
+    with store_for(settings).edit(backup=True, backup_label="edit") as layers:
+        entries, _ = layers.merged()
+        entry = entries.get(name)
+        if entry is None:
+            raise EntryNotFoundError(f"no entry named {name!r} (it may have been removed meanwhile)",
+                                     hint="reload the registry")
+        if fingerprint(entry) != base:
+            raise StaleEditError(f"{name!r} changed since you opened it (someone else saved it); nothing was written",
+                                 hint="reload the entry, then make your edit again")
+        plan = _plan(entry, layers, changes)
+        if plan.errors:
+            raise EntryEditError(plan.errors, name=name)
+        layers.curated.remove(name)
+        layers.curated.put(plan.after)
+    return plan
+
+
+def discovered_only(*, settings=None) -> list[dict[str, Any]]:
+    """Entries that only discovery knows (no curated overlay yet): what the import wizard offers."""
+    from .registry import store_for
+    from .settings import load_settings
+
+    settings = settings or load_settings()
+    layers = store_for(settings).load_layers()
+    entries, _ = layers.merged()
+    return [entries[n] for n in sorted(layers.discovered.entries) if layers.curated.get(n) is None and n in entries]
