@@ -137,7 +137,7 @@ def apply_edit(name: str, changes: dict[str, Any], *, base: str, settings=None) 
     settings = settings or load_settings()
     with store_for(settings).edit(backup=True, backup_label="edit") as layers:
         entries, _ = layers.merged()
-        entry = entries.get(name)
+        entry = entries.get(name) or next((e for e in entries.values() if name in (e.get("aliases") or ())), None)
         if entry is None:
             raise EntryNotFoundError(f"no entry named {name!r} (it may have been removed meanwhile)",
                                      hint="reload the registry")
@@ -146,7 +146,8 @@ def apply_edit(name: str, changes: dict[str, Any], *, base: str, settings=None) 
                                  hint="reload the entry, then make your edit again")
         plan = _plan(entry, layers, changes)
         if plan.errors:
-            raise EntryEditError(plan.errors, name=name)
+            raise EntryEditError(plan.errors, name=entry["name"])
+        name = entry["name"]
         layers.curated.remove(name)
         layers.curated.put(plan.after)
     return plan

@@ -23,9 +23,10 @@ def read_actions(state_dir: Path, *, limit: int | None = 50) -> list[dict[str, A
         doc = json.loads(log_path(state_dir).read_bytes())
     except (OSError, ValueError):
         return []
-    actions = [a for a in (doc.get("actions") if isinstance(doc, dict) else None) or [] if isinstance(a, dict)]
+    raw = doc.get("actions") if isinstance(doc, dict) else None
+    actions = [a for a in raw if isinstance(a, dict)] if isinstance(raw, list) else []
     actions.reverse()
-    return actions[:limit] if limit else actions
+    return actions if limit is None else actions[:max(0, limit)]
 
 
 def record_action(state_dir: Path, *, operator: str, action: str, entry: str | None, cli: str, ok: bool,

@@ -362,8 +362,8 @@ def backend_health(settings) -> dict[str, dict[str, Any]]:
 
     out: dict[str, dict[str, Any]] = {}
     now = current(settings=settings, probe=False)
-    out["vllm"] = {"ok": bool(now["active"]), "detail": f"active: {now['name']} ({now['status']})"
-                   if now["active"] else "no active model"}
+    out["vllm"] = {"ok": (now["status"] in ("ready", "starting")) if now["active"] else None,
+                   "detail": f"active: {now['name']} ({now['status']})" if now["active"] else "no active model"}
     try:
         rows = health(settings=settings, backends=[b for b in ("ollama", "lmdeploy")
                                                    if b in _plugins(settings).backends])
@@ -371,7 +371,7 @@ def backend_health(settings) -> dict[str, dict[str, Any]]:
         rows = [{"backend": "ollama", "ok": False, "error": exc.message}]
     for r in rows:
         item = out.setdefault(r["backend"], {"ok": True, "detail": ""})
-        item["ok"] = item["ok"] and r["ok"]
+        item["ok"] = bool(item["ok"]) and r["ok"]
         label = r.get("name") or r.get("url") or ""
         item["detail"] = (item["detail"] + "; " if item["detail"] else "") + \
             f"{label}: {'up' if r['ok'] else 'down'}"
@@ -392,7 +392,8 @@ def _backend_cards(entries, settings) -> None:
     for col, backend in zip(cols, BACKENDS):
         mine = [e for e in entries.values() if e.get("backend") == backend]
         status = health.get(backend)
-        dot = "🟢" if status and status["ok"] else ("🔴" if status else "⚪")
+        ok = status.get("ok") if status else None
+        dot = "🟢" if ok else ("🔴" if ok is False else "⚪")  # white: nothing to be up (no active model, no remote)
         col.markdown(f"**{dot} {backend}**  \n{sum(installed(e) for e in mine)} installed · "
                      f"{sum(not installed(e) for e in mine)} not installed · {sum(locked(e) for e in mine)} locked")
         if status and status.get("detail"):
