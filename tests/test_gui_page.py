@@ -275,7 +275,7 @@ def test_verify_reports_intact_files_then_a_modified_file_and_logs_each_run(env)
 
     at = ok(at.button(key="verify").click().run())
     assert f"verify {BF16}: ok" in texts(at.success) and not at.error
-    assert f"CLI equivalent: `imageworks-models verify {BF16}`" in texts(at.caption)
+    assert f"CLI equivalent: `imageworks-models verify {BF16} --quick`" in texts(at.caption)
 
     weights = env.bf16 / "model.safetensors"
     data = bytearray(weights.read_bytes())
@@ -287,7 +287,8 @@ def test_verify_reports_intact_files_then_a_modified_file_and_logs_each_run(env)
 
     log = env.actions()
     assert [(a["operator"], a["action"], a["entry"], a["cli"]) for a in log] == \
-        [("alice", "verify", BF16, f"imageworks-models verify {BF16}")] * 2
+        [("alice", "verify", BF16, f"imageworks-models verify {BF16} --quick")] * 2
+    assert [a["ok"] for a in log] == [True, False]  # the divergence is a failure, as the CLI's exit 2
     assert all(a["time"] for a in log)
     recent = [d.value for d in at.dataframe if "Operator" in d.value.columns]
     assert recent and list(recent[0]["Action"]) == ["verify", "verify"]
@@ -518,9 +519,6 @@ def test_a_stale_edit_is_refused_and_the_file_is_unchanged(env):
     assert (entry["action"], entry["ok"]) == ("edit", False)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: the sidebar's Reload (which the stale-edit hint asks for) never "
-                                       "refreshes the page's edit base (session_state edit_for/edit_base), so "
-                                       "every later save of the entry is refused as stale")
 def test_after_a_stale_refusal_reload_lets_the_edit_be_made_again(env):
     at = select(page(), BF16)
     env.update_curated(BF16, display_name="Changed Elsewhere")
@@ -537,10 +535,6 @@ def test_after_a_stale_refusal_reload_lets_the_edit_be_made_again(env):
     assert env.curated(BF16)["display_name"] == "Changed Elsewhere"
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: the page's own Verify hash (which only records verification times "
-                                       "in the discovered layer) makes the next edit of the same entry fail as "
-                                       "'changed since you opened it (someone else saved it)': the edit base "
-                                       "fingerprints the whole entry and is never refreshed after the page's actions")
 def test_an_edit_after_the_pages_own_verify_is_saved(env):
     at = select(page(), BF16)
     at = ok(at.button(key="verify").click().run())
@@ -657,7 +651,7 @@ def test_the_verify_tab_checks_the_chosen_entries(env):
 
     rows = report_rows(at, column="status")
     assert [(r["name"], r["status"]) for r in rows] == [(BF16, "ok")]
-    assert env.actions()[-1]["cli"] == f"imageworks-models verify {BF16}"
+    assert env.actions()[-1]["cli"] == f"imageworks-models verify {BF16} --quick"
 
 
 def test_remove_metadata_only_keeps_the_files(env):
@@ -703,4 +697,5 @@ def test_a_malformed_curated_file_shows_one_clear_error(env):
     assert len(errors) == 1, errors
     assert errors[0].startswith(f"{env.reg / CURATED_FILE}:1:") and "invalid JSON" in errors[0], errors
     assert "hint: " in errors[0]
-    assert not at.dataframe and not at.button  # no table and no action on a registry that cannot be read
+    # no table and no action on a registry that cannot be read; only Reload, to try again once it is fixed
+    assert not at.dataframe and [b.key for b in at.button] == ["reload"]

@@ -1,9 +1,11 @@
 """Editing an entry's curated part, as the GUI's "Edit entry" modal and "Import discovered entries" wizard do.
 
 An edit is planned first (:func:`plan_edit`: the new curated part, the diff, and field-level errors) and then
-applied with the fingerprint of the entry the user started from (:func:`apply_edit`). If someone else saved the
-entry in between, the edit is refused (:class:`~imageworks_models.errors.StaleEditError`), never silently
-written over. Only the curated layer is written, and only the fields a person owns (:data:`EDITABLE`).
+applied with the fingerprint of the curated part the user started from (:func:`apply_edit`, :func:`base_of`).
+If someone else saved that curated part in between, the edit is refused
+(:class:`~imageworks_models.errors.StaleEditError`), never silently written over. Machine-written changes to the
+discovered layer (a verify's timestamps, a re-scan) do not make an edit stale: it does not write that layer.
+Only the curated layer is written, and only the fields a person owns (:data:`EDITABLE`).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ MISSING = object()
 
 
 def fingerprint(entry: dict[str, Any] | None) -> str:
-    """A digest of an entry's content: what "the entry the user started from" means to :func:`apply_edit`."""
+    """A digest of an entry's (or an entry part's) content."""
     text = json.dumps(entry, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
     return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
@@ -28,7 +30,7 @@ def fingerprint(entry: dict[str, Any] | None) -> str:
 class EditPlan:
     """An edit of ``name``'s curated part: ``before``/``after`` (the curated part), ``diff`` rows
     ``(field, old, new)``, ``errors`` (field -> message; an edit with errors writes nothing) and ``base`` (the
-    fingerprint of the effective entry it was planned against)."""
+    fingerprint of the curated part it was planned against)."""
 
     name: str
     before: dict[str, Any]
@@ -69,6 +71,18 @@ def _field_errors(candidate: dict[str, Any], changes: dict[str, Any]) -> dict[st
     return errors
 
 
+def base_of(name: str, *, settings=None) -> str:
+    """The fingerprint of ``name``'s curated part now (of "none yet" when it has none): what an editor opening
+    the entry keeps, to hand to :func:`apply_edit` as ``base``."""
+    from .registry import store_for
+    from .settings import load_settings
+
+    layers = store_for(settings or load_settings()).load_layers()
+    entries, _ = layers.merged()
+    entry = entries.get(name) or next((e for e in entries.values() if name in (e.get("aliases") or ())), None)
+    return fingerprint(layers.curated.get(entry["name"]) if entry else None)
+
+
 def plan_edit(name: str, changes: dict[str, Any], *, settings=None) -> EditPlan:
     """The curated part ``name`` would have after ``changes`` (field -> new value; ``None`` removes the field).
 
@@ -103,7 +117,7 @@ def _plan(entry: dict[str, Any], layers, changes: dict[str, Any]) -> EditPlan:
             after[key] = value
     diff = [(k, before.get(k), after.get(k)) for k in sorted(set(before) | set(after))
             if before.get(k, MISSING) != after.get(k, MISSING)]
-    plan = EditPlan(name=name, before=before, after=after, diff=diff, base=fingerprint(entry))
+    plan = EditPlan(name=name, before=before, after=after, diff=diff, base=fingerprint(layers.curated.get(name)))
     effective = {**entry, **{k: v for k, v in after.items()}}
     for key in set(before) - set(after):
         if key not in (layers.discovered.get(name) or {}):
@@ -120,14 +134,14 @@ def apply_edit(name: str, changes: dict[str, Any], *, base: str, settings=None) 
     Args:
         name: the entry.
         changes: field -> new value (``None`` removes the field from the curated part).
-        base: :func:`fingerprint` of the effective entry the user edited (``EditPlan.base`` of the preview).
+        base: :func:`base_of` the entry when the user opened it (or ``EditPlan.base`` of the preview).
 
     Returns:
         The applied :class:`EditPlan`.
 
     Raises:
         EntryEditError: a field is invalid (``errors`` field by field); nothing was written.
-        StaleEditError: the entry changed since ``base`` (someone else saved); nothing was written.
+        StaleEditError: its curated part changed since ``base`` (someone else saved); nothing was written.
         EntryNotFoundError, StorageError, LockTimeoutError.
     """
     from .errors import EntryEditError, EntryNotFoundError, StaleEditError
@@ -141,7 +155,7 @@ def apply_edit(name: str, changes: dict[str, Any], *, base: str, settings=None) 
         if entry is None:
             raise EntryNotFoundError(f"no entry named {name!r} (it may have been removed meanwhile)",
                                      hint="reload the registry")
-        if fingerprint(entry) != base:
+        if fingerprint(layers.curated.get(entry["name"])) != base:
             raise StaleEditError(f"{name!r} changed since you opened it (someone else saved it); nothing was written",
                                  hint="reload the entry, then make your edit again")
         plan = _plan(entry, layers, changes)

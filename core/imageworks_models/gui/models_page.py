@@ -65,9 +65,10 @@ def _plugins(settings):
 
 
 def run_action(action: str, cli: str, fn: Callable[[], Any], *, entry: str | None = None,
-               spinner: str | None = None) -> Any:
+               spinner: str | None = None, failed: Callable[[Any], bool] | None = None) -> Any:
     """Show the CLI equivalent, run ``fn``, record the outcome in the GUI log and show it; returns ``fn``'s
-    result, or ``None`` after an error (shown with its hint)."""
+    result, or ``None`` after an error (shown with its hint). ``failed(result)`` says when a result that did
+    not raise is still a failure (a verify that found divergence: the CLI would exit 2)."""
     from ..guilog import record_action
 
     settings = _settings()
@@ -80,7 +81,8 @@ def run_action(action: str, cli: str, fn: Callable[[], Any], *, entry: str | Non
                       detail=exc.message)
         st.error("\n\n".join(exc.lines()) + (f"\n\nhint: {exc.hint}" if exc.hint else ""))
         return None
-    record_action(settings.state_dir, operator=_operator(), action=action, entry=entry, cli=cli, ok=True)
+    record_action(settings.state_dir, operator=_operator(), action=action, entry=entry, cli=cli,
+                  ok=not (failed and failed(result)))
     return result
 
 
@@ -140,6 +142,8 @@ def render() -> None:
         entries, provenance, layers = load_registry(settings)
     except ImageworksError as exc:
         st.error("\n\n".join(exc.lines()) + (f"\n\nhint: {exc.hint}" if exc.hint else ""))
+        if st.sidebar.button("Reload", key="reload", help="Reload the registry (r)"):
+            st.rerun()
         return
     _sidebar(entries)
     st.iframe(SHORTCUTS_JS, height=1)  # same-origin: its script binds the shortcut keys on the page
@@ -165,7 +169,9 @@ def _sidebar(entries: dict[str, dict[str, Any]]) -> None:
     sb.toggle("Include testing models", key="f_testing", value=False)
     sb.toggle("Include not installed", key="f_all", value=True)
     if sb.button("Reload", key="reload", help="Reload the registry (r)"):
-        st.session_state.pop("health", None)
+        # A reload starts edits over from the entries as they are now: the edit base and the form's fields.
+        for key in [k for k in st.session_state if k == "health" or str(k).startswith("edit_")]:
+            del st.session_state[key]
         st.rerun()
 
 
@@ -214,13 +220,13 @@ def _browse(entries, provenance, settings) -> None:
 
 
 def _drawer(entry: dict[str, Any], prov: dict[str, str], settings) -> None:
-    from ..editing import fingerprint
+    from ..editing import base_of
     from ..views import lock_status
 
     name = entry["name"]
     if st.session_state.get("edit_for") != name:  # the copy the user starts editing from
         st.session_state["edit_for"] = name
-        st.session_state["edit_base"] = fingerprint(entry)
+        st.session_state["edit_base"] = base_of(name, settings=settings)
     st.subheader(name)
     left, right = st.columns([3, 2])
     with left:
@@ -235,9 +241,9 @@ def _drawer(entry: dict[str, Any], prov: dict[str, str], settings) -> None:
         if verify:
             from ..integrity import verify as do_verify
 
-            report = run_action("verify", cli_line("verify", name), lambda: do_verify(
+            report = run_action("verify", cli_line("verify", name, "--quick"), lambda: do_verify(
                 [name], quick=True, settings=settings, plugins=_plugins(settings)), entry=name,
-                spinner="Verifying…")
+                spinner="Verifying…", failed=lambda r: r.exit_code != 0)
             if report is not None:
                 r = report.results[0]
                 (st.success if not r.failed and r.status != "error" else st.error)(
@@ -344,7 +350,9 @@ def _edit_form(entry: dict[str, Any], settings) -> None:
             return
         st.dataframe([{"Field": f, "Old": json.dumps(o), "New": json.dumps(n)} for f, o, n in plan.diff],
                      hide_index=True)
-        if saving:
+        if saving and not plan.diff:
+            st.info("Nothing to save: the form matches the entry.")
+        elif saving:
             done = run_action("edit", f"(edit {name} in model_registry.curated.json)", lambda: apply_edit(
                 name, changes, base=st.session_state["edit_base"], settings=settings), entry=name)
             if done is not None:
@@ -431,7 +439,7 @@ def _import_wizard(settings) -> None:
     st.json({"name": name, **{k: v for k, v in changes.items() if v}}, expanded=True)
     if st.button("Append to curated", key="wizard_apply"):
         done = run_action("import-discovered", f"(append {name} to model_registry.curated.json)",
-                          lambda: apply_edit(name, changes, base=fingerprint(entry), settings=settings), entry=name)
+                          lambda: apply_edit(name, changes, base=fingerprint(None), settings=settings), entry=name)
         if done is not None:
             st.success(f"{name} now has a curated overlay")
 
@@ -538,12 +546,13 @@ def _advanced_tab(entries, settings) -> None:
     st.subheader("✅ Verify")
     names = st.multiselect("Entries (none: all with files)", sorted(entries), key="vf_names")
     fix = st.toggle("Auto-fix (mark missing files)", key="vf_fix")
-    args = ["verify", *names] + ([] if names else ["--all"]) + (["--fix-missing"] if fix else [])
+    args = ["verify", *names] + ([] if names else ["--all"]) + ["--quick"] + (["--fix-missing"] if fix else [])
     if st.button("Verify", key="vf_go"):
         from ..integrity import verify
 
         report = run_action("verify", cli_line(*args), lambda: verify(
-            names, all_entries=not names, quick=True, fix_missing=fix, settings=settings))
+            names, all_entries=not names, quick=True, fix_missing=fix, settings=settings),
+            failed=lambda r: r.exit_code != 0)
         if report is not None:
             _report(report)
     st.subheader("🗑️ Remove")
