@@ -628,6 +628,44 @@ def test_normalize_dry_run_writes_nothing(env):
 COPY = GGUF + "-copy"  # the longer name: the one prune-duplicates would remove
 
 
+def test_reset_discovered_dry_run_from_the_cleanup_tab_writes_nothing(env):
+    at = page()
+    before = env.snapshot()
+    at = ok(at.selectbox(key="cl_which").select("reset-discovered").run())
+    at = ok(at.text_input(key="cl_backend").input("vllm").run())
+
+    at = ok(at.button(key="cl_go").click().run())
+
+    rows = report_rows(at)
+    assert ("remove", BF16) in {(r["action"], r["name"]) for r in rows}
+    assert env.snapshot() == before
+    assert env.actions()[-1]["cli"] == "imageworks-models reset-discovered --backend vllm --dry-run"
+
+
+def test_restore_ollama_needs_a_backup_to_choose(env):
+    at = page()
+
+    at = ok(at.selectbox(key="cl_which").select("restore-ollama").run())
+
+    assert at.selectbox(key="cl_backup").options == []
+    assert at.button(key="cl_go").disabled
+
+
+def test_purge_imported_from_the_cleanup_tab_applies_only_when_dry_run_is_off(env):
+    at = page()
+    at = ok(at.selectbox(key="cl_which").select("purge-imported").run())
+    before = env.snapshot()
+    at = ok(at.button(key="cl_go").click().run())
+    assert env.snapshot() == before
+    assert env.actions()[-1]["cli"] == "imageworks-models purge-imported --providers all"
+
+    at = ok(at.toggle(key="cl_dry").set_value(False).run())
+    at = ok(at.button(key="cl_go").click().run())
+
+    assert env.actions()[-1]["cli"] == "imageworks-models purge-imported --providers all --apply"
+    assert env.snapshot() != before
+
+
 def test_prune_duplicates_dry_run_lists_the_duplicate_and_writes_nothing(env):
     env.put(discovered=({"name": COPY, "backend": "vllm", "download": {"path": str(env.gguf)}},))
     at = page()

@@ -275,7 +275,7 @@ def _drawer(entry: dict[str, Any], prov: dict[str, str], settings) -> None:
         st.code(f"endpoint: {endpoint or '-'}\nserved id: {entry.get('served_model_id') or name}", language="yaml")
         st.json(entry.get("backend_config") or {}, expanded=False)
     with st.expander("View JSON (with provenance)"):
-        st.json(entry)
+        st.code(json.dumps(entry, indent=2, ensure_ascii=False), language="json")  # its copy button copies it
         st.dataframe([{"Field": k, "From": v} for k, v in sorted(prov.items())], hide_index=True)
     with st.expander("Edit entry"):
         _edit_form(entry, settings)
@@ -485,30 +485,40 @@ def _download_tab(settings) -> None:
     base = st.text_input("Base folder", str(settings.weights_root), key="scan_base")
     update = st.toggle("Update existing", key="scan_update")
     testing = st.toggle("Include testing", key="scan_testing")
+    fallback = st.text_input("Fallback format (only when detection fails)", key="scan_format")
     scan_dry = st.toggle("Dry run", key="scan_dry", value=True)
     args = ["scan", "--base", base] + (["--update-existing"] if update else []) + \
-        (["--include-testing"] if testing else []) + (["--dry-run"] if scan_dry else [])
+        (["--include-testing"] if testing else []) + (["--format", fallback] if fallback else []) + \
+        (["--dry-run"] if scan_dry else [])
     if st.button("Scan", key="scan_go"):
         from ..discovery import scan
 
         report = run_action("scan", cli_line(*args), lambda: scan(
-            [base], update_existing=update, include_testing=testing, dry_run=scan_dry, settings=settings))
+            [base], update_existing=update, include_testing=testing, fallback_format=fallback or None,
+            dry_run=scan_dry, settings=settings))
         if report is not None:
             _report(report)
     st.subheader("🦙 Import Ollama")
+    c1, c2 = st.columns(2)
+    ol_backend = c1.text_input("Backend override", key="ol_backend")
+    ol_location = c2.text_input("Location override", key="ol_location")
     ol_dry = st.toggle("Dry run", key="ol_dry", value=True)
     deprecate = st.toggle("Deprecate placeholders", key="ol_deprecate")
-    args = ["import-ollama"] + (["--deprecate-placeholders"] if deprecate else []) + (["--dry-run"] if ol_dry else [])
+    args = ["import-ollama"] + (["--backend", ol_backend] if ol_backend else []) + \
+        (["--location", ol_location] if ol_location else []) + \
+        (["--deprecate-placeholders"] if deprecate else []) + (["--dry-run"] if ol_dry else [])
     if st.button("Import Ollama", key="ol_go"):
         from ..storeimport import import_store
 
         report = run_action("import-ollama", cli_line(*args), lambda: import_store(
-            "ollama", dry_run=ol_dry, deprecate_placeholders=deprecate, settings=settings))
+            "ollama", backend=ol_backend or None, location=ol_location or None, dry_run=ol_dry,
+            deprecate_placeholders=deprecate, settings=settings))
         if report is not None:
             _report(report)
 
 
-CLEANUPS = ("prune-duplicates", "prune-deprecated", "purge-logical-only", "purge-imported")
+CLEANUPS = ("prune-duplicates", "prune-deprecated", "purge-logical-only", "purge-imported", "reset-discovered",
+            "restore-ollama", "backfill-ollama-paths")
 
 
 def _maintenance_tab(settings) -> None:
@@ -529,14 +539,35 @@ def _maintenance_tab(settings) -> None:
             _report(report)
     st.subheader("🗑️ Purge / 🔨 Cleanup")
     which = st.selectbox("Command", CLEANUPS, key="cl_which")
+    extra: list[str] = []
+    if which == "prune-deprecated" and st.toggle("Placeholders only", key="cl_placeholders"):
+        extra = ["--placeholders-only"]
+    providers = st.text_input("Providers", "all", key="cl_providers") if which == "purge-imported" else "all"
+    backend = st.text_input("Backend", "ollama", key="cl_backend") if which == "reset-discovered" else ""
+    backups = sorted(str(p) for p in (settings.registry_dir / "backups").glob("*.json")) \
+        if which == "restore-ollama" and (settings.registry_dir / "backups").is_dir() else []
+    backup = st.selectbox("Backup", backups, key="cl_backup") if which == "restore-ollama" else None
     dry = st.toggle("Dry run", key="cl_dry", value=True)
-    args = [which] + (["--apply"] if which == "purge-imported" and not dry else []) + \
+    if which == "purge-imported":
+        extra = ["--providers", providers]
+    elif which == "reset-discovered":
+        extra = ["--backend", backend]
+    elif which == "restore-ollama":
+        extra = ["--backup", backup or "FILE"]
+    args = [which, *extra] + (["--apply"] if which == "purge-imported" and not dry else []) + \
         (["--dry-run"] if dry and which != "purge-imported" else [])
-    if st.button("Run", key="cl_go"):
+    if st.button("Run", key="cl_go", disabled=which == "restore-ollama" and not backup):
+        from ..maintenance import reset_discovered, restore_backup
+        from ..storeimport import backfill_paths
+
         fn = {"prune-duplicates": lambda: cleanup.prune_duplicates(dry_run=dry, settings=settings),
-              "prune-deprecated": lambda: cleanup.prune_deprecated(dry_run=dry, settings=settings),
+              "prune-deprecated": lambda: cleanup.prune_deprecated(placeholders_only=bool(extra), dry_run=dry,
+                                                                   settings=settings),
               "purge-logical-only": lambda: cleanup.purge_logical_only(dry_run=dry, settings=settings),
-              "purge-imported": lambda: cleanup.purge_imported(["all"], dry_run=dry, settings=settings)}[which]
+              "purge-imported": lambda: cleanup.purge_imported(providers.split(","), dry_run=dry, settings=settings),
+              "reset-discovered": lambda: reset_discovered(backend, dry_run=dry, settings=settings),
+              "restore-ollama": lambda: restore_backup(backup, backend="ollama", dry_run=dry, settings=settings),
+              "backfill-ollama-paths": lambda: backfill_paths("ollama", dry_run=dry, settings=settings)}[which]
         report = run_action(which, cli_line(*args), fn)
         if report is not None:
             _report(report)
