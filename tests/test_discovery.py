@@ -16,10 +16,8 @@ import os
 import re
 from pathlib import Path
 
-import numpy as np
 import pytest
-from modelfiles import write_bf16, write_gguf
-from safetensors.numpy import save_file
+from modelfiles import make_models
 
 from imageworks_models.discovery import check_root, entry_name, family_from, scan
 from imageworks_models.errors import AcquisitionError
@@ -206,37 +204,6 @@ class CountingHost:
 
     def __getattr__(self, name):
         return getattr(self.real, name)
-
-
-def make_models(root: Path) -> dict[str, Path]:
-    """Four models: bf16 safetensors with a template, AWQ, a vision model, and a GGUF file."""
-    models = {}
-    bf16 = root / "Qwen3-4B"
-    bf16.mkdir(parents=True)
-    (bf16 / "config.json").write_text(json.dumps({"architectures": ["Qwen3ForCausalLM"], "model_type": "qwen3",
-                                                  "torch_dtype": "bfloat16"}))
-    write_bf16(bf16 / "model.safetensors")
-    (bf16 / "tokenizer_config.json").write_text(json.dumps({"chat_template": "{{ tools }}<think>"}))
-    models["bf16"] = bf16
-    awq = root / "Mistral-7B-Instruct-AWQ"
-    awq.mkdir()
-    (awq / "config.json").write_text(json.dumps({"architectures": ["MistralForCausalLM"], "model_type": "mistral",
-                                                 "quantization_config": {"quant_method": "awq", "bits": 4,
-                                                                         "group_size": 128}}))
-    save_file({"qweight": np.zeros((4, 2), dtype=np.int32), "scales": np.zeros((1, 8), dtype=np.float16)},
-              str(awq / "model.safetensors"), metadata={"format": "pt"})
-    models["awq"] = awq
-    vlm = root / "Qwen2.5-VL-3B-Instruct"
-    vlm.mkdir()
-    (vlm / "config.json").write_text(json.dumps({"architectures": ["Qwen2_5_VLForConditionalGeneration"],
-                                                 "model_type": "qwen2_5_vl", "torch_dtype": "bfloat16",
-                                                 "vision_config": {"depth": 1, "patch_size": 14}}))
-    (vlm / "preprocessor_config.json").write_text(json.dumps({"patch_size": 14, "min_pixels": 3136}))
-    write_bf16(vlm / "model.safetensors")
-    models["vlm"] = vlm
-    write_gguf(root / "Qwen3-8B-Q4_K_M.gguf", 15)
-    models["gguf"] = root / "Qwen3-8B-Q4_K_M.gguf"
-    return models
 
 
 @pytest.fixture

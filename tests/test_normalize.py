@@ -15,10 +15,8 @@ import os
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pytest
-from modelfiles import write_bf16, write_gguf
-from safetensors.numpy import save_file
+import modelfiles
 
 from imageworks_models import audit
 from imageworks_models.normalize import normalize_formats, plan_normalize
@@ -41,29 +39,9 @@ REPORT_KEYS = {"dry_run", "rebuild", "written", "backup", "counts", "notes", "ro
 
 
 def make_models(root: Path) -> dict[str, Path]:
-    """The four models, by entry name (the names ``scan`` gives them)."""
-    bf16 = root / "Qwen3-4B"
-    bf16.mkdir(parents=True)
-    (bf16 / "config.json").write_text(json.dumps({"architectures": ["Qwen3ForCausalLM"], "model_type": "qwen3",
-                                                  "torch_dtype": "bfloat16"}))
-    write_bf16(bf16 / "model.safetensors")
-    (bf16 / "tokenizer_config.json").write_text(json.dumps({"chat_template": "{{ tools }}<think>"}))
-    awq = root / "Mistral-7B-Instruct-AWQ"
-    awq.mkdir()
-    (awq / "config.json").write_text(json.dumps({"architectures": ["MistralForCausalLM"], "model_type": "mistral",
-                                                 "quantization_config": {"quant_method": "awq", "bits": 4,
-                                                                         "group_size": 128}}))
-    save_file({"qweight": np.zeros((4, 2), dtype=np.int32), "scales": np.zeros((1, 8), dtype=np.float16)},
-              str(awq / "model.safetensors"), metadata={"format": "pt"})
-    vlm = root / "Qwen2.5-VL-3B-Instruct"
-    vlm.mkdir()
-    (vlm / "config.json").write_text(json.dumps({"architectures": ["Qwen2_5_VLForConditionalGeneration"],
-                                                 "model_type": "qwen2_5_vl", "torch_dtype": "bfloat16",
-                                                 "vision_config": {"depth": 1, "patch_size": 14}}))
-    (vlm / "preprocessor_config.json").write_text(json.dumps({"patch_size": 14, "min_pixels": 3136}))
-    write_bf16(vlm / "model.safetensors")
-    write_gguf(root / "Qwen3-8B-Q4_K_M.gguf", 15, chat_template=False)  # 15: Q4_K_M
-    return {BF16: bf16, AWQ: awq, VLM: vlm, GGUF: root / "Qwen3-8B-Q4_K_M.gguf"}
+    """The four models of ``modelfiles.make_models``, by entry name (the names ``scan`` gives them)."""
+    models = modelfiles.make_models(root, gguf_template=False)
+    return {BF16: models["bf16"], AWQ: models["awq"], VLM: models["vlm"], GGUF: models["gguf"]}
 
 
 # --- the registry and running the command -------------------------------------------------------
