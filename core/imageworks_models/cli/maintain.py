@@ -12,11 +12,14 @@ import click
 from .output import common_options, emit_json, human_bytes, json_option, state, table
 from .stores import emit, print_footer
 
+# Every maintenance write takes a backup first; this is the one way to skip it.
+no_backup_option = click.option("--no-backup", is_flag=True, help="Skip the backup (throw-away pipelines only).")
+
 
 @click.command("reset-discovered")
 @click.option("--backend", required=True, metavar="NAME", help="Backend whose discovered entries to forget.")
 @click.option("--dry-run", is_flag=True, help="Print the entries that would go; write nothing.")
-@click.option("--no-backup", is_flag=True, help="Skip the backup (throw-away pipelines only).")
+@no_backup_option
 @json_option
 @common_options
 def reset_discovered_cmd(backend, dry_run, no_backup, as_json):
@@ -131,7 +134,7 @@ def remove_cmd(name, delete_files, purge, force, dry_run, no_backup, as_json):
 def cleanup_options(func):
     for option in reversed((
         click.option("--dry-run", is_flag=True, help="Print the entries that would go; write nothing."),
-        click.option("--no-backup", is_flag=True, help="Skip the backup (throw-away pipelines only)."),
+        no_backup_option,
         json_option,
         common_options,
     )):
@@ -202,7 +205,7 @@ def purge_logical_only_cmd(dry_run, no_backup, as_json):
 @click.option("--providers", default="all", show_default=True, metavar="LIST",
               help="Comma list of providers (hf, ollama, local...) or all.")
 @click.option("--apply", is_flag=True, help="Write the changes (without it: a dry run).")
-@click.option("--no-backup", is_flag=True, help="Skip the backup (throw-away pipelines only).")
+@no_backup_option
 @json_option
 @common_options
 def purge_imported_cmd(providers, apply, no_backup, as_json):
@@ -238,7 +241,7 @@ def _cell(row, key: str) -> str:
 @click.option("--apply", is_flag=True, help="Write the changes.")
 @click.option("--rebuild", is_flag=True, help="Hash every byte again instead of trusting the stat cache.")
 @click.option("--prune-missing", is_flag=True, help="Drop entries whose files are gone (curated parts stay).")
-@click.option("--no-backup", is_flag=True, help="Skip the backup (throw-away pipelines only).")
+@no_backup_option
 @json_option
 @common_options
 def normalize_formats_cmd(dry_run, apply, rebuild, prune_missing, no_backup, as_json):
