@@ -45,6 +45,14 @@ class LockTimeoutError(StorageError):
         self.holder = holder
 
 
+class ChangedOnDiskError(StorageError):
+    """A file changed on disk (a hand edit, another tool) between our read and our replace; it was kept (W17)."""
+
+
+class ReadOnlyFileError(StorageError):
+    """A file or folder is marked read-only (no write bit); it is not replaced, even by root (W17)."""
+
+
 # --- registry -----------------------------------------------------------------------------------
 
 

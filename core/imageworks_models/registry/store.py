@@ -28,7 +28,7 @@ from .. import storage
 from ..errors import (EntryNotFoundError, ReadOnlyRegistryError, RegistryError, RegistryFileError, RegistryValidationError,
                       SchemaVersionError, StorageError)
 from . import fields
-from .jsonio import loads_strict
+from .jsonio import DEFAULT_MAX_BYTES, dumps_strict, loads_strict, read_limited
 
 SCHEMA_VERSION = 1
 CURATED_FILE = "model_registry.curated.json"
@@ -36,7 +36,6 @@ DISCOVERED_FILE = "model_registry.discovered.json"
 MERGED_FILE = "model_registry.json"
 LOCK_FILE = ".model_registry.lock"
 BACKUP_DIR = "backups"
-MAX_FILE_BYTES = 256 * 1024 * 1024
 
 
 def dump_document(entries: list[dict[str, Any]], extra: dict[str, Any] | None = None) -> bytes:
@@ -44,7 +43,7 @@ def dump_document(entries: list[dict[str, Any]], extra: dict[str, Any] | None = 
     one trailing newline, so diffs under git stay small."""
     doc = {"schema_version": SCHEMA_VERSION, **(extra or {}),
            "entries": sorted(entries, key=lambda e: str(e.get("name", "")))}
-    return (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+    return (dumps_strict(doc, path="the registry", indent=2, ensure_ascii=False) + "\n").encode("utf-8")
 
 
 def dump_snapshot(entries: list[dict[str, Any]], header: dict[str, Any]) -> bytes:
@@ -53,8 +52,8 @@ def dump_snapshot(entries: list[dict[str, Any]], header: dict[str, Any]) -> byte
     The snapshot is machine-written and large; one entry per line keeps a diff per entry while the C
     JSON codec (which ``indent`` would switch off) writes and reads it several times faster.
     """
-    head = json.dumps({"schema_version": SCHEMA_VERSION, **header}, ensure_ascii=False)[:-1]
-    body = ",\n".join(json.dumps(e, ensure_ascii=False) for e in entries)
+    head = dumps_strict({"schema_version": SCHEMA_VERSION, **header}, path=MERGED_FILE, ensure_ascii=False)[:-1]
+    body = ",\n".join(dumps_strict(e, path=MERGED_FILE, ensure_ascii=False) for e in entries)
     return f'{head}, "entries": [\n{body}\n]}}\n'.encode("utf-8")
 
 
@@ -75,20 +74,11 @@ def _touched(layer: "Layer") -> set[str]:
     return {name for name in set(before) | set(layer.entries) if not same(name)}
 
 
-def _read(path: Path) -> bytes | None:
+def _read(path: Path, limit: int = DEFAULT_MAX_BYTES) -> bytes | None:
     try:
-        with open(path, "rb") as fh:
-            data = fh.read(MAX_FILE_BYTES + 1)
+        return read_limited(path, limit=limit)
     except FileNotFoundError:
         return None
-    except IsADirectoryError:
-        raise RegistryFileError(str(path), "is a folder, not a registry file") from None
-    except OSError as exc:
-        raise RegistryFileError(str(path), f"cannot be read: {exc.strerror}",
-                                hint="check the file's permissions") from None
-    if len(data) > MAX_FILE_BYTES:
-        raise RegistryFileError(str(path), f"is larger than {MAX_FILE_BYTES // 2**20} MiB; not a registry file")
-    return data
 
 
 def _name_key(name: str) -> str:
@@ -390,8 +380,9 @@ class RegistryStore:
     """The registry folder: loading (with the snapshot cache) and locked, atomic editing."""
 
     def __init__(self, directory: Path | str, *, lock_timeout: float = 30.0, backup_keep: int = 10,
-                 audit_dir: Path | str | None = None):
+                 audit_dir: Path | str | None = None, max_json_bytes: int = DEFAULT_MAX_BYTES):
         self.directory = Path(directory)
+        self.max_json_bytes = max_json_bytes  # a larger layer is refused (B15, B17)
         self.lock_timeout = lock_timeout
         self.backup_keep = backup_keep
         self.audit_dir = Path(audit_dir) if audit_dir is not None else None  # None: no audit trail
@@ -423,8 +414,8 @@ class RegistryStore:
         Raises:
             RegistryFileError, SchemaVersionError, RegistryValidationError: a layer is not valid.
         """
-        return Layers(_parse_layer(fields.CURATED, self.curated_path, _read(self.curated_path)),
-                      _parse_layer(fields.DISCOVERED, self.discovered_path, _read(self.discovered_path)))
+        return Layers(_parse_layer(fields.CURATED, self.curated_path, _read(self.curated_path, self.max_json_bytes)),
+                      _parse_layer(fields.DISCOVERED, self.discovered_path, _read(self.discovered_path, self.max_json_bytes)))
 
     def load(self, *, use_snapshot: bool = True) -> Registry:
         """The effective registry.
@@ -439,8 +430,8 @@ class RegistryStore:
         if not self.directory.is_dir():
             raise RegistryError(f"the registry folder {self.directory} does not exist",
                                 hint="check --registry-dir / IMAGEWORKS_REGISTRY_DIR, or create the folder")
-        cur = _read(self.curated_path)
-        disc = _read(self.discovered_path)
+        cur = _read(self.curated_path, self.max_json_bytes)
+        disc = _read(self.discovered_path, self.max_json_bytes)
         sources = {CURATED_FILE: _digest(cur), DISCOVERED_FILE: _digest(disc)}
         if use_snapshot:
             entries = self._snapshot_entries(sources)
@@ -457,7 +448,7 @@ class RegistryStore:
 
     def _snapshot_entries(self, sources: dict[str, str]) -> dict[str, dict[str, Any]] | None:
         try:  # the snapshot is only a cache: whatever is wrong with it, it is ignored, never an error
-            data = _read(self.merged_path)
+            data = _read(self.merged_path, self.max_json_bytes)
         except RegistryFileError:
             return None
         if data is None:
@@ -483,7 +474,7 @@ class RegistryStore:
     def _refresh_snapshot(self, entries: dict[str, dict[str, Any]], sources: dict[str, str]) -> None:
         if self.merged_path.exists() and not self.merged_path.is_file():
             return  # not ours to replace; a write reports it
-        existing = _read(self.merged_path) if self.merged_path.exists() else None
+        existing = _read(self.merged_path, self.max_json_bytes) if self.merged_path.exists() else None
         if existing is not None:
             try:
                 if not isinstance(json.loads(existing), dict):
@@ -493,7 +484,7 @@ class RegistryStore:
         if not os.access(self.directory, os.W_OK):
             return
         with contextlib.suppress(StorageError):
-            with storage.file_lock(self.lock_path, timeout=0):
+            with storage.file_lock(self.lock_path, timeout=0, folder=True):
                 storage.atomic_write(self.merged_path, self._snapshot_bytes(entries, sources))
 
     # -- writing -------------------------------------------------------------------------------------
@@ -515,7 +506,8 @@ class RegistryStore:
             RegistryValidationError: the edited registry is not valid; nothing was written.
         """
         self.directory.mkdir(parents=True, exist_ok=True)
-        with storage.file_lock(self.lock_path, timeout=self.lock_timeout, what=f"the registry in {self.directory}"):
+        with storage.file_lock(self.lock_path, timeout=self.lock_timeout, what=f"the registry in {self.directory}",
+                               folder=True):
             layers = self.load_layers()
             yield layers
             self._save(layers, backup=backup, backup_label=backup_label)
@@ -537,12 +529,15 @@ class RegistryStore:
             _validate_into(layer, list(layer.entries.values()))
         entries, _ = layers.merged()
         layers.check_effective(entries)
+        for layer in to_write:  # a hand edit saved since our read is kept: refuse before writing anything (W17)
+            storage.check_writable(layer.path)
+            storage.ensure_unchanged(layer.path, layer.data)
         backups = []
         for layer in to_write:
             if layer.data is not None and (layer.legacy or backup):
                 backups.append(storage.backup_file(layer.path, self.backup_dir, keep=self.backup_keep,
                                                    label="legacy" if layer.legacy else backup_label))
-        merged_data = _read(self.merged_path)
+        merged_data = _read(self.merged_path, self.max_json_bytes)
         if merged_data is not None and merged_data.lstrip().startswith(b"["):
             storage.backup_file(self.merged_path, self.backup_dir, keep=self.backup_keep, label="legacy")
         touched: set[str] = set()
@@ -552,7 +547,7 @@ class RegistryStore:
                 touched |= _touched(layer)
             data = layer.to_bytes()
             files[layer.path.name] = {"before": _digest(layer.data), "after": _digest(data)}
-            storage.atomic_write(layer.path, data)
+            storage.atomic_write(layer.path, data, expect=layer.data)
             layer.data, layer.schema_version = data, SCHEMA_VERSION
             layer.mark_clean()
         self._write_snapshot(entries, layers)
