@@ -227,6 +227,24 @@ def _tree_bytes(path: str) -> int:
     return total
 
 
+def _trash_path(path: str) -> str:
+    """Where a folder being deleted is renamed first (same parent, so the rename is one atomic step)."""
+    head, tail = os.path.split(os.path.normpath(path))
+    return os.path.join(head, f".{tail}.deleting")
+
+
+def _mark_deleting(registry, name: str, path: str) -> None:
+    from .storage import utc_now
+
+    with registry.edit() as layers:
+        current = layers.discovered.get(name) or {"name": name}
+        download = dict(current.get("download") or {})
+        if download.get("status") == "deleting":
+            return
+        download.update({"path": download.get("path") or path, "status": "deleting", "status_since": utc_now()})
+        layers.discovered.put({**current, "download": download})
+
+
 def plan_removal(name: str, *, delete_files: bool, purge: bool, settings=None, plugins=None) -> RemovalPlan:
     """What ``remove NAME [--delete-files] [--purge]`` would do; changes nothing.
 
@@ -262,6 +280,8 @@ def plan_removal(name: str, *, delete_files: bool, purge: bool, settings=None, p
     path = local_path(entry)
     if path is None or not os.path.lexists(path):
         plan.path = path
+        if path is not None and os.path.lexists(_trash_path(path)):  # a killed remove: finish deleting
+            plan.bytes = _tree_bytes(_trash_path(path))
         return plan
     real = os.path.realpath(path)
     if os.path.islink(path):
@@ -304,18 +324,29 @@ def remove(name: str, *, delete_files: bool = False, purge: bool = False, force:
         removed = source.remove(entry, settings=settings)
         plan.done += [f"removed {tag} from the store" for tag in removed]
         audit.record(settings.log_dir, "delete-files", entries=[plan.name], store_tags=list(removed))
-    elif plan.delete_files and plan.path and os.path.lexists(plan.path):
-        if os.path.isdir(plan.path) and not os.path.islink(plan.path):
-            shutil.rmtree(plan.path)  # never follows symlinks inside the folder
-        else:
-            os.unlink(plan.path)
-        plan.done.append(f"deleted {plan.path}")
-        audit.record(settings.log_dir, "delete-files", entries=[plan.name], path=str(plan.path), bytes=plan.bytes)
+    elif plan.delete_files and plan.path:
+        trash = _trash_path(plan.path)
+        if os.path.lexists(plan.path) or os.path.lexists(trash):
+            # W19: the intent goes to the registry first (the entry stops counting as installed), the
+            # folder is then renamed aside in one step and deleted; a kill at any point leaves the entry
+            # "deleting", never "installed" with files missing, and running remove again finishes it.
+            _mark_deleting(registry, plan.name, plan.path)
+            if os.path.lexists(plan.path):
+                os.rename(plan.path, trash)
+            if os.path.isdir(trash) and not os.path.islink(trash):
+                shutil.rmtree(trash)  # never follows symlinks inside the folder
+            elif os.path.lexists(trash):
+                os.unlink(trash)
+            plan.done.append(f"deleted {plan.path}")
+            audit.record(settings.log_dir, "delete-files", entries=[plan.name], path=str(plan.path),
+                         bytes=plan.bytes)
 
     def body(layers):
         if plan.remove_metadata:
-            layers.curated.remove(plan.name)
-            layers.discovered.remove(plan.name)
+            # The two layers are two files: the discovered part goes first, so a kill between the two
+            # writes leaves a valid curated-only entry, never a discovered part without its backend.
+            if layers.discovered.remove(plan.name) is None:
+                layers.curated.remove(plan.name)
         elif plan.delete_files:
             current = layers.discovered.get(plan.name)
             if current is not None:
@@ -324,6 +355,12 @@ def remove(name: str, *, delete_files: bool = False, purge: bool = False, force:
                 layers.discovered.put(kept)
 
     _, backups = edit_with_backup(registry, "remove", body, backup=backup)
+    if plan.remove_metadata:
+        def rest(layers):
+            layers.curated.remove(plan.name)
+            layers.discovered.remove(plan.name)
+
+        backups += edit_with_backup(registry, "remove", rest, backup=backup)[1]
     plan.done.append("removed the entry from the registry" if plan.remove_metadata else
                      "marked the entry not installed")
     plan.done += [f"backup: {b}" for b in backups]

@@ -31,8 +31,9 @@ def installed(entry: dict[str, Any]) -> bool:
 
     A store reference such as ``ollama:/name:tag`` cannot be checked here and counts as installed.
     """
-    path = (entry.get("download") or {}).get("path")
-    if not path:
+    download = entry.get("download") or {}
+    path = download.get("path")
+    if not path or download.get("status") == "deleting":  # a remove was under way (W19)
         return False
     if is_store_reference(path):
         return True
