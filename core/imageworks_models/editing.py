@@ -103,10 +103,27 @@ def plan_edit(name: str, changes: dict[str, Any], *, settings=None) -> EditPlan:
         from .registry import open_registry
 
         entry = open_registry(settings).get(name)  # raises EntryNotFoundError with suggestions, or resolves an alias
-    return _plan(entry, layers, changes)
+    return _plan(entry, layers, changes, settings=settings)
 
 
-def _plan(entry: dict[str, Any], layers, changes: dict[str, Any]) -> EditPlan:
+def _launch_errors(effective: dict[str, Any], changes: dict[str, Any], settings) -> dict[str, str]:
+    """What activation would refuse in an edited ``backend_config`` (S11), refused at edit time already."""
+    from .errors import UnsafeLaunchError
+    from .serverargs import check_env, check_host
+
+    cfg = effective.get("backend_config")
+    if "backend_config" not in changes or not isinstance(cfg, dict):
+        return {}
+    try:
+        check_env(cfg.get("env"), name=effective["name"], settings=settings)
+        if isinstance(cfg.get("host"), str):
+            check_host(cfg["host"], name=effective["name"], settings=settings, warn=lambda line: None)
+    except UnsafeLaunchError as exc:
+        return {"backend_config": exc.message.split(": ", 1)[-1] + (f" ({exc.hint})" if exc.hint else "")}
+    return {}
+
+
+def _plan(entry: dict[str, Any], layers, changes: dict[str, Any], *, settings=None) -> EditPlan:
     name = entry["name"]
     before = dict(layers.curated.get(name) or {"name": name})
     after = dict(before)
@@ -123,6 +140,8 @@ def _plan(entry: dict[str, Any], layers, changes: dict[str, Any]) -> EditPlan:
         if key not in (layers.discovered.get(name) or {}):
             effective.pop(key, None)
     plan.errors = _field_errors(effective, changes)
+    if "backend_config" not in plan.errors:
+        plan.errors.update(_launch_errors(effective, changes, settings))
     if not effective.get("backend"):
         plan.errors.setdefault("backend", "an entry needs a backend (vllm, ollama, lmdeploy...)")
     return plan
@@ -158,7 +177,7 @@ def apply_edit(name: str, changes: dict[str, Any], *, base: str, settings=None) 
         if fingerprint(layers.curated.get(entry["name"])) != base:
             raise StaleEditError(f"{name!r} changed since you opened it (someone else saved it); nothing was written",
                                  hint="reload the entry, then make your edit again")
-        plan = _plan(entry, layers, changes)
+        plan = _plan(entry, layers, changes, settings=settings)
         if plan.errors:
             raise EntryEditError(plan.errors, name=entry["name"])
         name = entry["name"]

@@ -26,6 +26,12 @@ def digests(folder: Path) -> dict[str, str]:
             for p in sorted(folder.rglob("*")) if p.is_file() and not p.is_symlink()}
 
 
+def sources(folder: Path) -> dict[str, str]:
+    """sha256 of the registry's source-of-truth files (the two layers; the snapshot is a cache)."""
+    return {name: hashlib.sha256((folder / name).read_bytes()).hexdigest() if (folder / name).exists() else "missing"
+            for name in (CURATED_FILE, DISCOVERED_FILE)}
+
+
 def spawn(code: str, *args: str, **kwargs) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-c", textwrap.dedent(code), *args], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
