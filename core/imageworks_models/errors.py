@@ -14,6 +14,9 @@ class ImageworksError(Exception):
     exit_code = 1
 
     def __init__(self, message: str, *, hint: str | None = None):
+        from .endpoints import redact  # credentials in a URL never reach a message (S12)
+
+        message, hint = redact(message), redact(hint)
         super().__init__(message)
         self.message = message
         self.hint = hint

@@ -210,15 +210,17 @@ def report_error(exc: BaseException) -> None:
         import traceback
 
         traceback.print_exception(exc, file=sys.stderr)
+    from ..endpoints import redact  # no credentials in what we print (S12)
+
     if _is_ours(exc):
         lines = exc.lines()
-        click.echo(f"error: {lines[0]}", err=True)
+        click.echo(redact(f"error: {lines[0]}"), err=True)
         for line in lines[1:]:
-            click.echo(line, err=True)
+            click.echo(redact(line), err=True)
         if exc.hint:
-            click.echo(f"hint: {exc.hint}", err=True)
+            click.echo(redact(f"hint: {exc.hint}"), err=True)
     else:
-        click.echo(f"error: internal error: {type(exc).__name__}: {exc}", err=True)
+        click.echo(redact(f"error: internal error: {type(exc).__name__}: {exc}"), err=True)
         if not debug_enabled():
             click.echo("hint: run again with IMAGEWORKS_DEBUG=1 for the traceback, and report it", err=True)
 

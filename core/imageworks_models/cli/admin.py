@@ -20,6 +20,7 @@ def config_cmd(as_json):
       imageworks-download config
       imageworks-models config --json | jq -r .registry_dir.value
     """
+    from ..endpoints import redact
     from ..settings import SPECS
 
     settings = state().settings()
@@ -27,9 +28,11 @@ def config_cmd(as_json):
     for spec in SPECS:
         value = settings.values[spec.key].value
         if isinstance(value, dict):
-            value = {k: str(v) for k, v in value.items()}
-        elif value is not None and not isinstance(value, (bool, int, float, list)):
-            value = str(value)
+            value = {k: redact(str(v)) for k, v in value.items()}
+        elif isinstance(value, list):
+            value = [redact(v) for v in value]
+        elif value is not None and not isinstance(value, (bool, int, float)):
+            value = redact(str(value))  # HF_ENDPOINT / OLLAMA_HOST may carry user:password@ (S12)
         data[spec.key] = {"value": value, "origin": settings.origin(spec.key), "env": spec.env}
     if as_json:
         emit_json(data)
