@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -109,6 +110,46 @@ def reset_discovered(backend: str, *, dry_run: bool = False, backup: bool = True
 # -- restore-ollama ------------------------------------------------------------------------------------
 
 
+_BACKUP_NAME = re.compile(r"model_registry\.(curated|discovered)\.(\d{8}T\d{6}\d*Z)(\.[\w-]+)?\.json")
+
+
+def _read_backup(path: Path, backup_dir: Path, *, limit: int) -> tuple[str, bytes]:
+    """The layer kind and bytes of a backup this tool wrote (D24): named as :func:`storage.backup_file` names
+    registry backups, strict JSON, and a registry layer document (``{"schema_version", "entries"}``; the
+    earlier tool's list only in a ``legacy`` backup). Anything else (``[]``, a models.lock, a hand-made file)
+    is refused before the registry is touched.
+
+    Raises:
+        RegistryError, RegistryFileError: the file is not such a backup.
+    """
+    from .registry.jsonio import loads_strict, read_limited
+
+    hint = f"pick one of the backups this tool wrote: ls {backup_dir}"
+    match = _BACKUP_NAME.fullmatch(path.name)
+    if match is None:
+        raise RegistryError(f"{path} is not a registry backup written by imageworks-models "
+                            "(expected model_registry.<curated|discovered>.<UTC time>[.<label>].json)", hint=hint)
+    try:
+        data = read_limited(path, limit=limit)
+    except FileNotFoundError:
+        raise RegistryError(f"the backup {path} does not exist", hint=hint) from None
+    doc = loads_strict(data, str(path))
+    legacy = (match.group(3) or "") == ".legacy"
+    if isinstance(doc, list) and not legacy:
+        raise RegistryError(f"{path} is a bare list, not a registry layer this tool wrote (a restore from it "
+                            "would wipe entries)", hint=hint)
+    if isinstance(doc, dict) and not (isinstance(doc.get("schema_version"), int) and isinstance(doc.get("entries"), list)):
+        raise RegistryError(f"{path} is not a registry layer (no schema_version and entries list): a models.lock "
+                            "or another tool's file?", hint=hint)
+    if not isinstance(doc, (dict, list)):
+        raise RegistryError(f"{path} is not a registry layer", hint=hint)
+    entries = doc if isinstance(doc, list) else doc["entries"]
+    if isinstance(doc, dict) and "generated_at" in doc or any(
+            isinstance(e, dict) and "aggregate" in e and "files" in e for e in entries):
+        raise RegistryError(f"{path} is a models.lock, not a registry backup", hint=hint)
+    return match.group(1), data
+
+
 def restore_backup(backup: Path | str, *, backend: str = "ollama", dry_run: bool = False, take_backup: bool = True,
                    settings=None) -> ChangeReport:
     """Put back the ``backend`` entries of a layer backup (``backups/model_registry.<layer>.<time>...json``).
@@ -128,12 +169,7 @@ def restore_backup(backup: Path | str, *, backend: str = "ollama", dry_run: bool
     settings = settings or load_settings()
     registry = store_for(settings)
     path = Path(backup).expanduser()
-    kind = "curated" if ".curated." in path.name else "discovered"
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise RegistryError(f"cannot read backup {path}: {exc.strerror}",
-                            hint=f"list the backups: ls {registry.backup_dir}") from None
+    kind, data = _read_backup(path, registry.backup_dir, limit=settings.max_json_bytes)
     old = _parse_layer(kind, path, data)
 
     def plan(layers) -> list[Row]:

@@ -328,10 +328,13 @@ def _edit_form(entry: dict[str, Any], settings) -> None:
     changes: dict[str, Any] = {}
     errors: dict[str, str] = {}
     for field, text in (("backend_config", backend_config), ("metadata", metadata)):
-        try:
-            changes[field] = json.loads(text or "{}")
-        except ValueError as exc:
-            errors[field] = f"not JSON: {exc}"
+        from ..errors import RegistryFileError
+        from ..registry.jsonio import loads_strict
+
+        try:  # strict: NaN/Infinity, huge integers, deep nesting, lone surrogates, duplicate keys (B17)
+            changes[field] = loads_strict((text or "{}").encode("utf-8", "surrogatepass"), field)
+        except RegistryFileError as exc:
+            errors[field] = f"not JSON (strict): {exc.message.split(': ', 1)[-1]}"
     changes.update({"display_name": display or None, "roles": [r.strip() for r in roles.split(",") if r.strip()],
                     "capabilities": {c: True for c in caps}, "served_model_id": served or None,
                     "backend": backend or None})
