@@ -219,6 +219,17 @@ def report_error(exc: BaseException) -> None:
             click.echo(redact(line), err=True)
         if exc.hint:
             click.echo(redact(f"hint: {exc.hint}"), err=True)
+    elif isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
+        # a file system refusal (a name too long, a permission, a full disk) is the user's to fix: say which
+        # file and why in one line, not as an internal error (B19)
+        import errno
+
+        click.echo(redact(f"error: {exc.filename}: {exc.strerror}"), err=True)
+        if exc.errno == errno.ENAMETOOLONG:
+            click.echo("hint: use a shorter name: most file systems allow 255 bytes per name and 4096 per path",
+                       err=True)
+        else:
+            click.echo("hint: check the path and its permissions", err=True)
     else:
         click.echo(redact(f"error: internal error: {type(exc).__name__}: {exc}"), err=True)
         if not debug_enabled():
