@@ -38,10 +38,12 @@ class EditPlan:
     diff: list[tuple[str, Any, Any]] = field(default_factory=list)
     errors: dict[str, str] = field(default_factory=dict)
     base: str = ""
+    warnings: list[str] = field(default_factory=list)  # conflicts the edit creates (doctor's checks), not refused
 
     def as_dict(self) -> dict[str, Any]:
         return {"name": self.name, "before": self.before, "after": self.after, "base": self.base,
-                "diff": [{"field": f, "old": o, "new": n} for f, o, n in self.diff], "errors": self.errors}
+                "diff": [{"field": f, "old": o, "new": n} for f, o, n in self.diff], "errors": self.errors,
+                "warnings": self.warnings}
 
 
 def _field_errors(candidate: dict[str, Any], changes: dict[str, Any]) -> dict[str, str]:
@@ -142,6 +144,12 @@ def _plan(entry: dict[str, Any], layers, changes: dict[str, Any], *, settings=No
     plan.errors = _field_errors(effective, changes)
     if "backend_config" not in plan.errors:
         plan.errors.update(_launch_errors(effective, changes, settings))
+    if not plan.errors:
+        from .doctor import warnings_for
+
+        entries, _ = layers.merged()
+        plan.warnings = warnings_for(name, effective, entries,
+                                     single_port=bool(getattr(settings, "single_port", False)))
     if not effective.get("backend"):
         plan.errors.setdefault("backend", "an entry needs a backend (vllm, ollama, lmdeploy...)")
     return plan

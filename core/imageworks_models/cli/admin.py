@@ -41,6 +41,37 @@ def config_cmd(as_json):
     click.echo(f"config file: {settings.config_file or 'none'}", err=True)
 
 
+@click.command("doctor")
+@json_option
+@common_options
+def doctor_cmd(as_json):
+    """Check the registry for clashing names, ports and served ids.
+
+    Reports names that differ only by case or Unicode form across the two layers, aliases that name another
+    entry, two entries whose servers would claim one host and port, and two entries of one backend that
+    publish one served model id. Exit code 1 when it finds any.
+
+    \b
+    Examples:
+      imageworks-models doctor
+      imageworks-models doctor --json | jq '.problems[] | select(.kind == "port")'
+    """
+    from ..doctor import check
+
+    report = check(settings=state().settings())
+    if as_json:
+        emit_json(report.as_dict())
+    else:
+        if report.problems:
+            click.echo(table(["KIND", "ENTRIES", "PROBLEM"],
+                             [(p.kind, ", ".join(p.entries), p.detail) for p in report.problems]))
+        click.echo(f"{report.checked} entries checked: "
+                   + (f"{len(report.problems)} problem{'s' if len(report.problems) != 1 else ''}"
+                      if report.problems else "no problems"), err=True)
+    if report.problems:
+        click.get_current_context().exit(1)
+
+
 @click.command("plugins")
 @json_option
 @common_options

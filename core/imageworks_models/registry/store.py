@@ -98,6 +98,7 @@ class Layer:
     read_only: str | None = None  # why this layer may not be written
     views: dict[str, dict[str, Any]] = field(default_factory=dict)  # validated, only fields set
     _baseline: str | None = None
+    _loaded_names: set[str] = field(default_factory=set)
     # name -> (the entry as compact JSON, its view) for entries validated since load: a save
     # re-validates only entries that changed (pydantic on big artifact manifests is the slow part).
     _validated: dict[str, tuple[str, dict[str, Any], tuple[str, bool]]] = field(default_factory=dict)
@@ -131,6 +132,7 @@ class Layer:
 
     def mark_clean(self) -> None:
         self._baseline = self._fingerprint()
+        self._loaded_names = set(self.entries)
 
     @property
     def changed(self) -> bool:
@@ -303,9 +305,18 @@ class Layers:
                                                            self.discovered.views.get(name), base)
         return entries, provenance
 
-    def check_effective(self, entries: dict[str, dict[str, Any]]) -> None:
+    def check_effective(self, entries: dict[str, dict[str, Any]], *, names: bool = False) -> None:
         problems = [f"{name!r}: no backend in either layer (set \"backend\" in {CURATED_FILE})"
                     for name, e in entries.items() if not e.get("backend")]
+        if names:  # a write may not create "Alpha" in one layer beside "alpha" in the other (B7)
+            from ..doctor import name_clashes
+
+            old = {("curated", n) for n in self.curated._loaded_names} | {
+                ("discovered", n) for n in self.discovered._loaded_names}
+            for clash in name_clashes(list(self.curated.entries), list(self.discovered.entries)):
+                a, b = clash.entries  # the curated-side name first (name_clashes walks curated, then discovered)
+                if ("curated", a) not in old or ("discovered", b) not in old:
+                    problems.append(clash.detail)
         if problems:
             raise RegistryValidationError(str(self.curated.path.parent), problems,
                                           hint="every effective entry needs a backend")
@@ -528,7 +539,7 @@ class RegistryStore:
                                             hint="upgrade imageworks-models (pip install -U imageworks-models)")
             _validate_into(layer, list(layer.entries.values()))
         entries, _ = layers.merged()
-        layers.check_effective(entries)
+        layers.check_effective(entries, names=True)
         for layer in to_write:  # a hand edit saved since our read is kept: refuse before writing anything (W17)
             storage.check_writable(layer.path)
             storage.ensure_unchanged(layer.path, layer.data)
