@@ -58,7 +58,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "current-model": ("imageworks_models.cli.serve:current_model_cmd", "Show the live model, checked now."),
     "health": ("imageworks_models.cli.serve:health_cmd", "Show backends' health and loaded models."),
     "doctor": ("imageworks_models.cli.admin:doctor_cmd",
-               "Check the registry for clashing names, ports and served ids."),
+               "Report clashing names, ports and served ids."),
     "config": ("imageworks_models.cli.admin:config_cmd", "Show every resolved setting and where it came from."),
     "plugins": ("imageworks_models.cli.admin:plugins_cmd", "List plugins, their status and what they provide."),
     "gui": ("imageworks_models.cli.admin:gui_cmd", "Start the GUI (the Models page) on 127.0.0.1."),

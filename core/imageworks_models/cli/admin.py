@@ -45,7 +45,7 @@ def config_cmd(as_json):
 @json_option
 @common_options
 def doctor_cmd(as_json):
-    """Check the registry for clashing names, ports and served ids.
+    """Report clashing names, ports and served ids.
 
     Reports names that differ only by case or Unicode form across the two layers, aliases that name another
     entry, two entries whose servers would claim one host and port, and two entries of one backend that
