@@ -354,6 +354,10 @@ def remove(name: str, *, delete_files: bool = False, purge: bool = False, force:
     from . import audit
 
     registry = store_for(settings)
+    from .storage import check_writable
+
+    for layer in plan.layers:  # a read-only layer is refused before any file or layer is touched (W17)
+        check_writable(registry.curated_path if layer == "curated" else registry.discovered_path)
     if plan.delete_files and plan.store_command:
         entry = registry.load(use_snapshot=False).get(plan.name)
         source = _store_source_for(entry, plugins)

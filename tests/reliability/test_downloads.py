@@ -67,14 +67,14 @@ def test_d23_a_stalled_or_trickling_hub_api_ends_in_one_clear_line(tmp_path, mod
     try:
         env = {**os.environ, "HF_ENDPOINT": f"http://127.0.0.1:{server.port}",
                "IMAGEWORKS_REGISTRY_DIR": str(tmp_path / "reg"), "IMAGEWORKS_WEIGHTS_ROOT": str(tmp_path / "w"),
-               "IMAGEWORKS_DOWNLOAD_CONNECT_TIMEOUT": "1", "IMAGEWORKS_DOWNLOAD_READ_TIMEOUT": "1"}
+               "IMAGEWORKS_DOWNLOAD_CONNECT_TIMEOUT": "0.5", "IMAGEWORKS_DOWNLOAD_READ_TIMEOUT": "0.5"}
         start = time.monotonic()
         result = cli("download", "org/model", env=env, timeout=60)
         secs = time.monotonic() - start
     finally:
         server.close()
     figure(f"D23: Hub API that {'never answers' if mode == 'stall' else 'trickles 4 bytes/s'}: clear error after "
-           f"{secs:.1f} s (timeouts 1 s connect, 1 s read)")
+           f"{secs:.1f} s (timeouts 0.5 s connect, 0.5 s read)")
     assert result.returncode == 1, result.stdout + result.stderr
     assert "Traceback" not in result.stderr
     errors = [ln for ln in result.stderr.splitlines() if ln.startswith("error:")]
