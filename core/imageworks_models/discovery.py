@@ -96,12 +96,13 @@ class Row:
     existing: str | None = None  # the registered entry this row updates
     served_model_id: str | None = None
     digests: dict[str, str] = field(default_factory=dict, repr=False)  # known without hashing (see Discovered)
+    replaces: str | None = None  # an entry whose files these are now, under a name that no longer fits them
 
     def as_dict(self) -> dict[str, Any]:
         return {"action": self.action, "name": self.name, "path": self.path, "format": self.format,
                 "quantization": self.quantization, "backend": self.backend, "files": self.files,
                 "size_bytes": self.size_bytes, "provider": self.provider, "reason": self.reason,
-                "served_model_id": self.served_model_id}
+                "served_model_id": self.served_model_id, "existing": self.existing, "replaces": self.replaces}
 
 
 @dataclass
@@ -202,25 +203,25 @@ def inspect(path: str, plugins) -> ArtifactInfo | None:
     return plugins.inspect_artifact(Path(path))
 
 
-def _index_by_path(registry) -> dict[str, str]:
-    out = {}
-    for e in registry:
-        p = (e.get("download") or {}).get("path")
-        if isinstance(p, str) and p and not p.startswith(("ollama:", "ollama://")):
-            out.setdefault(real_path(p), e["name"])
-    return out
-
-
 def plan(found: Iterable[Discovered], *, registry, plugins, settings, update_existing: bool = False,
          include_testing: bool = False, fallback_format: str | None = None, backend: str | None = None,
-         location: str | None = None, cache=None) -> tuple[list[Row], int, int]:
-    """Rows for every found model: what recording it would do. Reads headers (cached), writes nothing."""
+         location: str | None = None, cache=None, names: dict[str, str] | None = None,
+         curated: Iterable[str] | None = None) -> tuple[list[Row], int, int]:
+    """Rows for every found model: what recording it would do. Reads headers (cached), writes nothing.
+
+    Each found model is matched to an entry by the attachment rules of :mod:`imageworks_models.identity`
+    (path, then source, then name); ``names`` maps a found path to the name the user asked for (``--name``),
+    ``curated`` names the entries that have a curated part (default: read from the registry's layers).
+    """
+    from .identity import Index, real
     from .inspectcache import signature
 
     location = location or settings.location
-    by_path = _index_by_path(registry)
-    names = {e["name"].lower(): e for e in registry}
-    taken: dict[str, str] = {}
+    entries = list(registry)
+    if curated is None:
+        layers = getattr(registry, "layers", None)
+        curated = list(layers.curated.entries) if layers is not None and not isinstance(registry, list) else []
+    index = Index.build(entries, curated=curated)
     rows: list[Row] = []
 
     def prepare(d: Discovered):
@@ -256,32 +257,70 @@ def plan(found: Iterable[Discovered], *, registry, plugins, settings, update_exi
         if entry is None:
             rows.append(Row("skip", d.path, reason=why, files=count, size_bytes=total, provider=d.provider))
             continue
+        asked = (names or {}).get(d.path)
+        if asked:
+            name = entry["name"] = asked
         entry["download"].update(size_bytes=total, file_count=count)
         row = Row("add", d.path, name=name, format=entry["format"], quantization=entry.get("quantization"),
                   backend=entry["backend"], files=count, size_bytes=total, provider=d.provider, entry=entry,
                   served_model_id=d.served_model_id, digests=d.digests)
-        existing = by_path.get(d.path)  # found paths are canonical (see discovered_from_sources)
-        if existing is not None:
-            row.existing = row.name = existing
-            entry["name"] = existing
-            if not update_existing:
-                row.action, row.reason = "exists", "already registered (--update-existing refreshes it)"
-            else:
-                current = names.get(existing.lower()) or {}
-                same = all((current.get(k) or None) == (entry.get(k) or None) for k in ("format", "quantization")) and \
-                    (current.get("download") or {}).get("size_bytes") == total and \
-                    (current.get("download") or {}).get("file_count") == count
-                row.action = "unchanged" if same else "update"
-        elif name.lower() in names or name.lower() in taken:
-            other = names.get(name.lower())
-            where = (other.get("download") or {}).get("path") if other else taken[name.lower()]
-            row.action, row.reason = "conflict", f"the name {name} is taken by {where or 'an entry without files'}"
+        path = real(d.path)  # found paths are canonical already (see discovered_from_sources); a download's too
+        match = index.match(path=path, name=name, source=entry.get("source"), format=entry["format"],
+                            quantization=entry.get("quantization"))
+        if asked and match is not None and match.rule != "path" and match.name.lower() != asked.lower():
+            match = index.match(path=path, name=name)  # --name: only the path and that name decide
+        if match is not None and match.conflict:
+            row.action, row.reason, row.existing = "conflict", match.conflict, match.name
+        elif match is not None:
+            _attach(row, match, index, update_existing=update_existing)
         else:
-            taken[name.lower()] = d.path
+            index.add(entry, path)
         rows.append(row)
     hits = cache.hits if cache else 0
     misses = cache.misses if cache else len(rows)
     return rows, misses, hits
+
+
+def _auto_named(entry: dict[str, Any]) -> bool:
+    """Whether the entry's name is what the naming rule gives for its own recorded facts."""
+    fmt = entry.get("format")
+    if not fmt or not entry.get("family") or not entry.get("backend"):
+        return False
+    return entry["name"] == entry_name(entry["family"], entry["backend"], fmt, entry.get("quantization"))
+
+
+def _attach(row: Row, match, index, *, update_existing: bool) -> None:
+    """Point ``row`` at the matched entry: same files → update (or ``exists``), or a renamed re-quant."""
+    from .identity import ATTACH_FIELDS, has_files, real
+
+    existing = index.entries[match.name]
+    entry = row.entry
+    curated = match.name in index.curated
+    renamed = (not curated and match.rule == "path" and existing["name"] != row.name and _auto_named(existing)
+               and (existing.get("format"), existing.get("quantization")) != (entry.get("format"),
+                                                                            entry.get("quantization")))
+    if renamed and row.name.lower() not in index.by_name:
+        # other weights at the same path (download --force of another quant): the name follows the facts
+        row.action, row.replaces = "add", existing["name"]
+        row.reason = f"replaces {existing['name']} (its files are now {row.name.rsplit('-', 1)[-1]})"
+        index.add(entry, real(row.path))
+        return
+    row.existing = row.name = entry["name"] = existing["name"]
+    if curated:
+        row.entry = entry = {k: v for k, v in entry.items() if k in ATTACH_FIELDS or k == "name"}
+        row.backend = existing.get("backend") or row.backend
+    if not has_files(existing) or not (existing.get("download") or {}).get("path"):
+        row.action = "update"
+        row.reason = f"attached to {existing['name']} (matched by {match.rule})"
+        return
+    if not update_existing:
+        row.action, row.reason = "exists", "already registered (--update-existing refreshes it)"
+        return
+    same = all((existing.get(k) or None) == (entry.get(k) or None) for k in ("format", "quantization")
+               if not curated or k in entry) and \
+        (existing.get("download") or {}).get("size_bytes") == row.size_bytes and \
+        (existing.get("download") or {}).get("file_count") == row.files
+    row.action = "unchanged" if same else "update"
 
 
 def discovered_from_sources(*, roots: Iterable[Path] = (), discover: bool = False, settings, plugins,
@@ -415,6 +454,11 @@ def record(rows: list[Row], *, settings, plugins, progress: Progress = SILENT, d
             elif entry["name"] in merged:
                 r.action, r.reason = "conflict", f"the name {entry['name']} was registered meanwhile"
                 continue
+            if r.replaces and r.replaces in layers.discovered.entries and layers.curated.get(r.replaces) is None:
+                old = layers.discovered.remove(r.replaces)
+                kept = {k: old[k] for k in ("version_lock",) if old.get(k)}
+                if kept.get("version_lock", {}).get("locked"):
+                    entry["version_lock"] = kept["version_lock"]  # a lock on a path outlives a rename
             layers.discovered.put(entry)
     return sum(1 for r in todo if r.action in ("add", "update"))
 

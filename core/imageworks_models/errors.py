@@ -90,6 +90,14 @@ class EntryNotFoundError(RegistryError):
     """No entry has this name, alias or role."""
 
 
+class AmbiguousNameError(EntryNotFoundError):
+    """Several entries answer to the name typed (an alias, served id or prefix they share); they are listed."""
+
+
+class IdentityConflictError(RegistryError):
+    """Found files would take a name that belongs to an entry whose files are elsewhere (or to two entries)."""
+
+
 class EntryEditError(RegistryError):
     """An edit of an entry has invalid fields; ``errors`` maps each field to what is wrong. Nothing was written."""
 

@@ -13,6 +13,7 @@ accepted state until the user accepts the new one (``verify --accept`` or ``lock
 
 from __future__ import annotations
 
+import os
 import posixpath
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -185,6 +186,15 @@ def entry_root(entry: dict[str, Any], *, explicit: bool) -> Path | None:
     path = (entry.get("download") or {}).get("path")
     name = entry["name"]
     if not path:
+        configured = views.local_path(entry)  # a curated backend_config.model_path is a real location too
+        if configured is not None:
+            if not os.path.exists(configured):
+                if explicit:
+                    raise NotVerifiableError(
+                        f"{name!r}: its backend_config.model_path {configured} does not exist",
+                        hint="download the model into it, or fix backend_config.model_path in the curated file")
+                return None
+            return Path(configured)
         if explicit:
             raise NotVerifiableError(f"{name!r} has no files recorded (download.path is empty)",
                                      hint="download or scan it first (imageworks-download scan --base <folder>)")

@@ -108,8 +108,8 @@ def plan_normalize(*, rebuild: bool = False, prune_missing: bool = False, settin
     for name in sorted(entries):
         entry = entries[name]
         path = local_path(entry)
-        if path is None:
-            not_local += 1
+        if path is None or (not os.path.exists(path) and not (entry.get("download") or {}).get("path")):
+            not_local += 1  # a store reference, or a curated model_path not downloaded yet: nothing recorded
             continue
         if not os.path.exists(path):
             if prune_missing:

@@ -369,3 +369,16 @@ def _gguf_parameter_count(main: list[_Gguf]) -> int | None:
             return sum(counts)  # type: ignore[arg-type]
     return None
 
+
+
+def format_from_config(config: dict, dtypes: dict[str, int] | None = None) -> tuple[str, str | None]:
+    """``(format, quantization)`` a safetensors model folder will be inspected as, known before its weights are
+    here: the quantization method of ``config`` (``awq``, ``gptq``...), else ``safetensors`` and the dtype
+    holding most parameters (``dtypes``, e.g. the Hub's ``{"BF16": n}``), else the config's checkpoint dtype."""
+    quant = quantization(config) if config else {}
+    if quant:
+        fmt = _FORMAT_OF_METHOD.get(quant["method"], quant["method"])
+        return fmt, fmt
+    label = _dtype_quantization(dict(dtypes)) if dtypes else None
+    dtype = torch_dtype(config) if config else None
+    return "safetensors", label or (_TORCH_DTYPES.get(dtype.lower()) if dtype else None)

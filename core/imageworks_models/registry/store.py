@@ -343,29 +343,26 @@ class Registry:
         return len(self.entries)
 
     def get(self, name: str) -> dict[str, Any]:
-        """The effective entry named ``name`` (or having it as an alias).
+        """The effective entry ``name`` refers to: its name (any case), an alias, its served model id, its
+        Hugging Face repo id, or a unique prefix of its name (see :func:`imageworks_models.identity.resolve`).
 
         Raises:
-            EntryNotFoundError: no such name or alias; the message suggests close names.
+            AmbiguousNameError: several entries answer to ``name``; they are listed.
+            EntryNotFoundError: none does; the message suggests close names.
         """
-        entry = self.find(name)
-        if entry is None:
-            import difflib
+        from ..identity import resolve
 
-            close = difflib.get_close_matches(name, list(self.entries), n=3)
-            raise EntryNotFoundError(f"no entry named {name!r} in {self.directory}",
-                                     hint=f"did you mean {', '.join(close)}?" if close else
-                                     "list them with: imageworks-models list --include-non-installed")
-        return entry
+        return resolve(self.entries, name, where=str(self.directory))
 
     def find(self, name: str) -> dict[str, Any] | None:
-        """The entry with this name, else the one with this alias, else ``None``."""
+        """The entry with exactly this name, else the one with this alias, served id or repo id (any case),
+        else ``None`` (no prefix matching; ``None`` too when several entries answer)."""
         if name in self.entries:
             return self.entries[name]
-        for entry in self.entries.values():
-            if name in (entry.get("aliases") or ()):
-                return entry
-        return None
+        from ..identity import _candidates
+
+        hits, how = _candidates(self.entries, name)
+        return self.entries[hits[0]] if len(hits) == 1 and how != "prefix" else None
 
     @property
     def layers(self) -> Layers:
