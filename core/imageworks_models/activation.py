@@ -473,8 +473,11 @@ def plan(entry: dict[str, Any], impl: Any, *, settings, plugins=None) -> dict[st
     """
     from .processes import describe, port_owners
 
+    from .serverargs import planning
+
     name = entry["name"]
-    launch = _prepare(entry, impl, settings=settings, plugins=plugins)
+    with planning() as missing:
+        launch = _prepare(entry, impl, settings=settings, plugins=plugins)
     previous = read_active(settings.state_dir)
     alive = previous is not None and server_state(previous) == "alive"
     keep = alive and previous.get("name") == name and previous.get("command") == list(launch.argv)
@@ -487,11 +490,16 @@ def plan(entry: dict[str, Any], impl: Any, *, settings, plugins=None) -> dict[st
         lines.insert(0, f"would stop {would_stop['name']} (pid {would_stop['pid']}) first")
     if holder:
         lines.append(f"but port {launch.port} is held by {holder}: activation would be refused")
+    if missing:
+        repo = (entry.get("source") or {}).get("repo_id") if (entry.get("source") or {}).get("provider") == "hf" \
+            else None
+        lines.append(f"but its files are not at {missing[0]} yet: activation would be refused until they are "
+                     + (f"downloaded (imageworks-models download {repo})" if repo else "there"))
     lines.append(f"endpoint: {launch.endpoint}   served id: {launch.served_model_id}")
     return {"name": name, "backend": entry.get("backend"), "action": "keep" if keep else "start",
             "command": list(launch.argv), "host": launch.host, "port": launch.port, "endpoint": launch.endpoint,
             "served_model_id": launch.served_model_id, "would_stop": would_stop, "port_holder": holder,
-            "lines": lines}
+            "files_missing": missing[0] if missing else None, "lines": lines}
 
 
 def _shell_line(argv) -> str:

@@ -102,7 +102,7 @@ class Row:
         return {"action": self.action, "name": self.name, "path": self.path, "format": self.format,
                 "quantization": self.quantization, "backend": self.backend, "files": self.files,
                 "size_bytes": self.size_bytes, "provider": self.provider, "reason": self.reason,
-                "served_model_id": self.served_model_id, "existing": self.existing, "replaces": self.replaces}
+                "served_model_id": self.served_model_id}
 
 
 @dataclass
@@ -459,7 +459,7 @@ def record(rows: list[Row], *, settings, plugins, progress: Progress = SILENT, d
                 kept = {k: old[k] for k in ("version_lock",) if old.get(k)}
                 if kept.get("version_lock", {}).get("locked"):
                     entry["version_lock"] = kept["version_lock"]  # a lock on a path outlives a rename
-            layers.discovered.put(entry)
+            layers.put_found(entry)
     return sum(1 for r in todo if r.action in ("add", "update"))
 
 

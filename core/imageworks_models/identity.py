@@ -168,6 +168,8 @@ class Index:
             format, quantization: what the files are, for rule (b).
         """
         hit = self.by_path.get(path)
+        if hit is None:
+            hit = self._folder_holding(path)
         if hit is not None:
             return Match(hit, "path")
         key = source_key(source or {})
@@ -203,6 +205,16 @@ class Index:
                 f"the name {name} belongs to {owners[0]}, whose files are at {other}, not {path}; "
                 "pass --name NEW-NAME to register these files under another name"))
         return None
+
+    def _folder_holding(self, path: str) -> str | None:
+        """The entry recorded as the folder that holds the single file ``path`` among its files (a GGUF
+        repo downloaded as a folder, then scanned file by file)."""
+        parent, base = os.path.split(path)
+        name = self.by_path.get(parent)
+        if name is None:
+            return None
+        files = [f.get("path") for f in (self.entries[name].get("artifacts") or {}).get("files") or ()]
+        return name if base in files and sum(1 for f in files if str(f).lower().endswith(".gguf")) == 1 else None
 
     def _compatible(self, name: str, format: str | None, quantization: str | None) -> bool:
         entry = self.entries[name]

@@ -301,7 +301,7 @@ def apply(rows: list[Row], found_by_path: dict[str, Discovered], layers, *, plug
             locked = bool((current.get("version_lock") or {}).get("locked"))
             entry, note = refresh_entry(current, entry, replace_manifest=not locked)
             r.reason = note or r.reason
-        layers.discovered.put(entry)
+        layers.put_found(entry)
         written += 1
     return written
 

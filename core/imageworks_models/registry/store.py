@@ -28,6 +28,7 @@ from .. import storage
 from ..errors import (EntryNotFoundError, ReadOnlyRegistryError, RegistryError, RegistryFileError, RegistryValidationError,
                       SchemaVersionError, StorageError)
 from . import fields
+from .state import STATE_FILE, State
 from .jsonio import loads_strict
 
 SCHEMA_VERSION = 1
@@ -277,6 +278,7 @@ class Layers:
 
     curated: Layer
     discovered: Layer
+    state: "State | None" = None  # model_registry.state.json, loaded by RegistryStore.edit (see state.py)
 
     def __post_init__(self) -> None:
         if self.curated.legacy:
@@ -300,6 +302,29 @@ class Layers:
 
     def names(self) -> list[str]:
         return sorted(set(self.curated.entries) | set(self.discovered.entries))
+
+    def forget_discovered(self, name: str, effective: dict[str, Any] | None = None) -> dict[str, Any] | None:
+        """Remove ``name``'s discovered part, keeping its lock and source in the state file (when the layers
+        came from :meth:`RegistryStore.edit`) so that rediscovering the same files restores them."""
+        part = self.discovered.get(name)
+        if part is not None and self.state is not None:
+            from ..identity import files_path
+
+            effective = effective or part
+            self.state.remember(part, effective, path=files_path(effective))
+        return self.discovered.remove(name)
+
+    def put_found(self, entry: dict[str, Any]) -> None:
+        """Put a discovered-layer entry for found files; a new one gets back what the state file remembered
+        of the same files (its lock, its source)."""
+        from .state import restore
+
+        if self.state is not None and self.discovered.get(entry["name"]) is None:
+            path = (entry.get("download") or {}).get("path")
+            local = path if isinstance(path, str) and path and not ("://" in path or path.startswith("ollama:")) \
+                else None
+            entry = restore(entry, self.state.recall(entry["name"], local))
+        self.discovered.put(entry)
 
     def merged(self) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, str]]]:
         """Effective entries by name (sorted) and the provenance of each field."""
@@ -514,8 +539,10 @@ class RegistryStore:
         self.directory.mkdir(parents=True, exist_ok=True)
         with storage.file_lock(self.lock_path, timeout=self.lock_timeout, what=f"the registry in {self.directory}"):
             layers = self.load_layers()
+            layers.state = State.load(self.directory / STATE_FILE)
             yield layers
             self._save(layers, backup=backup, backup_label=backup_label)
+            layers.state.save()
 
     def _save(self, layers: Layers, *, backup: bool, backup_label: str) -> None:
         both = (layers.curated, layers.discovered)

@@ -390,7 +390,7 @@ def test_dry_run_json_has_the_documented_shape(tree):
     assert len(data["rows"]) == sum(data["counts"].values())
     for row in data["rows"]:
         assert set(row) == {"action", "name", "path", "format", "quantization", "backend", "files", "size_bytes",
-                            "provider", "reason", "served_model_id", "existing", "replaces"}, row
+                            "provider", "reason", "served_model_id"}, row
         assert row["provider"] == "hf"
         assert isinstance(row["files"], int) and isinstance(row["size_bytes"], int)
         assert os.path.isabs(row["path"])
