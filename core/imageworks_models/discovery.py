@@ -213,7 +213,7 @@ def plan(found: Iterable[Discovered], *, registry, plugins, settings, update_exi
     (path, then source, then name); ``names`` maps a found path to the name the user asked for (``--name``),
     ``curated`` names the entries that have a curated part (default: read from the registry's layers).
     """
-    from .identity import Index, real
+    from .identity import Index, extent, real
     from .inspectcache import signature
 
     location = location or settings.location
@@ -260,6 +260,7 @@ def plan(found: Iterable[Discovered], *, registry, plugins, settings, update_exi
         asked = (names or {}).get(d.path)
         if asked:
             name = entry["name"] = asked
+        total, count = extent(entry, total, count)  # an Ollama projector counts as the import counts it
         entry["download"].update(size_bytes=total, file_count=count)
         row = Row("add", d.path, name=name, format=entry["format"], quantization=entry.get("quantization"),
                   backend=entry["backend"], files=count, size_bytes=total, provider=d.provider, entry=entry,
@@ -309,7 +310,8 @@ def _attach(row: Row, match, index, *, update_existing: bool) -> None:
     if curated:
         row.entry = entry = {k: v for k, v in entry.items() if k in ATTACH_FIELDS or k == "name"}
         row.backend = existing.get("backend") or row.backend
-    if not has_files(existing) or not (existing.get("download") or {}).get("path"):
+    if match.rule != "path" or not has_files(existing) or not (existing.get("download") or {}).get("path"):
+        # an entry without files yet, or one whose recorded files are gone from where they were (moved)
         row.action = "update"
         row.reason = f"attached to {existing['name']} (matched by {match.rule})"
         return
@@ -434,10 +436,12 @@ def record(rows: list[Row], *, settings, plugins, progress: Progress = SILENT, d
             first = next(iter(manifest.errors.items()))
             r.action, r.reason = "error", f"{first[0]}: {first[1]}"
             continue
+        from .identity import extent
+
         r.entry["artifacts"] = manifest.as_artifacts()
-        r.entry["download"].update(size_bytes=manifest.total_bytes,
-                                   file_count=sum(1 for f in manifest.files if f.special is None))
-        r.files, r.size_bytes = r.entry["download"]["file_count"], manifest.total_bytes
+        size, count = extent(r.entry, manifest.total_bytes, sum(1 for f in manifest.files if f.special is None))
+        r.entry["download"].update(size_bytes=size, file_count=count)
+        r.files, r.size_bytes = count, size
     todo = [r for r in todo if r.action in ("add", "update")]
     now = utc_now()
     store = store_for(settings)

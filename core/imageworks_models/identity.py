@@ -276,3 +276,38 @@ def resolve(entries: dict[str, dict[str, Any]], ref: str, *, where: str = "the r
     raise EntryNotFoundError(f"no entry named {ref!r} in {where}",
                              hint=f"did you mean {', '.join(close)}?" if close else
                              "list them with: imageworks-models list --include-non-installed")
+
+
+# ------------------------------------------------------------------------------------------ what counts as files
+
+
+def companions(entry: dict[str, Any]) -> list[str]:
+    """Files that belong to the model but sit beside its recorded path rather than under it: the projector blob
+    of an Ollama vision tag (``metadata.ollama.projector_digest``, in the model blob's ``blobs/`` folder).
+    Every command counts an entry's files as its manifest plus these, so they all agree."""
+    from .errors import UnsafePathError
+    from .safepath import check_sha256_digest
+
+    digest = ((entry.get("metadata") or {}).get("ollama") or {}).get("projector_digest")
+    path = (entry.get("download") or {}).get("path")
+    if not digest or not isinstance(path, str) or not path or _store_reference(path):
+        return []
+    try:
+        hexdigest = check_sha256_digest(digest, where="projector digest").split(":", 1)[1]
+    except UnsafePathError:
+        return []
+    blob = os.path.join(os.path.dirname(expand(path)), f"sha256-{hexdigest}")
+    return [blob] if blob != expand(path) else []
+
+
+def extent(entry: dict[str, Any], manifest_bytes: int, manifest_files: int) -> tuple[int, int]:
+    """``(size_bytes, file_count)`` of an entry whose manifest holds ``manifest_files`` files of
+    ``manifest_bytes`` bytes: the manifest plus the :func:`companions` present on disk."""
+    size, count = manifest_bytes, manifest_files
+    for path in companions(entry):
+        try:
+            size += os.stat(path).st_size
+            count += 1
+        except OSError:
+            continue
+    return size, count

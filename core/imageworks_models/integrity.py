@@ -472,12 +472,13 @@ def _record(store, report: VerifyReport, *, hashes: bool, fix_missing: bool) -> 
 
 
 def _store_manifest(disc: dict[str, Any], manifest: Manifest, *, set_expected: bool, lock: dict[str, Any]) -> None:
+    from .identity import extent
+
     disc["artifacts"] = manifest.as_artifacts()
     download = dict(disc.get("download") or {})
-    if download or disc.get("download") is not None:
-        download["size_bytes"] = manifest.total_bytes
-        download["file_count"] = len(manifest.files)
-        disc["download"] = download
+    # recorded for downloaded files, and for a curated backend_config.model_path (its size shows in stats)
+    download["size_bytes"], download["file_count"] = extent(disc, manifest.total_bytes, len(manifest.files))
+    disc["download"] = download
     if set_expected:
         lock["expected_aggregate"] = manifest.aggregate
 

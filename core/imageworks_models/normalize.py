@@ -74,11 +74,13 @@ def _inspect(entry: dict[str, Any], path: str, *, rebuild: bool, settings, plugi
     if manifest.errors:
         first = next(iter(manifest.errors.items()))
         return NormalizeRow("error", name, path, reason=f"{first[0]}: {first[1]}")
+    from .identity import extent
+
     recorded = _recorded(entry)
+    size, count = extent(entry, manifest.total_bytes, sum(1 for f in manifest.files if f.special is None))
     found = {"format": (info.format.lower() if info and info.format else recorded["format"]),
              "quantization": (info.quantization.lower() if info and info.quantization else recorded["quantization"]),
-             "size_bytes": manifest.total_bytes,
-             "file_count": sum(1 for f in manifest.files if f.special is None), "aggregate": manifest.aggregate}
+             "size_bytes": size, "file_count": count, "aggregate": manifest.aggregate}
     changes = {k: [recorded[k], found[k]] for k in COLUMNS if recorded[k] != found[k]}
     if "aggregate" in changes and recorded["aggregate"]:
         # Other bytes than the recorded ones: accepting them is verify's decision, not a normalisation.

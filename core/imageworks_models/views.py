@@ -120,7 +120,7 @@ def row(entry: dict[str, Any], *, active_name: str | None = None) -> dict[str, A
         "family": entry.get("family"),
         "format": entry.get("format"),
         "quantization": entry.get("quantization"),
-        "path": download.get("path"),
+        "path": download.get("path") or local_path(entry),
         "location": download.get("location"),
         "size_bytes": download.get("size_bytes"),
         "deprecated": bool(flags.get("deprecated")),
