@@ -147,7 +147,9 @@ def download(spec: str, *, format: str | None = None, location: str | None = Non
     result.path, result.commit, result.files = model.path, model.commit, list(fetched.files)
     result.total_bytes, result.notes = fetched.total_bytes, list(fetched.notes)
     result.transferred_bytes, result.reused_bytes = fetched.transferred_bytes, fetched.reused_bytes
-    names = {model.path: target.name} if target.name and (name or target.existing) else None
+    # a path match is settled again by the plan itself (another quant in the same folder may rename the entry)
+    names = {model.path: target.name} if target.name and (name or (target.existing and target.rule != "path")) \
+        else None
     rows, _, _ = discovery.plan([model], registry=store.load(), plugins=plugins, settings=settings,
                                 update_existing=True, include_testing=True, backend=backend, location=label,
                                 names=names)
@@ -174,6 +176,7 @@ class _Target:
     name: str | None
     dest: str | None = None
     existing: str | None = None
+    rule: str | None = None
     conflict: str | None = None
     reason: str | None = None
 
@@ -205,9 +208,12 @@ def _target(planned, *, registry, store, backend, label, name, settings) -> _Tar
     if match.conflict:
         return _Target(name=match.name, conflict=match.conflict)
     existing = index.entries[match.name]
+    if match.rule == "path" and match.name not in index.curated and discovery._auto_named(existing) and \
+            (existing.get("format"), existing.get("quantization")) != (entry["format"], entry.get("quantization")):
+        return _Target(name=derived, reason=f"replaces {match.name} (other weights in its folder)")
     dest = model_path_of(existing) if not (existing.get("download") or {}).get("path") else None
     if dest is None and (existing.get("download") or {}).get("path"):
         dest = (existing.get("download") or {}).get("path")
         dest = None if real(dest) == real(model.path) else dest
-    return _Target(name=match.name, dest=dest, existing=match.name,
+    return _Target(name=match.name, dest=dest, existing=match.name, rule=match.rule,
                    reason=f"the files belong to {match.name} (matched by {match.rule})")
