@@ -121,8 +121,8 @@ def test_scan_of_a_curated_model_path_attaches_instead_of_adding_a_second_entry(
     assert "matched by path" in row["reason"]
     assert BF16_NAME not in discovered(reg)
     part = discovered(reg)["my-qwen"]
-    assert set(part) <= {"name", "download", "artifacts", "source", "format", "quantization", "metadata",
-                         "chat_template"}  # install facts only: the curated fields are never rewritten
+    assert not {"backend", "roles", "backend_config"} & set(part)  # the curated fields are never rewritten
+    assert part["download"]["path"] == str(models["bf16"]) and part["artifacts"]["files"]
     assert ok_json("show", "my-qwen")["roles"] == ["chat"]
     again = scan(weights)
     assert [r["action"] for r in again["rows"] if r["path"] == str(models["bf16"])] == ["exists"]

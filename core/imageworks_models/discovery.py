@@ -206,12 +206,12 @@ def inspect(path: str, plugins) -> ArtifactInfo | None:
 def plan(found: Iterable[Discovered], *, registry, plugins, settings, update_existing: bool = False,
          include_testing: bool = False, fallback_format: str | None = None, backend: str | None = None,
          location: str | None = None, cache=None, names: dict[str, str] | None = None,
-         curated: Iterable[str] | None = None) -> tuple[list[Row], int, int]:
+         curated: dict[str, dict[str, Any]] | None = None) -> tuple[list[Row], int, int]:
     """Rows for every found model: what recording it would do. Reads headers (cached), writes nothing.
 
     Each found model is matched to an entry by the attachment rules of :mod:`imageworks_models.identity`
     (path, then source, then name); ``names`` maps a found path to the name the user asked for (``--name``),
-    ``curated`` names the entries that have a curated part (default: read from the registry's layers).
+    ``curated`` holds the curated parts by name (default: read from the registry's layers).
     """
     from .identity import Index, extent, real
     from .inspectcache import signature
@@ -220,7 +220,7 @@ def plan(found: Iterable[Discovered], *, registry, plugins, settings, update_exi
     entries = list(registry)
     if curated is None:
         layers = getattr(registry, "layers", None)
-        curated = list(layers.curated.entries) if layers is not None and not isinstance(registry, list) else []
+        curated = dict(layers.curated.entries) if layers is not None and not isinstance(registry, list) else {}
     index = Index.build(entries, curated=curated)
     rows: list[Row] = []
 
@@ -292,7 +292,7 @@ def _auto_named(entry: dict[str, Any]) -> bool:
 
 def _attach(row: Row, match, index, *, update_existing: bool) -> None:
     """Point ``row`` at the matched entry: same files → update (or ``exists``), or a renamed re-quant."""
-    from .identity import ATTACH_FIELDS, has_files, real
+    from .identity import attach_part, has_files, real
 
     existing = index.entries[match.name]
     entry = row.entry
@@ -308,7 +308,7 @@ def _attach(row: Row, match, index, *, update_existing: bool) -> None:
         return
     row.existing = row.name = entry["name"] = existing["name"]
     if curated:
-        row.entry = entry = {k: v for k, v in entry.items() if k in ATTACH_FIELDS or k == "name"}
+        row.entry = entry = attach_part(entry, index.curated[match.name])
         row.backend = existing.get("backend") or row.backend
     if match.rule != "path" or not has_files(existing) or not (existing.get("download") or {}).get("path"):
         # an entry without files yet, or one whose recorded files are gone from where they were (moved)

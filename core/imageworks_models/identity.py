@@ -27,9 +27,17 @@ from typing import Any, Iterable
 
 from .errors import AmbiguousNameError, EntryNotFoundError
 
-# Fields an attach writes to an entry that has a curated part: the install facts, nothing that names,
-# routes or describes the model (the curated layer owns those).
-ATTACH_FIELDS = ("download", "artifacts", "source", "format", "quantization", "metadata", "chat_template")
+# Fields an attach always writes, even where the curated part has them: install facts that are dynamic
+# (only ever discovered) or merged key by key (see registry/fields.py).
+ATTACH_FIELDS = ("download", "artifacts", "source", "metadata")
+
+
+def attach_part(found: dict[str, Any], curated: dict[str, Any] | None) -> dict[str, Any]:
+    """The discovered-layer part that attaching ``found`` to an entry writes: every fact found, except the
+    fields its curated part sets itself (which keep precedence and are never rewritten, not even shadowed)."""
+    if not curated:
+        return found
+    return {k: v for k, v in found.items() if k == "name" or k in ATTACH_FIELDS or k not in curated}
 
 
 def _store_reference(path: str) -> bool:
@@ -117,11 +125,12 @@ class Index:
     by_path: dict[str, str] = field(default_factory=dict)
     by_source: dict[tuple[str, str], list[str]] = field(default_factory=dict)
     by_name: dict[str, list[str]] = field(default_factory=dict)
-    curated: frozenset[str] = frozenset()
+    curated: dict[str, dict[str, Any]] = field(default_factory=dict)  # curated parts, by name
 
     @classmethod
-    def build(cls, entries: Iterable[dict[str, Any]], *, curated: Iterable[str] = ()) -> "Index":
-        index = cls(entries={e["name"]: e for e in entries}, curated=frozenset(curated))
+    def build(cls, entries: Iterable[dict[str, Any]], *,
+              curated: dict[str, dict[str, Any]] | None = None) -> "Index":
+        index = cls(entries={e["name"]: e for e in entries}, curated=dict(curated or {}))
         for name, e in index.entries.items():
             for path in {(e.get("download") or {}).get("path"), (e.get("backend_config") or {}).get("model_path")}:
                 if isinstance(path, str) and path and not _store_reference(path) and looks_local(path):

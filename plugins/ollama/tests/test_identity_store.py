@@ -95,3 +95,41 @@ def test_a_lock_and_the_source_survive_purge_imported_and_rediscovery(imported):
     assert after["version_lock"]["expected_aggregate"] == before["version_lock"]["expected_aggregate"]
     assert after["source"] == before["source"]
     assert not (imported / "model_registry.state.json").exists()  # recalled, then forgotten
+
+
+@pytest.mark.parametrize("catalog", [
+    {"name": "house-qwen3", "backend": "ollama", "roles": ["chat"],
+     "source": {"provider": "ollama", "repo_id": "qwen3", "revision": "8b"}},  # rule (b): its source names the tag
+    {"name": "qwen3-8b-ollama-gguf-q4_k_m", "backend": "ollama", "roles": ["chat"]},  # rule (c): the same name
+])
+def test_import_attaches_a_pulled_tag_to_its_catalog_entry(store, tmp_path, catalog):
+    from imageworks_models.testing import make_registry
+
+    reg = tmp_path / "registry"
+    make_registry(reg, catalog)
+    write_model(store, "qwen3", "8b", family="qwen3")
+
+    data = ok_json("import-ollama")
+
+    [row] = [r for r in data["rows"] if r["action"] != "skip"]
+    assert row["action"] == "update" and row["name"] == catalog["name"], data["rows"]
+    assert set(entries(reg)) == {catalog["name"]}  # one model, one entry: no suffixed twin, no placeholder row
+    shown = ok_json("show", catalog["name"])
+    assert shown["roles"] == ["chat"] and shown["download"]["path"].endswith(row["path"].rsplit("/", 1)[-1])
+    assert changes(ok_json("import-ollama", "--dry-run")) == []
+
+
+def test_two_catalog_entries_claiming_one_tag_are_refused_naming_both(store, tmp_path):
+    from imageworks_models.testing import make_registry
+
+    reg = tmp_path / "registry"
+    source = {"provider": "ollama", "repo_id": "qwen3", "revision": "8b"}
+    make_registry(reg, {"name": "one", "backend": "ollama", "source": source},
+                  {"name": "two", "backend": "ollama", "source": source})
+    write_model(store, "qwen3", "8b", family="qwen3")
+
+    data = ok_json("import-ollama")
+
+    [row] = [r for r in data["rows"] if r["action"] == "conflict"]
+    assert "one, two" in row["reason"]
+    assert entries(reg) == {}
