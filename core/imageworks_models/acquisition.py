@@ -199,7 +199,7 @@ def _target(planned, *, registry, store, backend, label, name, settings) -> _Tar
         return _Target(name=name)
     info = ArtifactInfo(format=fmt, quantization=(planned.quantization or "").lower() or None)
     derived, entry, _ = discovery.describe(model, info, backend=backend, location=label, fallback_format=None)
-    index = Index.build(registry, curated=dict(registry.layers.curated.entries))
+    index = Index.build(registry, curated=store.curated_parts())
     wanted = name or derived
     match = index.match(path=real(model.path), name=wanted, source=None if name else entry["source"],
                         format=entry["format"], quantization=entry.get("quantization"))

@@ -206,12 +206,13 @@ def inspect(path: str, plugins) -> ArtifactInfo | None:
 def plan(found: Iterable[Discovered], *, registry, plugins, settings, update_existing: bool = False,
          include_testing: bool = False, fallback_format: str | None = None, backend: str | None = None,
          location: str | None = None, cache=None, names: dict[str, str] | None = None,
-         curated: dict[str, dict[str, Any]] | None = None) -> tuple[list[Row], int, int]:
+         curated: dict[str, dict[str, Any]] | None = None, canonical: bool = False) -> tuple[list[Row], int, int]:
     """Rows for every found model: what recording it would do. Reads headers (cached), writes nothing.
 
     Each found model is matched to an entry by the attachment rules of :mod:`imageworks_models.identity`
     (path, then source, then name); ``names`` maps a found path to the name the user asked for (``--name``),
-    ``curated`` holds the curated parts by name (default: read from the registry's layers).
+    ``curated`` holds the curated parts by name (default: read from the registry's layers); ``canonical``
+    says the found paths are resolved already (as :func:`discovered_from_sources` gives them).
     """
     from .identity import Index, extent, real
     from .inspectcache import signature
@@ -219,8 +220,8 @@ def plan(found: Iterable[Discovered], *, registry, plugins, settings, update_exi
     location = location or settings.location
     entries = list(registry)
     if curated is None:
-        layers = getattr(registry, "layers", None)
-        curated = dict(layers.curated.entries) if layers is not None and not isinstance(registry, list) else {}
+        store = getattr(registry, "store", None)
+        curated = store.curated_parts() if store is not None else {}
     index = Index.build(entries, curated=curated)
     rows: list[Row] = []
 
@@ -265,7 +266,7 @@ def plan(found: Iterable[Discovered], *, registry, plugins, settings, update_exi
         row = Row("add", d.path, name=name, format=entry["format"], quantization=entry.get("quantization"),
                   backend=entry["backend"], files=count, size_bytes=total, provider=d.provider, entry=entry,
                   served_model_id=d.served_model_id, digests=d.digests)
-        path = real(d.path)  # found paths are canonical already (see discovered_from_sources); a download's too
+        path = d.path if canonical else real(d.path)
         match = index.match(path=path, name=name, source=entry.get("source"), format=entry["format"],
                             quantization=entry.get("quantization"))
         if asked and match is not None and match.rule != "path" and match.name.lower() != asked.lower():
@@ -300,6 +301,7 @@ def _attach(row: Row, match, index, *, update_existing: bool) -> None:
     renamed = (not curated and match.rule == "path" and existing["name"] != row.name and _auto_named(existing)
                and (existing.get("format"), existing.get("quantization")) != (entry.get("format"),
                                                                             entry.get("quantization")))
+    index._secondary()
     if renamed and row.name.lower() not in index.by_name:
         # other weights at the same path (download --force of another quant): the name follows the facts
         row.action, row.replaces = "add", existing["name"]
@@ -397,7 +399,8 @@ def scan(roots: Iterable[Path | str] = (), *, discover: bool = False, update_exi
     cache = InspectCache(settings.cache_dir)
     rows, misses, hits = plan(found, registry=store.load(), plugins=plugins, settings=settings,
                               update_existing=update_existing, include_testing=include_testing,
-                              fallback_format=fallback_format, backend=backend, location=location, cache=cache)
+                              fallback_format=fallback_format, backend=backend, location=location, cache=cache,
+                              canonical=True)
     cache.save()
     report = ScanReport(rows=rows, dry_run=dry_run, inspected=misses, cached=hits)
     if not dry_run:

@@ -46,7 +46,9 @@ def _store_reference(path: str) -> bool:
 
 def expand(path: str) -> str:
     """``~`` and ``$VARS`` expanded (no link resolved)."""
-    return os.path.expanduser(os.path.expandvars(path))
+    if "$" in path:
+        path = os.path.expandvars(path)
+    return os.path.expanduser(path) if path.startswith("~") else path
 
 
 def looks_local(text: str) -> bool:
@@ -73,6 +75,26 @@ def files_path(entry: dict[str, Any]) -> str | None:
 
 def real(path: str) -> str:
     return os.path.realpath(expand(path))
+
+
+class _Resolver:
+    """``real()`` for many paths that share folders: each folder is resolved once, then only the last
+    component of each path is checked for a link (5,000 registered paths: one ``lstat`` each)."""
+
+    def __init__(self) -> None:
+        self.folders: dict[str, tuple[str, bool]] = {}
+
+    def __call__(self, path: str) -> str:
+        if path[:1] != "/" or "/." in path or "//" in path or "$" in path:
+            path = os.path.abspath(expand(path))
+        folder, _, base = path.rpartition("/")
+        folder = folder or "/"
+        known = self.folders.get(folder)
+        if known is None:
+            known = self.folders[folder] = (os.path.realpath(folder), os.path.isdir(folder))
+        if not base or (known[1] and os.path.islink(path)):  # in a missing folder nothing is a link
+            return os.path.realpath(path)
+        return known[0].rstrip("/") + "/" + base
 
 
 def source_key(entry_or_source: dict[str, Any]) -> tuple[str, str] | None:
@@ -126,26 +148,44 @@ class Index:
     by_source: dict[tuple[str, str], list[str]] = field(default_factory=dict)
     by_name: dict[str, list[str]] = field(default_factory=dict)
     curated: dict[str, dict[str, Any]] = field(default_factory=dict)  # curated parts, by name
+    _built: bool = False
 
     @classmethod
     def build(cls, entries: Iterable[dict[str, Any]], *,
               curated: dict[str, dict[str, Any]] | None = None) -> "Index":
         index = cls(entries={e["name"]: e for e in entries}, curated=dict(curated or {}))
+        resolve = _Resolver()
+        by_path = index.by_path
         for name, e in index.entries.items():
-            for path in {(e.get("download") or {}).get("path"), (e.get("backend_config") or {}).get("model_path")}:
-                if isinstance(path, str) and path and not _store_reference(path) and looks_local(path):
-                    index.by_path.setdefault(real(path), name)
+            download = e.get("download")
+            path = download.get("path") if download else None
+            if isinstance(path, str) and path and looks_local(path) and not _store_reference(path):
+                by_path.setdefault(resolve(path), name)
+            config = e.get("backend_config")
+            other = config.get("model_path") if config else None
+            if isinstance(other, str) and other and other != path and looks_local(other) \
+                    and not _store_reference(other):
+                by_path.setdefault(resolve(other), name)
+        return index
+
+    def _secondary(self) -> None:
+        """The source and name indexes, built on the first path that is not registered (a rescan of
+        registered folders never needs them)."""
+        if self._built:
+            return
+        self._built = True
+        for name, e in self.entries.items():
             key = source_key(e)
             if key:
-                index.by_source.setdefault(key, []).append(name)
-            index.by_name.setdefault(name.lower(), []).append(name)
+                self.by_source.setdefault(key, []).append(name)
+            self.by_name.setdefault(name.lower(), []).append(name)
             for alias in e.get("aliases") or ():
                 if isinstance(alias, str) and alias.lower() != name.lower():
-                    index.by_name.setdefault(alias.lower(), []).append(name)
-        return index
+                    self.by_name.setdefault(alias.lower(), []).append(name)
 
     def add(self, entry: dict[str, Any], path: str | None = None) -> None:
         """Record an entry planned in this run, so a later found model sees it."""
+        self._secondary()
         name = entry["name"]
         self.entries[name] = entry
         if path:
@@ -181,6 +221,7 @@ class Index:
             hit = self._folder_holding(path)
         if hit is not None:
             return Match(hit, "path")
+        self._secondary()
         key = source_key(source or {})
         if key is not None:
             same = [n for n in self.by_source.get(key, ()) if self._compatible(n, format, quantization)]
@@ -294,12 +335,15 @@ def companions(entry: dict[str, Any]) -> list[str]:
     """Files that belong to the model but sit beside its recorded path rather than under it: the projector blob
     of an Ollama vision tag (``metadata.ollama.projector_digest``, in the model blob's ``blobs/`` folder).
     Every command counts an entry's files as its manifest plus these, so they all agree."""
+    meta = entry.get("metadata")
+    digest = (meta.get("ollama") or {}).get("projector_digest") if meta else None
+    if not digest:
+        return []
     from .errors import UnsafePathError
     from .safepath import check_sha256_digest
 
-    digest = ((entry.get("metadata") or {}).get("ollama") or {}).get("projector_digest")
     path = (entry.get("download") or {}).get("path")
-    if not digest or not isinstance(path, str) or not path or _store_reference(path):
+    if not isinstance(path, str) or not path or _store_reference(path):
         return []
     try:
         hexdigest = check_sha256_digest(digest, where="projector digest").split(":", 1)[1]
@@ -313,6 +357,8 @@ def extent(entry: dict[str, Any], manifest_bytes: int, manifest_files: int) -> t
     """``(size_bytes, file_count)`` of an entry whose manifest holds ``manifest_files`` files of
     ``manifest_bytes`` bytes: the manifest plus the :func:`companions` present on disk."""
     size, count = manifest_bytes, manifest_files
+    if not entry.get("metadata"):
+        return size, count
     for path in companions(entry):
         try:
             size += os.stat(path).st_size

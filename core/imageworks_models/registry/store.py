@@ -448,6 +448,15 @@ class RegistryStore:
         return Layers(_parse_layer(fields.CURATED, self.curated_path, _read(self.curated_path)),
                       _parse_layer(fields.DISCOVERED, self.discovered_path, _read(self.discovered_path)))
 
+    def curated_parts(self) -> dict[str, dict[str, Any]]:
+        """The curated layer's entries by name, parsed and validated without the (often much larger)
+        discovered layer: what matching found files to entries needs to know of the curated layer.
+
+        Raises:
+            RegistryFileError, SchemaVersionError, RegistryValidationError: the curated layer is not valid.
+        """
+        return dict(_parse_layer(fields.CURATED, self.curated_path, _read(self.curated_path)).entries)
+
     def load(self, *, use_snapshot: bool = True) -> Registry:
         """The effective registry.
 
