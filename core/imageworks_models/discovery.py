@@ -192,6 +192,8 @@ def describe(found: Discovered, info: ArtifactInfo | None, *, backend: str | Non
         meta["parameter_count"] = info.parameter_count
     if info and info.details.get("architectures"):
         meta["architectures"] = list(info.details["architectures"])
+    if info and info.details.get("memory"):
+        meta["memory"] = dict(info.details["memory"])  # what `fit` estimates from (fit/estimate.py)
     meta.update(found.metadata)
     if meta:
         entry["metadata"] = meta
