@@ -255,6 +255,10 @@ class UnsafeLaunchError(ServingError):
     model or served name, enable remote code, or inject a library); nothing was started."""
 
 
+class DoesNotFitError(ServingError):
+    """The model's estimated memory is more than the device it would run on has free (``fit`` shows why)."""
+
+
 class PortInUseError(ServingError):
     """The serving port is held by a process the orchestrator did not start; it is never signalled."""
 
