@@ -256,7 +256,7 @@ def fit_cmd(name, context, parallel, kv_dtype, gpu, as_json):
     st = state()
     try:
         result, inv = fit(name, context=context, parallel=parallel, kv_dtype=kv_dtype, gpu=gpu,
-                          settings=st.settings(), plugins=st.plugins())
+                          settings=st.settings())  # plugins load only if the headers must be read now
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
     if as_json:

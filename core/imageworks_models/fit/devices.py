@@ -36,8 +36,16 @@ class Inventory:
     source: str = "none"  # nvml | nvidia-smi | none
     ram_total_bytes: int | None = None
     ram_available_bytes: int | None = None
-    process_bytes: dict[int, int] = field(default_factory=dict)
     note: str | None = None
+    _processes: dict[int, int] | None = None
+    _command: str | None = None
+
+    @property
+    def process_bytes(self) -> dict[int, int]:
+        """GPU memory by process id, read on first use (a second nvidia-smi query only when it is needed)."""
+        if self._processes is None:
+            self._processes = _smi_processes(self._command) if self._command and self.gpus else {}
+        return self._processes
 
     def as_dict(self) -> dict[str, Any]:
         return {"source": self.source, "gpus": [g.as_dict() for g in self.gpus],
@@ -91,7 +99,7 @@ def _run(argv: list[str]) -> str | None:
     return done.stdout if done.returncode == 0 else None
 
 
-def _from_nvidia_smi(command: str) -> tuple[list[Gpu], dict[int, int]] | None | str:
+def _from_nvidia_smi(command: str) -> tuple[list[Gpu], None] | None | str:
     from ..serverargs import split_command
 
     try:
@@ -101,7 +109,7 @@ def _from_nvidia_smi(command: str) -> tuple[list[Gpu], dict[int, int]] | None | 
     out = _run([*base, "--query-gpu=index,name,memory.total,memory.used,memory.free", "--format=csv,noheader,nounits"])
     if out is None:
         return None
-    gpus = []
+    gpus: list[Gpu] = []
     for line in out.splitlines():
         parts = [p.strip() for p in line.split(",")]
         if len(parts) != 5:
@@ -111,8 +119,15 @@ def _from_nvidia_smi(command: str) -> tuple[list[Gpu], dict[int, int]] | None | 
         except ValueError:
             continue
         gpus.append(Gpu(index, name, total * MIB, free * MIB, used * MIB))
+    return gpus, None
+
+
+def _smi_processes(command: str) -> dict[int, int]:
+    from ..serverargs import split_command
+
     procs: dict[int, int] = {}
-    apps = _run([*base, "--query-compute-apps=pid,used_memory", "--format=csv,noheader,nounits"]) or ""
+    apps = _run([*split_command(command, setting="IMAGEWORKS_NVIDIA_SMI_BIN"), "--query-compute-apps=pid,used_memory",
+                 "--format=csv,noheader,nounits"]) or ""
     for line in apps.splitlines():
         parts = [p.strip() for p in line.split(",")]
         if len(parts) == 2 and parts[0].isdigit():
@@ -120,7 +135,7 @@ def _from_nvidia_smi(command: str) -> tuple[list[Gpu], dict[int, int]] | None | 
                 procs[int(parts[0])] = procs.get(int(parts[0]), 0) + int(float(parts[1])) * MIB
             except ValueError:
                 continue
-    return gpus, procs
+    return procs
 
 
 def inventory(settings) -> Inventory:
@@ -129,13 +144,13 @@ def inventory(settings) -> Inventory:
     inv = Inventory(ram_total_bytes=total, ram_available_bytes=available)
     found = _from_nvml()
     if found is not None:
-        inv.gpus, inv.process_bytes = found
+        inv.gpus, inv._processes = found
         inv.source = "nvml"
         return inv
     found = _from_nvidia_smi(settings.nvidia_smi_bin)
     if isinstance(found, tuple):
-        inv.gpus, inv.process_bytes = found
-        inv.source = "nvidia-smi"
+        inv.gpus = found[0]
+        inv.source, inv._command = "nvidia-smi", settings.nvidia_smi_bin
         if not inv.gpus:
             inv.note = "nvidia-smi listed no GPU"
     else:

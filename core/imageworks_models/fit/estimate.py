@@ -176,12 +176,13 @@ def _inspect_facts(entry: dict[str, Any], *, settings, plugins) -> dict[str, Any
     sig = signature(path)
     if sig is None:
         return None
-    if plugins is None:
+    def read(p):  # plugins load only when the cache has nothing for these files
         from ..plugins import get_plugins
 
-        plugins = get_plugins(settings)
+        return (plugins or get_plugins(settings)).inspect_artifact(p)
+
     cache = InspectCache(settings.cache_dir)
-    info = cache.get(path, sig[0], lambda p: plugins.inspect_artifact(p))
+    info = cache.get(path, sig[0], read)
     cache.save()
     return dict(info.details.get("memory") or {}) if info is not None else None
 
