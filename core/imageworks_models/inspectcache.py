@@ -18,7 +18,7 @@ from .layout import EXCLUDED_DIRS, cache_repo_dir_of
 from .records import ArtifactInfo
 from .storage import read_regular
 
-VERSION = 1
+VERSION = 2  # 2: ArtifactInfo.details gained the memory facts (formats/memory.py)
 
 
 def signature(path: str) -> tuple[list, int, int] | None:
