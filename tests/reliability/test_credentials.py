@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import socket
 
-from _helpers import cli
+from _helpers import cli, make_registry
 
 from imageworks_models import audit
 from imageworks_models.endpoints import normalize_host_url, redact
@@ -48,12 +48,14 @@ def test_s12_a_credentialed_ollama_host_is_parsed_and_errors_hide_the_password(t
 
 def test_s12_hub_errors_hide_the_password(tmp_path):
     port = dead_port()
-    env = env_with(HF_ENDPOINT=f"http://bob:{SECRET}@127.0.0.1:{port}", IMAGEWORKS_REGISTRY_DIR=str(tmp_path / "reg"),
+    reg = make_registry(tmp_path / "reg", curated=[], discovered=[])
+    env = env_with(HF_ENDPOINT=f"http://bob:{SECRET}@127.0.0.1:{port}", IMAGEWORKS_REGISTRY_DIR=str(reg),
                    IMAGEWORKS_WEIGHTS_ROOT=str(tmp_path / "w"), IMAGEWORKS_DOWNLOAD_CONNECT_TIMEOUT="2")
     result = cli("download", "org/model", env=env, timeout=120)
     assert result.returncode == 1, result.stdout + result.stderr
     assert SECRET not in result.stdout + result.stderr
     assert "Traceback" not in result.stderr
+    assert "***@127.0.0.1" in result.stderr  # the error names the endpoint, without the password
 
 
 def test_s12_errors_the_audit_trail_and_redact_cover_every_form(tmp_path):

@@ -9,7 +9,7 @@ import threading
 import time
 
 import pytest
-from _helpers import cli
+from _helpers import cli, make_registry
 
 from imageworks_models.errors import DownloadError
 
@@ -66,7 +66,7 @@ def test_d23_a_stalled_or_trickling_hub_api_ends_in_one_clear_line(tmp_path, mod
     server = Server(mode)
     try:
         env = {**os.environ, "HF_ENDPOINT": f"http://127.0.0.1:{server.port}",
-               "IMAGEWORKS_REGISTRY_DIR": str(tmp_path / "reg"), "IMAGEWORKS_WEIGHTS_ROOT": str(tmp_path / "w"),
+               "IMAGEWORKS_REGISTRY_DIR": str(make_registry(tmp_path / "reg", curated=[], discovered=[])), "IMAGEWORKS_WEIGHTS_ROOT": str(tmp_path / "w"),
                "IMAGEWORKS_DOWNLOAD_CONNECT_TIMEOUT": "0.5", "IMAGEWORKS_DOWNLOAD_READ_TIMEOUT": "0.5"}
         start = time.monotonic()
         result = cli("download", "org/model", env=env, timeout=60)
@@ -79,6 +79,7 @@ def test_d23_a_stalled_or_trickling_hub_api_ends_in_one_clear_line(tmp_path, mod
     assert "Traceback" not in result.stderr
     errors = [ln for ln in result.stderr.splitlines() if ln.startswith("error:")]
     assert len(errors) == 1, result.stderr
+    assert "stalled" in errors[0] or "timed out" in errors[0].lower() or "cannot reach" in errors[0], errors
     assert secs < 20
 
 

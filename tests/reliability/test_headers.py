@@ -36,8 +36,8 @@ HOSTILE = {
     "nesting 100,000": b'{"w": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
     "200,000 tiny tensors": b"{" + b", ".join(b'"t%d": {"dtype": "BF16", "shape": [1], "data_offsets": [0, 2]}' % i
                                              for i in range(200_000)) + b"}",
-    "60,000 tiny tensors": b"{" + b", ".join(b'"t%d": {"dtype": "BF16", "shape": [1], "data_offsets": [0, 2]}' % i
-                                            for i in range(60_000)) + b"}",
+    "30,000 tiny tensors": b"{" + b", ".join(b'"t%d": {"dtype": "BF16", "shape": [1], "data_offsets": [0, 2]}' % i
+                                            for i in range(30_000)) + b"}",  # just under the 2 MiB cap
 }
 
 

@@ -56,7 +56,7 @@ def _is_count(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
-MAX_HEADER = 4 << 20  # the format allows 100 MB; real headers are well under 1 MB (thousands of tensors), and
+MAX_HEADER = 2 << 20  # the format allows 100 MB; real headers are well under 1 MB (thousands of tensors), and
 # parsing 100 MB of hostile JSON takes seconds and gigabytes: one parse stays within 1 s and 100 MB (B18)
 
 
@@ -65,7 +65,7 @@ def read_safetensors_header(path, *, max_header: int = MAX_HEADER) -> Safetensor
 
     Args:
         path: the file.
-        max_header: the largest header to read, in bytes (the format's own limit is 100 MB; ours is 4 MiB).
+        max_header: the largest header to read, in bytes (the format's own limit is 100 MB; ours is 2 MiB).
 
     Returns:
         A :class:`SafetensorsHeader`.
