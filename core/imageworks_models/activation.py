@@ -123,7 +123,20 @@ def log_tail(path: Path, lines: int = TAIL_LINES) -> list[str]:
             text = fh.read()
     except OSError:
         return []
-    return [line.rstrip() for line in text.decode("utf-8", "replace").splitlines() if line.strip()][-lines:]
+    kept = [line.rstrip() for line in text.decode("utf-8", "replace").splitlines() if line.strip()]
+    return _fold_traceback(kept)[-lines:]
+
+
+def _fold_traceback(lines: list[str]) -> list[str]:
+    """A Python server's last traceback as its exception line only: its frames would push out of the tail the
+    lines the server logged before it failed, which say why (llama.cpp's "unknown model architecture")."""
+    marker = "Traceback (most recent call last):"
+    starts = [i for i, line in enumerate(lines) if line.strip() == marker]
+    if not starts:
+        return lines
+    start = starts[-1]
+    after = [line for line in lines[start + 1:] if not line.startswith((" ", "\t"))]
+    return [*lines[:start], f"(a traceback of {len(lines) - start - len(after)} lines is in the log)", *after]
 
 
 def _locked(settings, timeout: float):
