@@ -1,6 +1,7 @@
 """End to end with the real engine (llama-cpp-python's server) and tiny real models the tests write: download
 from the stand-in Hub, verify, lock, activate, chat through the OpenAI API (plain and streamed), switch, check,
-stop; the same for a model in the Ollama store served from its blob; and the engine's failures.
+stop; the same for a model in the Ollama store served from its blob; and the engine's failures. The refusals
+that come before anything starts (a missing shard, a held port) need no engine and are not marked ``engine``.
 
 Generations are short and greedy (temperature 0): deterministic, and fast on any CPU.
 """
@@ -21,7 +22,6 @@ from llamaharness import helper, port_free
 
 from imageworks_models.testing import make_registry
 
-pytestmark = pytest.mark.engine
 MESSAGES = [{"role": "user", "content": "say hello"}]
 
 
@@ -87,6 +87,7 @@ def hub(llama, monkeypatch):
         yield server
 
 
+@pytest.mark.engine
 def test_hub_gguf_download_verify_lock_activate_chat_switch_stop(llama, hub):
     names = []
     for repo in ("org/tiny-a-GGUF", "org/tiny-b-GGUF"):
@@ -136,6 +137,7 @@ def ollama_store(llama, monkeypatch):
     return store, ollamastore.blob_path(store, digest)
 
 
+@pytest.mark.engine
 def test_ollama_blob_served_by_llamacpp_in_place(llama, ollama_store):
     store, blob = ollama_store
     before = {p.name: (p.stat().st_mtime_ns, sha256(p)) for p in (store / "blobs").iterdir()}
@@ -167,6 +169,7 @@ def curated(llama, *entries):
     make_registry(llama.registry, *entries)
 
 
+@pytest.mark.engine
 def test_a_model_the_engine_refuses_fails_with_its_log_and_leaves_nothing(llama):
     bad = tinygguf.write_bad_arch(llama.tmp / "bad.gguf")
     curated(llama, {"name": "bad", "backend": "llamacpp", "backend_config": {"model_path": str(bad)}})
@@ -222,6 +225,7 @@ def established(port: int) -> bool:
     return False
 
 
+@pytest.mark.engine
 def test_stop_kills_a_server_that_keeps_generating_after_sigterm(llama):
     model = tinygguf.write_tiny_llama(llama.tmp / "long.gguf")
     curated(llama, {"name": "long", "backend": "llamacpp", "served_model_id": "long",
