@@ -395,10 +395,15 @@ def test_select_unknown_capability_name(cli, reg):
 
 
 def test_select_unknown_target(cli, reg):
-    result = cli("--registry-dir", str(reg), "select", "vl-small-ollama-gguf-q4_k")
+    result = cli("--registry-dir", str(reg), "select", "vl-smal-ollama-gguf-q4_k")
     assert result.exit_code == 1
-    assert "error: no entry named 'vl-small-ollama-gguf-q4_k'" in result.stderr
+    assert "error: no entry named 'vl-smal-ollama-gguf-q4_k'" in result.stderr
     assert f"did you mean {VL_SMALL}" in result.stderr
+
+
+def test_select_a_unique_prefix_of_a_name(cli, reg):
+    data = run_json(cli, "--registry-dir", str(reg), "select", VL_SMALL[:-2])
+    assert data["name"] == VL_SMALL
 
 
 def test_select_vllm_endpoint_from_host_port_else_the_serving_port(cli, reg, monkeypatch):

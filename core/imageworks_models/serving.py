@@ -76,7 +76,8 @@ def _with_backend(entry: dict[str, Any], backend: str | None) -> dict[str, Any]:
 
 
 def activate(name: str, *, settings=None, plugins=None, timeout: float | None = None,
-             progress: Callable[[str], None] | None = None, backend: str | None = None) -> dict[str, Any]:
+             progress: Callable[[str], None] | None = None, force: bool = False,
+             backend: str | None = None) -> dict[str, Any]:
     """Make the entry ``name`` (a name or alias) live; returns where to call it.
 
     A process backend (vLLM, LMDeploy) gets its server started on the serving port, replacing the active
@@ -86,6 +87,7 @@ def activate(name: str, *, settings=None, plugins=None, timeout: float | None = 
         name: entry name or alias.
         timeout: seconds a started server may take to become ready (default ``activation_timeout``).
         progress: called with a line at each step.
+        force: activate it even if the memory estimate says it will not fit.
         backend: serve it with this backend instead of the entry's own (the state records which).
 
     Returns:
@@ -109,8 +111,12 @@ def activate(name: str, *, settings=None, plugins=None, timeout: float | None = 
     entry = _with_backend(open_registry(settings).get(name), backend)
     impl = _activatable(entry, plugins, "load")
     if hasattr(impl, "launch"):
-        return start(entry, impl, settings=settings, plugins=plugins, timeout=timeout, progress=progress)
+        return start(entry, impl, settings=settings, plugins=plugins, timeout=timeout, progress=progress,
+                     force=force)
+    from .fit import check_activation
+
     preflight(entry, settings=settings, plugins=plugins)
+    check_activation(entry, settings=settings, plugins=plugins, force=force)
     return impl.activate(entry, settings=settings)
 
 

@@ -19,9 +19,10 @@ from .output import common_options, emit_json, json_option, state, table
               help="Serve it with this backend instead of the entry's own, e.g. llamacpp for a model imported from "
                    "the Ollama store (served from its blob, not copied).")
 @click.option("--dry-run", is_flag=True, help="Check everything and print the command; start and stop nothing.")
+@click.option("--force", is_flag=True, help="Start it even if the memory estimate says it will not fit.")
 @json_option
 @common_options
-def activate_model_cmd(name, stop, timeout, backend, dry_run, as_json):
+def activate_model_cmd(name, stop, timeout, backend, dry_run, force, as_json):
     """Make NAME the live model, or stop it with --stop.
 
     vLLM and LMDeploy entries: starts the server (`vllm serve ...` / `lmdeploy serve api_server ...`, never
@@ -38,6 +39,8 @@ def activate_model_cmd(name, stop, timeout, backend, dry_run, as_json):
 
     Ollama entries: loads the model into the Ollama server (OLLAMA_HOST) and keeps it loaded
     (IMAGEWORKS_OLLAMA_KEEP_ALIVE); --stop unloads it. A locked entry whose files differ is refused (exit 2).
+    A model the memory estimate says will not fit the free memory is refused, naming the shortfall and
+    the largest context that fits (`imageworks-models fit NAME`); --force starts it anyway.
 
     \b
     Examples:
@@ -80,7 +83,7 @@ def activate_model_cmd(name, stop, timeout, backend, dry_run, as_json):
     say = None if as_json else (lambda line: click.echo(line, err=True))
     with _sigterm_interrupts():
         result = activate(name, settings=st.settings(), plugins=st.plugins(), timeout=timeout, progress=say,
-                          backend=backend)
+                          force=force, backend=backend)
     if as_json:
         emit_json(result)
         return
