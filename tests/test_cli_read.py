@@ -650,7 +650,7 @@ def test_models_help_lists_every_command(cli):
     assert commands_listed(result.stdout) == ["activate-model", "backfill-ollama-paths", "check-updates", "config",
                                               "current-model",
                                               "discover-all",
-                                              "download", "gui", "health", "import-ollama", "ingest-local-hf", "list",
+                                              "download", "fit", "gui", "health", "import-ollama", "ingest-local-hf", "list",
                                               "list-roles", "lock", "normalize-formats", "plugins", "prune-deprecated",
                                               "prune-duplicates", "purge-imported", "purge-logical-only",
                                               "rebuild-ollama", "remove",
