@@ -1,0 +1,165 @@
+"""What every export shares: which entries, what must never leave the machine, and how the file is written.
+
+Secrets stay home: an environment variable whose name or value looks like a credential (``HF_TOKEN``,
+``*_API_KEY``, ``sk-...``) is left out and reported, and an entry whose command would carry a URL with
+``user:password@`` in it is skipped; a last check over the whole rendered file refuses to write one that still
+holds such a URL. An existing file is replaced only with ``force``, atomically and under a lock.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Iterable
+
+from ..errors import ConfigError, UnsafeLaunchError
+
+# Environment variable names that hold credentials (RELIABILITY: credentials are never shown or written).
+SECRET_NAME = re.compile(r"(?i)(TOKEN|SECRET|PASSW(OR)?D|PASSPHRASE|API_?KEY|ACCESS_?KEY|CREDENTIAL|PRIVATE_?KEY|"
+                         r"AUTH|COOKIE|SESSION)")
+# Values that are credentials whatever the variable is called (Hugging Face, OpenAI-style, GitHub, GitLab,
+# Slack, AWS access key ids).
+SECRET_VALUE = re.compile(r"^(hf_[A-Za-z0-9]{8,}|sk-[A-Za-z0-9_-]{8,}|gh[opsu]_[A-Za-z0-9]{8,}|github_pat_|"
+                          r"glpat-|xox[abprs]-|AKIA[0-9A-Z]{12,})")
+CREDENTIAL_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/@\s:]*:[^/@\s]*@|[A-Za-z][A-Za-z0-9+.-]*://[^/@\s]+@")
+
+
+def has_credentials(text: str) -> bool:
+    """Whether ``text`` holds a URL with a user (and maybe a password) in it."""
+    return bool(CREDENTIAL_URL.search(text))
+
+
+def is_secret(key: str, value: str) -> bool:
+    """Whether the variable ``key=value`` looks like a credential (by its name or by its value)."""
+    return bool(SECRET_NAME.search(key) or SECRET_VALUE.match(value.strip()) or has_credentials(value))
+
+
+def safe_env(entry: dict[str, Any]) -> tuple[dict[str, str], list[str]]:
+    """The entry's ``backend_config.env`` as an exported file may carry it: checked by the launch rules
+    (:func:`imageworks_models.serverargs.check_env`), without the variables that look like credentials.
+
+    Returns:
+        ``(env, left_out)``: the variables kept, and a note for each one left out.
+
+    Raises:
+        UnsafeLaunchError: the launch rules refuse the environment.
+    """
+    from ..serverargs import check_env
+
+    env = check_env((entry.get("backend_config") or {}).get("env"), name=entry["name"])
+    kept, notes = {}, []
+    for key, value in env.items():
+        if is_secret(key, value):
+            notes.append(f"env {key} left out: it looks like a credential (give it to the server as a secret)")
+        else:
+            kept[key] = value
+    return kept, notes
+
+
+def check_no_credentials(entry: dict[str, Any], texts: Iterable[str]) -> None:
+    """Refuse an entry whose rendered command or URLs hold credentials.
+
+    Raises:
+        UnsafeLaunchError: one of ``texts`` holds a URL with a user or password (the message does not repeat it).
+    """
+    for text in texts:
+        if has_credentials(str(text)):
+            raise UnsafeLaunchError(f"{entry['name']}: its command holds a URL with credentials",
+                                    hint="remove them from the registry entry; pass tokens as secrets")
+
+
+def policy(entry: dict[str, Any]) -> dict[str, Any]:
+    """The entry's serving policy for a gateway: ``idle_ttl`` (seconds idle before unloading), ``preload``,
+    ``pinned`` (never evicted) and ``max_concurrency``.
+
+    Read from the entry's ``gateway`` object, else from ``backend_config`` (where an earlier hand edit may
+    have put them). The one place these fields are read for exports; point it at the gateway's own reader
+    when that exists.
+
+    Raises:
+        ConfigError: a value of the wrong type.
+    """
+    own = entry.get("gateway") if isinstance(entry.get("gateway"), dict) else {}
+    cfg = entry.get("backend_config") or {}
+    out: dict[str, Any] = {}
+    for key, kind in (("idle_ttl", int), ("preload", bool), ("pinned", bool), ("max_concurrency", int)):
+        value = own.get(key, cfg.get(key))
+        if value is None:
+            out[key] = None if kind is int else False
+            continue
+        if kind is int and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+            raise ConfigError(f"{entry['name']}: gateway.{key} {value!r} is not a whole number of 0 or more",
+                              hint="fix it in the curated layer")
+        if kind is bool and not isinstance(value, bool):
+            raise ConfigError(f"{entry['name']}: gateway.{key} {value!r} is not true or false",
+                              hint="fix it in the curated layer")
+        out[key] = value
+    return out
+
+
+def select(registry, *, names: Iterable[str] = (), role: str | None = None,
+           installed_only: bool = False) -> list[dict[str, Any]]:
+    """The entries to export: the named ones (names, aliases, served ids, repo ids, unique prefixes), else
+    every entry not flagged ``testing`` or ``deprecated``; narrowed by ``role`` and to installed ones.
+
+    Raises:
+        EntryNotFoundError: a name matches no entry.
+    """
+    from ..views import installed, is_testing, matches_role
+
+    names = list(names)
+    if names:
+        seen, entries = set(), []
+        for name in names:
+            entry = registry.get(name)
+            if entry["name"] not in seen:
+                seen.add(entry["name"])
+                entries.append(entry)
+    else:
+        entries = [e for e in registry if not is_testing(e) and not (e.get("flags") or {}).get("deprecated")]
+    if role:
+        entries = [e for e in entries if matches_role(e, role)]
+    if installed_only:
+        entries = [e for e in entries if installed(e)]
+    return sorted(entries, key=lambda e: e["name"])
+
+
+def dump_yaml(doc: Any, *, header: str = "") -> str:
+    """``doc`` as YAML (block style, keys in the order given), through libyaml when it is there."""
+    import yaml
+
+    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+    text = yaml.dump(doc, Dumper=dumper, sort_keys=False, default_flow_style=False, allow_unicode=True, width=120)
+    return header + text
+
+
+def write_output(path: Path | str, text: str, *, force: bool, dry_run: bool, settings) -> bool:
+    """Write ``text`` to ``path`` atomically under a lock; refuse to replace an existing file without ``force``.
+
+    Returns:
+        Whether the file was written (``False`` in a dry run).
+
+    Raises:
+        ExportError: the path exists (without ``force``), is not a regular file, or the text still holds a URL
+            with credentials.
+        StorageError: the write failed; the file is unchanged.
+    """
+    from ..errors import ExportError
+    from ..storage import atomic_write, file_lock
+
+    path = Path(path)
+    if has_credentials(text):  # the last line of defence: never write a credential to a file meant to be shared
+        raise ExportError(f"refusing to write {path}: the export holds a URL with credentials",
+                          hint="remove credentials from the registry entries (see `imageworks-models show NAME`)")
+    if path.exists() or path.is_symlink():
+        if not path.is_file():
+            raise ExportError(f"{path} exists and is not a regular file", hint="choose another path with -o")
+        if not force:
+            raise ExportError(f"{path} exists; not overwriting it", hint="pass --force to replace it, or choose "
+                                                                         "another path with -o")
+    if dry_run:
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with file_lock(path.with_name(path.name + ".lock"), timeout=settings.lock_timeout):
+        atomic_write(path, text.encode("utf-8"))
+    return True
