@@ -119,9 +119,11 @@ def _split_args(args: list[str]) -> tuple[dict[str, Any], list[str]]:
     return fields, rest
 
 
-def model_spec(entry: dict[str, Any], *, settings, facts: dict[str, Any] | None, taken: set[str]) -> tuple[
+def model_spec(entry: dict[str, Any], *, settings, facts: Any, taken: set[str]) -> tuple[
         dict[str, Any], list[str]]:
     """One ``modelSpec`` item for ``entry``, and notes on what was left out or assumed.
+
+    ``facts`` are its memory facts, or a callable that reads them (called only for an entry the chart can run).
 
     Raises:
         Skip: the entry cannot run in the chart (why in the message).
@@ -144,6 +146,7 @@ def model_spec(entry: dict[str, Any], *, settings, facts: dict[str, Any] | None,
         raise Skip("GGUF: the chart's engine loads a Hub repo of safetensors weights (vLLM reads GGUF only from one "
                    "local file)")
     repo = _repo_id(entry)
+    facts = facts() if callable(facts) else facts  # read only for entries that get this far
     notes: list[str] = []
     protected = {"--host": "the chart", "--port": "the chart", "--model": "modelURL",
                  "--served-model-name": "served_model_id", "--config": "extra_args itself", "--uds": "the chart",
@@ -249,8 +252,8 @@ def values(entries: list[dict[str, Any]], *, settings, plugins=None) -> tuple[di
     specs, exported, skipped = [], [], []
     for entry in entries:
         try:
-            facts = facts_of(entry, settings=settings, plugins=plugins)
-            spec, notes = model_spec(entry, settings=settings, facts=facts, taken=taken)
+            spec, notes = model_spec(entry, settings=settings, facts=lambda e=entry: facts_of(
+                e, settings=settings, plugins=plugins), taken=taken)
         except Skip as why:
             skipped.append({"name": entry["name"], "reason": str(why)})
             continue
