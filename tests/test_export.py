@@ -52,6 +52,8 @@ def _registry(root: Path) -> Path:
         # a URL with credentials in its arguments
         {"name": "leaky-vllm", "backend": "vllm",
          "backend_config": {"extra_args": ["--kv-transfer-config", "https://bob:hunter2@cache.example/x"]}},
+        # a token on the command line
+        {"name": "token-arg-vllm", "backend": "vllm", "backend_config": {"extra_args": ["--hf-token", SECRET]}},
         # llama.cpp, pinned and preloaded for the gateway
         {"name": "tiny-gguf-llamacpp", "backend": "llamacpp", "format": "gguf", "aliases": ["tiny"],
          "backend_config": {"model_path": str(weights / "tiny.gguf"), "ctx_size": 4096, "n_gpu_layers": 99,
@@ -73,6 +75,8 @@ def _registry(root: Path) -> Path:
          "metadata": {"memory": {**LLAMA_8B, "layers": 28, "kv_heads": 4, "context_max": 32768}}},
         {"name": "gguf-on-vllm", "source": {"provider": "hf", "repo_id": "x/y-GGUF"}},
         {"name": "leaky-vllm", "source": {"provider": "hf", "repo_id": "x/leaky"}},
+        {"name": "token-arg-vllm", "download": {"path": "/srv/models/t"},
+         "source": {"provider": "hf", "repo_id": "x/token"}},
     ]
     with RegistryStore(reg).edit() as layers:
         for entry in curated:
@@ -136,7 +140,9 @@ def test_production_stack_values_follow_the_kept_chart_schema(cli, reg, tmp_path
     assert vision["modelRevision"] == "main" and "imageworks.io/manifest" not in vision["labels"]
     assert "--limit-mm-per-prompt" in vision["vllmConfig"]["extraArgs"]
     skipped = {s["name"]: s["reason"] for s in report["skipped"]}
-    assert set(skipped) == {"qwen3-8b-ollama", "gguf-on-vllm", "remote-lmdeploy", "leaky-vllm", "tiny-gguf-llamacpp"}
+    assert set(skipped) == {"qwen3-8b-ollama", "gguf-on-vllm", "remote-lmdeploy", "leaky-vllm", "tiny-gguf-llamacpp",
+                            "token-arg-vllm"}
+    assert "passes a credential (--hf-token)" in skipped["token-arg-vllm"]
     assert "vLLM engines only" in skipped["qwen3-8b-ollama"] and "GGUF" in skipped["gguf-on-vllm"]
     assert "remote" in skipped["remote-lmdeploy"] and "credentials" in skipped["leaky-vllm"]
     notes = {r["name"]: r["notes"] for r in report["exported"]}
@@ -234,7 +240,7 @@ def test_llama_swap_config_has_the_documented_shape(cli, reg, tmp_path):
     assert sorted(doc["groups"]["on-demand"]["members"]) == sorted(set(models) - {"tiny-gguf-llamacpp"})
     assert doc["hooks"] == {"on_startup": {"preload": ["tiny-gguf-llamacpp"]}}
     skipped = {s["name"]: s["reason"] for s in report["skipped"]}
-    assert set(skipped) == {"qwen3-8b-ollama", "remote-lmdeploy", "leaky-vllm", "gguf-on-vllm"}
+    assert set(skipped) == {"qwen3-8b-ollama", "remote-lmdeploy", "leaky-vllm", "gguf-on-vllm", "token-arg-vllm"}
     assert "no model files" in skipped["gguf-on-vllm"] and "loads models itself" in skipped["qwen3-8b-ollama"]
 
 
@@ -295,6 +301,7 @@ models:
     ttl: 120
   vllm-coder:
     cmd: vllm serve Qwen/Qwen2.5-Coder-7B-Instruct --port ${PORT} --trust-remote-code --max-model-len 16384
+      --hf-token hf_abcdefghijklmnopq --max-num-batched-tokens 8192
     useModelName: coder
   docker-thing:
     cmd: docker run --rm -p ${PORT}:8080 ghcr.io/ggml-org/llama.cpp:server
@@ -328,7 +335,9 @@ groups:
     assert entries["qwen-coder-7b"]["aliases"] == ["qwen/coder:7b"]
     assert entries["qwen-coder-7b"]["gateway"] == {"idle_ttl": 120}
     vllm = entries["vllm-coder"]
-    assert vllm["served_model_id"] == "coder" and vllm["backend_config"]["extra_args"] == ["--max-model-len", "16384"]
+    assert vllm["served_model_id"] == "coder"
+    assert vllm["backend_config"]["extra_args"] == ["--max-model-len", "16384", "--max-num-batched-tokens", "8192"]
+    assert any("--hf-token left out" in n for n in rows["vllm-coder"]["notes"])
     assert "trust_remote_code" not in vllm["backend_config"]
     lm = entries["lm"]
     assert {k: v for k, v in lm["backend_config"].items() if v} == {"model_path": "/srv/internvl", "engine": "pytorch"}

@@ -14,9 +14,11 @@ from typing import Any, Iterable
 
 from ..errors import ConfigError, UnsafeLaunchError
 
-# Environment variable names that hold credentials (RELIABILITY: credentials are never shown or written).
-SECRET_NAME = re.compile(r"(?i)(TOKEN|SECRET|PASSW(OR)?D|PASSPHRASE|API_?KEY|ACCESS_?KEY|CREDENTIAL|PRIVATE_?KEY|"
-                         r"AUTH|COOKIE|SESSION)")
+# Words of a variable or option name that say it holds a credential (HF_TOKEN, OPENAI_API_KEY, --hf-token,
+# AWS_SECRET_ACCESS_KEY), but not VLLM_MAX_TOKENS or --max-num-batched-tokens.
+SECRET_WORDS = frozenset({"TOKEN", "SECRET", "PASSWORD", "PASSWD", "PASSPHRASE", "CREDENTIAL", "CREDENTIALS", "APIKEY",
+                          "COOKIE", "AUTH", "AUTHORIZATION", "BEARER"})
+SECRET_PAIRS = ("API_KEY", "ACCESS_KEY", "PRIVATE_KEY", "SECRET_KEY", "AUTH_KEY")
 # Values that are credentials whatever the variable is called (Hugging Face, OpenAI-style, GitHub, GitLab,
 # Slack, AWS access key ids).
 SECRET_VALUE = re.compile(r"^(hf_[A-Za-z0-9]{8,}|sk-[A-Za-z0-9_-]{8,}|gh[opsu]_[A-Za-z0-9]{8,}|github_pat_|"
@@ -29,9 +31,15 @@ def has_credentials(text: str) -> bool:
     return bool(CREDENTIAL_URL.search(text))
 
 
+def secret_name(name: str) -> bool:
+    """Whether a variable or option name (``HF_TOKEN``, ``--api-key``) says it holds a credential."""
+    text = re.sub(r"[^A-Za-z0-9]+", "_", name).strip("_").upper()
+    return bool(SECRET_WORDS.intersection(text.split("_"))) or any(p in text for p in SECRET_PAIRS)
+
+
 def is_secret(key: str, value: str) -> bool:
     """Whether the variable ``key=value`` looks like a credential (by its name or by its value)."""
-    return bool(SECRET_NAME.search(key) or SECRET_VALUE.match(value.strip()) or has_credentials(value))
+    return secret_name(key) or bool(SECRET_VALUE.match(value.strip())) or has_credentials(value)
 
 
 def safe_env(entry: dict[str, Any]) -> tuple[dict[str, str], list[str]]:
@@ -63,9 +71,15 @@ def check_no_credentials(entry: dict[str, Any], texts: Iterable[str]) -> None:
         UnsafeLaunchError: one of ``texts`` holds a URL with a user or password (the message does not repeat it).
     """
     for text in texts:
-        if has_credentials(str(text)):
+        text = str(text)
+        if has_credentials(text):
             raise UnsafeLaunchError(f"{entry['name']}: its command holds a URL with credentials",
                                     hint="remove them from the registry entry; pass tokens as secrets")
+        option = text.split("=", 1)[0]
+        if (option.startswith("--") and secret_name(option)) or SECRET_VALUE.match(text.split("=", 1)[-1]):
+            raise UnsafeLaunchError(f"{entry['name']}: its command passes a credential"
+                                    + (f" ({option})" if option.startswith("--") else ""),
+                                    hint="give it to the server as a secret, not on its command line")
 
 
 def policy(entry: dict[str, Any]) -> dict[str, Any]:

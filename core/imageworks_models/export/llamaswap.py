@@ -91,7 +91,7 @@ def model_config(entry: dict[str, Any], *, settings, plugins) -> tuple[dict[str,
     if any("${" in t and t != "${PORT}" for t in argv) or \
             any("${" in k or ("${" in v and (k, v) != ("PORT", "${PORT}")) for k, v in env.items()):
         raise Skip("its command holds '${', which llama-swap would read as a macro")
-    check_no_credentials(entry, texts)
+    check_no_credentials(entry, [*texts, *(entry.get("aliases") or [])])
     # ${PORT} unquoted, as llama-swap's own examples write it (it is replaced before the command is split)
     cmd = " ".join(t if t == "${PORT}" else shlex.quote(t) for t in argv)
     item: dict[str, Any] = {"cmd": cmd, "proxy": "http://127.0.0.1:${PORT}",
@@ -353,7 +353,7 @@ def entry_from(model_id: str, item: Any, *, macros: dict[str, Any]) -> tuple[dic
     """
     from ..errors import ImageworksError
     from ..serverargs import check_env, check_extra_args
-    from .common import has_credentials, is_secret
+    from .common import SECRET_VALUE, has_credentials, is_secret, secret_name
 
     notes: list[str] = []
     if not isinstance(item, dict) or not isinstance(item.get("cmd"), str):
@@ -409,6 +409,9 @@ def entry_from(model_id: str, item: Any, *, macros: dict[str, Any]) -> tuple[dic
                     limit = values[0]
                 if limit != {"image": 1}:
                     cfg[rule[1]] = limit
+            continue
+        if secret_name(option) or any(SECRET_VALUE.match(v) or has_credentials(v) for v in values):
+            notes.append(f"{option} left out: it passes a credential (the registry is shared)")
             continue
         try:
             extra += check_extra_args(chunk, name=name, protected=protected)
@@ -479,12 +482,17 @@ def entries_from(doc: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[s
             persistent.update(str(m) for m in group.get("members") or [])
     hooks = doc.get("hooks") if isinstance(doc.get("hooks"), dict) else {}
     preload = set(str(m) for m in ((hooks.get("on_startup") or {}).get("preload") or []))
-    entries, rows = [], []
+    entries, rows, taken = [], [], set()
     for model_id in sorted(doc["models"], key=str):
         entry, notes = entry_from(str(model_id), doc["models"][model_id], macros=macros)
         if entry is None:
             rows.append({"id": str(model_id), "name": None, "backend": None, "action": "skip", "notes": notes})
             continue
+        base, n = entry["name"], 2
+        while entry["name"].lower() in taken:  # two ids that become the same name ("a/b", "a:b")
+            entry["name"] = f"{base}-{n}"
+            n += 1
+        taken.add(entry["name"].lower())
         if model_id in persistent:
             entry.setdefault("gateway", {})["pinned"] = True
         if model_id in preload:
