@@ -401,3 +401,17 @@ def test_dry_run_writes_nothing_and_models_lock_is_the_lockfile(cli, reg, tmp_pa
     doc = json.loads(lock.read_text())
     assert doc["entries"] == []  # the locked entry has no files with digests: listed as skipped, as `lock export`
     assert [s["name"] for s in report["skipped"]] == ["llama-3.1-8b-instruct-vllm"]
+
+
+def test_the_yaml_writer_writes_what_pyyaml_dump_writes():
+    """dump_yaml builds PyYAML events itself for speed; its text must be PyYAML's own, quoting included."""
+    from imageworks_models.export.common import dump_yaml
+
+    doc = {"models": {"a": {"cmd": "llama-server --port ${PORT}", "ttl": 0, "flag": True, "none": None,
+                            "ratio": 0.9, "big": 1e20, "list": ["true", "123", "null", "", "~", "0x1f", "1.5", "yes",
+                                                                "a: b", "- x", "#c", "é", "multi\nline", " lead"]},
+                       "123": [], "empty": {}}}
+    expected = yaml.dump(doc, Dumper=getattr(yaml, "CSafeDumper", yaml.SafeDumper), sort_keys=False,
+                         default_flow_style=False, allow_unicode=True, width=120)
+    assert dump_yaml(doc) == expected
+    assert yaml.safe_load(dump_yaml(doc)) == doc
