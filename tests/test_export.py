@@ -412,6 +412,14 @@ def test_the_yaml_writer_writes_what_pyyaml_dump_writes():
                                                                 "a: b", "- x", "#c", "é", "multi\nline", " lead"]},
                        "123": [], "empty": {}}}
     expected = yaml.dump(doc, Dumper=getattr(yaml, "CSafeDumper", yaml.SafeDumper), sort_keys=False,
-                         default_flow_style=False, allow_unicode=True, width=120)
+                         default_flow_style=False, allow_unicode=True, width=4096)
     assert dump_yaml(doc) == expected
     assert yaml.safe_load(dump_yaml(doc)) == doc
+
+
+def test_stdout_prints_the_file_and_writes_nothing(cli, reg, tmp_path):
+    result = cli("export", "--to", "llama-swap", "--stdout")
+    assert result.exit_code == 0, result.stderr
+    assert set(yaml.safe_load(result.stdout)["models"]) >= {"tiny-gguf-llamacpp", "llama-3.1-8b-instruct-vllm"}
+    assert "skipped qwen3-8b-ollama" in result.stderr
+    assert not (Path.cwd() / "config.yaml").exists()

@@ -24,6 +24,7 @@ SECRET_PAIRS = ("API_KEY", "ACCESS_KEY", "PRIVATE_KEY", "SECRET_KEY", "AUTH_KEY"
 # Slack, AWS access key ids).
 SECRET_VALUE = re.compile(r"^(hf_[A-Za-z0-9]{8,}|sk-[A-Za-z0-9_-]{8,}|gh[opsu]_[A-Za-z0-9]{8,}|github_pat_|"
                           r"glpat-|xox[abprs]-|AKIA[0-9A-Z]{12,})")
+WIDTH = 4096  # a command stays on one line, as people write them in llama-swap's config
 CREDENTIAL_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/@\s:]*:[^/@\s]*@|[A-Za-z][A-Za-z0-9+.-]*://[^/@\s]+@")
 
 
@@ -157,7 +158,7 @@ def dump_yaml(doc: Any, *, header: str = "") -> str:
     _events(doc, out, yaml, _plain_checker(yaml))
     out += [yaml.DocumentEndEvent(explicit=False), yaml.StreamEndEvent()]
     dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
-    return header + yaml.emit(out, Dumper=dumper, allow_unicode=True, width=120)
+    return header + yaml.emit(out, Dumper=dumper, allow_unicode=True, width=WIDTH)
 
 
 def _plain_checker(yaml):

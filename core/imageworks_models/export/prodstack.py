@@ -35,7 +35,7 @@ from typing import Any
 
 CHART = "vllm-stack"
 CHART_VERSION = "0.1.12"
-CHART_SOURCE = "vllm-project/production-stack helm/ (commit a6c01db)"
+CHART_SOURCE = "vllm-project/production-stack helm/, commit a6c01db"
 SCHEMA_FILE = "vllm-stack-values.schema.json"
 NAME_MAX = 40  # the chart appends "-deployment-vllm" / "-engine-service" to "<release>-<name>" (63 at most)
 LABEL_MAX = 63
