@@ -89,33 +89,30 @@ def check_no_credentials(entry: dict[str, Any], texts: Iterable[str]) -> None:
                                     hint="give it to the server as a secret, not on its command line")
 
 
-def policy(entry: dict[str, Any]) -> dict[str, Any]:
-    """The entry's serving policy for a gateway: ``idle_ttl`` (seconds idle before unloading), ``preload``,
-    ``pinned`` (never evicted) and ``max_concurrency``.
-
-    Read from the entry's ``gateway`` object, else from ``backend_config`` (where an earlier hand edit may
-    have put them). The one place these fields are read for exports; point it at the gateway's own reader
-    when that exists.
-
-    Raises:
-        ConfigError: a value of the wrong type.
+def policy(entry: dict[str, Any], settings=None) -> dict[str, Any]:
+    """The entry's serving policy for a gateway, read as the gateway reads it (issue 23's
+    ``gateway.fleet.Options.of``; point this at it once both are merged): the entry's ``gateway`` object with
+    ``idle_ttl`` (seconds idle before unloading; 0: never; default the ``gateway_idle_ttl`` setting where there
+    is one, else none), ``preload`` and ``pinned`` (true only when ``true``), ``max_concurrency`` (0: no limit).
+    A value that is not a number of 0 or more gives the default, with a warning, as in the gateway.
     """
-    own = entry.get("gateway") if isinstance(entry.get("gateway"), dict) else {}
-    cfg = entry.get("backend_config") or {}
-    out: dict[str, Any] = {}
-    for key, kind in (("idle_ttl", int), ("preload", bool), ("pinned", bool), ("max_concurrency", int)):
-        value = own.get(key, cfg.get(key))
+    import logging
+
+    raw = entry.get("gateway") if isinstance(entry.get("gateway"), dict) else {}
+    default_ttl = getattr(settings, "gateway_idle_ttl", None) if settings is not None else None
+
+    def number(key: str, default: Any) -> Any:
+        value = raw.get(key, default)
         if value is None:
-            out[key] = None if kind is int else False
-            continue
-        if kind is int and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
-            raise ConfigError(f"{entry['name']}: gateway.{key} {value!r} is not a whole number of 0 or more",
-                              hint="fix it in the curated layer")
-        if kind is bool and not isinstance(value, bool):
-            raise ConfigError(f"{entry['name']}: gateway.{key} {value!r} is not true or false",
-                              hint="fix it in the curated layer")
-        out[key] = value
-    return out
+            return None
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            logging.getLogger("imageworks_models").warning(
+                "%s: gateway.%s = %r is not a number >= 0; using %s", entry["name"], key, value, default)
+            return default
+        return value
+
+    return {"idle_ttl": number("idle_ttl", default_ttl), "preload": raw.get("preload") is True,
+            "pinned": raw.get("pinned") is True, "max_concurrency": int(number("max_concurrency", 0) or 0)}
 
 
 def select(registry, *, names: Iterable[str] = (), role: str | None = None,

@@ -96,9 +96,9 @@ def model_config(entry: dict[str, Any], *, settings, plugins) -> tuple[dict[str,
     cmd = " ".join(t if t == "${PORT}" else shlex.quote(t) for t in argv)
     item: dict[str, Any] = {"cmd": cmd, "proxy": "http://127.0.0.1:${PORT}",
                             "checkEndpoint": "/v1/models" if "llama_cpp.server" in argv else "/health"}
-    rules = policy(entry)
+    rules = policy(entry, settings)
     if rules["idle_ttl"] is not None:
-        item["ttl"] = rules["idle_ttl"]
+        item["ttl"] = int(-(-rules["idle_ttl"] // 1))  # llama-swap counts whole seconds
     served = launch.served_model_id
     if served and served != name:
         item["useModelName"] = served
@@ -130,7 +130,7 @@ def config(entries: list[dict[str, Any]], *, settings, plugins) -> tuple[dict[st
     for entry in entries:
         try:
             item, notes = model_config(entry, settings=settings, plugins=plugins)
-            rules = policy(entry)
+            rules = policy(entry, settings)
         except Skip as why:
             skipped.append({"name": entry["name"], "reason": str(why)})
             continue
@@ -450,7 +450,7 @@ def entry_from(model_id: str, item: Any, *, macros: dict[str, Any]) -> tuple[dic
     entry["backend_config"] = cfg
     gateway = {}
     ttl = item.get("ttl")
-    if isinstance(ttl, int) and not isinstance(ttl, bool) and ttl >= 0:
+    if isinstance(ttl, (int, float)) and not isinstance(ttl, bool) and ttl >= 0:
         gateway["idle_ttl"] = ttl
     limit = item.get("concurrencyLimit")
     if isinstance(limit, int) and not isinstance(limit, bool) and limit > 0:
