@@ -131,8 +131,7 @@ def test_production_stack_values_follow_the_kept_chart_schema(cli, reg, tmp_path
     assert config["maxModelLen"] == 32768 and config["enableChunkedPrefill"] is True
     assert config["enablePrefixCaching"] is True  # the chart would otherwise pass --no-enable-prefix-caching
     assert config["extraArgs"] == ["--served-model-name", "llama3.1:8b", "--swap-space", "8"]
-    assert small["env"] == [{"name": "CUDA_VISIBLE_DEVICES", "value": "0"},
-                            {"name": "VLLM_LOGGING_LEVEL", "value": "INFO"}]
+    assert small["env"] == [{"name": "VLLM_LOGGING_LEVEL", "value": "INFO"}]  # the cluster assigns GPUs
     assert small["pvcStorage"] == "18Gi"  # 16.1 GB + 20%, rounded up to whole GiB
     big = specs["llama-3.1-70b-vllm"]
     assert big["requestGPU"] > 1 and big["vllmConfig"]["tensorParallelSize"] == big["requestGPU"]
@@ -147,6 +146,7 @@ def test_production_stack_values_follow_the_kept_chart_schema(cli, reg, tmp_path
     assert "remote" in skipped["remote-lmdeploy"] and "credentials" in skipped["leaky-vllm"]
     notes = {r["name"]: r["notes"] for r in report["exported"]}
     assert any("HF_TOKEN left out" in n for n in notes["llama-3.1-8b-instruct-vllm"])
+    assert any("CUDA_VISIBLE_DEVICES left out" in n for n in notes["llama-3.1-8b-instruct-vllm"])
     assert any("not locked" in n for n in notes["qwen2.5-vl-7b-vllm"])
 
 

@@ -22,7 +22,8 @@ Each vLLM entry becomes one ``servingEngineSpec.modelSpec`` item:
   into those fields, plus ``--served-model-name`` so clients call the model by the same id as on one box.
 - ``labels``: ``imageworks.io/manifest``: the locked manifest digest (a label value holds 63 characters: the
   algorithm and the first hex digits; the whole digest is in the ``imageworks.io/manifest-digest`` annotation).
-- ``env``: ``backend_config.env`` through the launch rules, without anything that looks like a credential.
+- ``env``: ``backend_config.env`` through the launch rules, without anything that looks like a credential and
+  without ``CUDA_VISIBLE_DEVICES`` and its kin (the cluster assigns the GPUs).
 """
 
 from __future__ import annotations
@@ -48,6 +49,11 @@ SWITCHES = {"--enable-prefix-caching": ("enablePrefixCaching", True),
             "--no-enable-prefix-caching": ("enablePrefixCaching", False),
             "--enable-chunked-prefill": ("enableChunkedPrefill", True),
             "--no-enable-chunked-prefill": ("enableChunkedPrefill", False)}
+
+
+# Variables that pick devices of one machine; in a cluster the device plugin assigns the GPUs.
+MACHINE_ENV = frozenset({"CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES",
+                         "ROCR_VISIBLE_DEVICES"})
 
 
 class Skip(Exception):
@@ -166,6 +172,9 @@ def model_spec(entry: dict[str, Any], *, settings, facts: Any, taken: set[str]) 
         rest = ["--served-model-name", served, *rest]
     env, left_out = safe_env(entry)
     notes += left_out
+    for key in [k for k in env if k.upper() in MACHINE_ENV]:
+        del env[key]
+        notes.append(f"env {key} left out: the cluster assigns the GPUs (requestGPU)")
     gpu_bytes = int(settings.export_gpu_bytes)
     util = lifted.get("gpuMemoryUtilization") or settings.fit_gpu_memory_utilization
     context = lifted.get("maxModelLen") or configured_context(entry)
