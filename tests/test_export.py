@@ -423,3 +423,36 @@ def test_stdout_prints_the_file_and_writes_nothing(cli, reg, tmp_path):
     assert set(yaml.safe_load(result.stdout)["models"]) >= {"tiny-gguf-llamacpp", "llama-3.1-8b-instruct-vllm"}
     assert "skipped qwen3-8b-ollama" in result.stderr
     assert not (Path.cwd() / "config.yaml").exists()
+
+
+def test_import_reads_newer_routing_groups_and_llama_cpp_python(cli, tmp_path, monkeypatch):
+    monkeypatch.setenv("IMAGEWORKS_REGISTRY_DIR", str(tmp_path / "registry"))
+    config = tmp_path / "config.yaml"
+    config.write_text("""
+models:
+  small:
+    macros:
+      file: /m/small.gguf
+    cmd: python3 -m llama_cpp.server --model ${file} --host 127.0.0.1 --port ${PORT} --model_alias small-1 --n_ctx 2048
+    env: ["HOST=127.0.0.1", "PORT=${PORT}"]
+    concurrencyLimit: 2
+hooks:
+  on_startup:
+    preload: [small]
+routing:
+  router:
+    use: group
+    settings:
+      groups:
+        forever: {persistent: true, swap: false, exclusive: false, members: [small]}
+""")
+    result = cli("import", "--from", "llama-swap", str(config), "--json")
+    assert result.exit_code == 0, result.stderr
+    from imageworks_models.registry import open_registry
+    from imageworks_models.settings import load_settings
+
+    entry = open_registry(load_settings()).get("small")
+    assert entry["backend"] == "llamacpp" and entry["served_model_id"] == "small-1"
+    cfg = {k: v for k, v in entry["backend_config"].items() if v}
+    assert cfg == {"model_path": "/m/small.gguf", "ctx_size": 2048}  # HOST/PORT are the launch's own
+    assert entry["gateway"] == {"max_concurrency": 2, "pinned": True, "preload": True}
