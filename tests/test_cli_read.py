@@ -121,7 +121,7 @@ def write_state(state_dir: Path, data) -> Path:
 def commands_listed(help_text: str) -> list[str]:
     """The command names in the "Commands:" section of a group's --help."""
     section = help_text.split("Commands:", 1)[1]
-    # a command's row starts two spaces in; a help text wrapped onto the next line starts further in
+    # a command's line starts with two spaces; a wrapped description continues on a line indented further
     return [line.split()[0] for line in section.splitlines() if line.startswith("  ") and line[2:3].strip()]
 
 
