@@ -221,10 +221,15 @@ def plan(found: Iterable[Discovered], *, registry, plugins, settings, update_exi
 
     location = location or settings.location
     entries = list(registry)
+    store = getattr(registry, "store", None)
     if curated is None:
-        store = getattr(registry, "store", None)
         curated = store.curated_parts() if store is not None else {}
-    index = Index.build(entries, curated=curated)
+    remembered = {}
+    if store is not None:
+        from .registry.state import STATE_FILE, State
+
+        remembered = State.load(store.directory / STATE_FILE).paths()
+    index = Index.build(entries, curated=curated, remembered=remembered)
     rows: list[Row] = []
 
     def prepare(d: Discovered):
