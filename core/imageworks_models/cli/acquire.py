@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import click
 
-from .output import common_options, emit_json, emit_json_report, human_bytes, json_option, state, table
+from .output import (Choice, common_options, dry_run_option, emit_json, emit_json_report, human_bytes, json_option,
+                     state, table, wide_option)
 
 
 def _print_scan(report, *, prog: str) -> None:
@@ -16,7 +17,8 @@ def _print_scan(report, *, prog: str) -> None:
         click.echo(table(("ACTION", "NAME", "FORMAT", "QUANT", "FILES", "SIZE", "PATH / REASON"),
                          [(("would " if report.dry_run and r.action in ("add", "update") else "") + r.action,
                            r.name or "-", r.format or "-", r.quantization or "-", r.files, human_bytes(r.size_bytes),
-                           r.path + (f"  ({r.reason})" if r.reason else "")) for r in rows]))
+                           r.path + (f"  ({r.reason})" if r.reason else "")) for r in rows],
+                         drop=("QUANT", "FILES", "FORMAT", "SIZE"), fold=("PATH / REASON",)))
     counts = ", ".join(f"{n} {a}" for a, n in report.counts().items()) or "no models found"
     click.echo(f"{counts} ({report.inspected} inspected, {report.cached} from cache, {report.seconds:.2f} s)", err=True)
     if report.dry_run:
@@ -30,12 +32,13 @@ def _print_scan(report, *, prog: str) -> None:
 
 def _scan_options(func):
     for option in reversed((
-        click.option("--dry-run", is_flag=True, help="Print the table of changes; write nothing."),
+        dry_run_option("Print the table of changes; write nothing."),
         click.option("--include-testing", is_flag=True, help="Also record placeholders (flagged testing)."),
-        click.option("--format", "fallback_format", metavar="F",
+        click.option("--format", "fallback_format", type=Choice("format"),
                      help="Format for models whose format cannot be detected (a fallback only)."),
-        click.option("--backend", metavar="NAME", help="Backend of new entries (default: vllm)."),
+        click.option("--backend", type=Choice("backend"), help="Backend of new entries (default: vllm)."),
         click.option("--location", metavar="LABEL", help="Location label recorded (default: the setting)."),
+        wide_option,
         json_option,
         common_options,
     )):
@@ -158,7 +161,7 @@ def _banner(result) -> None:
 
 @click.command("download")
 @click.argument("spec", metavar='"OWNER/REPO[@REV]"')
-@click.option("--format", metavar="F",
+@click.option("--format", type=Choice("format"),
               help="Wanted format: safetensors, awq, gptq, fp8, gguf... (default: the repo's).")
 @click.option("--location", metavar="LABEL", help="Location label; a label under `locations` in the config picks "
                                                   "that folder (default: the location setting, weights_root).")
@@ -168,8 +171,8 @@ def _banner(result) -> None:
 @click.option("--non-interactive", is_flag=True, help="Never ask (pick the default GGUF quant, or fail).")
 @click.option("--force", is_flag=True, help="Download again and replace an existing copy.")
 @click.option("--no-aria2", is_flag=True, help="Use the built-in downloader even if aria2c is on PATH.")
-@click.option("--backend", metavar="NAME", help="Backend of the new entry (default: vllm).")
-@click.option("--dry-run", is_flag=True, help="Resolve the revision and print the files; write nothing.")
+@click.option("--backend", type=Choice("backend"), help="Backend of the new entry (default: vllm).")
+@dry_run_option("Resolve the revision and print the files; write nothing.")
 @json_option
 @common_options
 def download_cmd(spec, format, location, weights, support_repo, include_optional, non_interactive, force, no_aria2,

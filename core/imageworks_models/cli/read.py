@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import click
 
-from .output import common_options, emit_json, emit_json_rows, human_bytes, json_option, state, table
+from .output import (Choice, common_options, emit_json, emit_json_rows, human_bytes, json_option, state, table,
+                     wide_option)
 
 
 def _registry():
-    from ..registry import store_for
-
-    return store_for(state().settings()).load()
+    return state().registry()
 
 
 def _active():
@@ -20,14 +19,20 @@ def _active():
 
 
 _LOCK_CELL = {"unlocked": "-", "locked": "locked", "drift": "DRIFT"}
+# On a narrow terminal: the columns hidden first (lowest value first), and those that may wrap onto more lines.
+_LIST_DROP = ("PATH", "SERVED ID", "LOCATION", "DISPLAY NAME", "HASH", "INSTALLED", "SIZE", "QUANT", "FORMAT",
+              "CAPABILITIES", "ROLES")
+_LIST_FOLD = ("ROLES", "CAPABILITIES", "PATH", "DISPLAY NAME", "SERVED ID")
 
 
 @click.command("list")
-@click.option("--role", help="Only entries playing this role (or having this capability, e.g. vision).")
-@click.option("--backend", help="Only entries of this backend (vllm, ollama, lmdeploy, ...).")
+@click.option("--role", type=Choice("role"),
+              help="Only entries playing this role (or having this capability, e.g. vision).")
+@click.option("--backend", type=Choice("backend"), help="Only entries of this backend (vllm, ollama, lmdeploy, ...).")
 @click.option("--include-non-installed", is_flag=True, help="Also entries whose files are not on disk.")
 @click.option("--include-testing", is_flag=True, help="Also testing and placeholder entries.")
 @click.option("--details", is_flag=True, help="More columns: format, quantization, size, location, path.")
+@wide_option
 @json_option
 @common_options
 def list_cmd(role, backend, include_non_installed, include_testing, details, as_json):
@@ -65,7 +70,7 @@ def list_cmd(role, backend, include_non_installed, include_testing, details, as_
                      r["location"] or "-", r["served_model_id"] or "-", r["path"] or "-"]
         out.append(line)
     if rows:
-        click.echo(table(headers, out))
+        click.echo(table(headers, out, drop=_LIST_DROP, fold=_LIST_FOLD))
     notes = []
     if hidden["not_installed"]:
         notes.append(f"{hidden['not_installed']} not installed (add --include-non-installed)")
@@ -83,6 +88,7 @@ def list_cmd(role, backend, include_non_installed, include_testing, details, as_
 @click.command("show")
 @click.argument("name")
 @click.option("--provenance", is_flag=True, help="Show which layer (curated, discovered, default) each field came from.")
+@wide_option
 @json_option
 @common_options
 def show_cmd(name, provenance, as_json):
@@ -108,12 +114,12 @@ def show_cmd(name, provenance, as_json):
         emit_json({"entry": entry, "provenance": prov})
         return
     rows = [(key, prov.get(key, "?"), json.dumps(value, ensure_ascii=False)[:100]) for key, value in entry.items()]
-    click.echo(table(["FIELD", "FROM", "VALUE"], rows))
+    click.echo(table(["FIELD", "FROM", "VALUE"], rows, fold=("VALUE",)))
 
 
 @click.command("select")
 @click.argument("target")
-@click.option("--require", "require", multiple=True, metavar="CAPS",
+@click.option("--require", "require", multiple=True, type=Choice("capability", comma=True),
               help="Required capabilities, comma-separated (vision,tools,...); repeatable.")
 @json_option
 @common_options
@@ -150,6 +156,7 @@ def select_cmd(target, require, as_json):
 
 @click.command("list-roles")
 @click.option("--show-capabilities", is_flag=True, help="Show each entry's capabilities too.")
+@wide_option
 @json_option
 @common_options
 def list_roles_cmd(show_capabilities, as_json):
@@ -175,10 +182,11 @@ def list_roles_cmd(show_capabilities, as_json):
                 row.append(",".join(m["capabilities"]) or "-")
             rows.append(row)
     headers = ["ROLE", "ENTRY", "PRIORITY", "BACKEND", "INSTALLED"] + (["CAPABILITIES"] if show_capabilities else [])
-    click.echo(table(headers, rows) if rows else "no roles defined")
+    click.echo(table(headers, rows, fold=("CAPABILITIES",)) if rows else "no roles defined")
 
 
 @click.command("stats")
+@wide_option
 @json_option
 @common_options
 def stats_cmd(as_json):

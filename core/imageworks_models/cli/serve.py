@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import click
 
-from .output import common_options, emit_json, json_option, state, table
+from .output import Choice, common_options, dry_run_option, emit_json, json_option, state, table, wide_option
 
 
 @click.command("activate-model")
@@ -15,7 +15,7 @@ from .output import common_options, emit_json, json_option, state, table
 @click.option("--stop", is_flag=True, help="Stop the active model (or, with NAME, that model) instead.")
 @click.option("--timeout", type=float, default=None, metavar="SECONDS",
               help="How long the server may take to become ready (default: IMAGEWORKS_ACTIVATION_TIMEOUT, 900).")
-@click.option("--dry-run", is_flag=True, help="Check everything and print the command; start and stop nothing.")
+@dry_run_option("Check everything and print the command; start and stop nothing.")
 @json_option
 @common_options
 def activate_model_cmd(name, stop, timeout, dry_run, as_json):
@@ -142,7 +142,8 @@ def current_model_cmd(no_probe, as_json):
 
 
 @click.command("health")
-@click.argument("backends", nargs=-1)
+@click.argument("backends", nargs=-1, type=Choice("backend"))
+@wide_option
 @json_option
 @common_options
 def health_cmd(backends, as_json):
@@ -168,7 +169,8 @@ def health_cmd(backends, as_json):
         click.echo(table(("BACKEND", "STATUS", "URL", "VERSION", "LOADED"),
                          [(r["backend"] + (f" ({r['name']})" if r.get("name") else ""), "up" if r["ok"] else "down",
                            r["url"], r.get("version") or "-",
-                           ", ".join(m["model"] for m in r.get("loaded") or []) or "-") for r in rows]))
+                           ", ".join(m["model"] for m in r.get("loaded") or []) or "-") for r in rows],
+                         drop=("VERSION",), fold=("LOADED",)))
         for r in rows:
             if not r["ok"]:
                 click.echo(f"{r['backend']}: {r['error']}" + (f"\nhint: {r['hint']}" if r.get("hint") else ""),

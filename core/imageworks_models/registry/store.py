@@ -16,6 +16,7 @@ layer changed since the snapshot was written, or for a write.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import hashlib
 import json
 import os
@@ -37,6 +38,25 @@ MERGED_FILE = "model_registry.json"
 LOCK_FILE = ".model_registry.lock"
 BACKUP_DIR = "backups"
 MAX_FILE_BYTES = 256 * 1024 * 1024
+
+_DRY_RUN = contextvars.ContextVar("imageworks_models_dry_run", default=False)
+
+
+@contextlib.contextmanager
+def dry_run() -> Iterator[None]:
+    """Inside this block nothing is written in any registry folder: not the snapshot cache, not the lock
+    file, and an :meth:`RegistryStore.edit` that changed a layer raises instead of saving (a dry run that
+    tried to write is a bug, never a silent write)."""
+    token = _DRY_RUN.set(True)
+    try:
+        yield
+    finally:
+        _DRY_RUN.reset(token)
+
+
+def in_dry_run() -> bool:
+    """Whether a :func:`dry_run` block is active."""
+    return _DRY_RUN.get()
 
 
 def dump_document(entries: list[dict[str, Any]], extra: dict[str, Any] | None = None) -> bytes:
@@ -481,6 +501,8 @@ class RegistryStore:
                              {"generated_by": f"imageworks-models {__version__}", "sources": sources})
 
     def _refresh_snapshot(self, entries: dict[str, dict[str, Any]], sources: dict[str, str]) -> None:
+        if _DRY_RUN.get():
+            return
         if self.merged_path.exists() and not self.merged_path.is_file():
             return  # not ours to replace; a write reports it
         existing = _read(self.merged_path) if self.merged_path.exists() else None
@@ -514,6 +536,12 @@ class RegistryStore:
             ReadOnlyRegistryError: a layer has a newer schema_version.
             RegistryValidationError: the edited registry is not valid; nothing was written.
         """
+        if _DRY_RUN.get():
+            layers = self.load_layers()
+            yield layers
+            if layers.curated.changed or layers.discovered.changed:
+                raise RuntimeError(f"a dry run tried to write the registry in {self.directory}")
+            return
         self.directory.mkdir(parents=True, exist_ok=True)
         with storage.file_lock(self.lock_path, timeout=self.lock_timeout, what=f"the registry in {self.directory}"):
             layers = self.load_layers()
