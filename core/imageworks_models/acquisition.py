@@ -54,6 +54,11 @@ def _fetcher(spec: str, plugins):
         if accepts is None or accepts(spec):
             return record, impl
     installed = ", ".join(r.name for r, _ in sources) or "none"
+    shapes = [f"{shape} ({record.name})" for record, impl in sources for shape in getattr(impl, "shapes", ())]
+    if shapes:
+        raise SourceNotFoundError(f"no installed source can download {spec!r}; accepted: {'; '.join(shapes)}",
+                                  hint='e.g. "Qwen/Qwen2-VL-2B-Instruct@main" or '
+                                       "https://huggingface.co/Qwen/Qwen2-VL-2B-Instruct")
     raise SourceNotFoundError(f"no installed source can download {spec!r} (sources that fetch: {installed})",
                               hint="for Hugging Face repos (owner/repo) install the plugin: "
                                    "pip install 'imageworks-models[hf]'")

@@ -141,14 +141,22 @@ def _ask(question: str, options: list[str]) -> str:
 def _banner(result) -> None:
     verb = {"add": "registered", "update": "updated"}.get(result.action, result.action)
     template = result.chat_template
+    where = f"{result.repo_id}@{(result.commit or '')[:12]} ({result.revision})"
+    count = f"{len(result.files)} file{'s' if len(result.files) != 1 else ''}"
+    if result.transferred_bytes:
+        head = f"✅ Downloaded {where}"
+        moved = (f"fetched {human_bytes(result.transferred_bytes)}" +
+                 (f", resumed or present {human_bytes(result.reused_bytes)}" if result.reused_bytes else ""))
+    else:  # a rerun: every file was already here and checked; saying "Downloaded" would be a lie
+        head = f"✅ {where}: nothing to download, {count} already verified"
+        moved = "nothing fetched"
     lines = [
-        f"✅ Downloaded {result.repo_id}@{(result.commit or '')[:12]} ({result.revision})",
+        head,
         f"   entry:          {result.name} ({verb})",
         f"   path:           {result.path}",
         f"   location:       {result.location}",
         f"   format / quant: {result.format or '-'} / {result.quantization or '-'}",
-        f"   files:          {len(result.files)} ({human_bytes(result.total_bytes)}; fetched "
-        f"{human_bytes(result.transferred_bytes)}, resumed or present {human_bytes(result.reused_bytes)})",
+        f"   files:          {count} ({human_bytes(result.total_bytes)}; {moved})",
         "   chat template:  " + (f"detected ({template.get('source')}: {template.get('path')})"
                                  if template else "none detected"),
     ]

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import click
 
-from .output import (Choice, common_options, dry_run_option, emit_json, human_bytes, json_option, state, table,
-                     wide_option)
+from .output import (Choice, common_options, dry_run_option, emit_json, human_bytes, human_rate, json_option, state,
+                     table, wide_option)
 
 _STATUS = {"ok": "ok", "recorded": "recorded", "accepted": "accepted", "diverged": "DIVERGED", "missing": "MISSING",
            "incomplete": "INCOMPLETE", "changed": "CHANGED", "not-installed": "not installed", "skipped": "skipped",
            "error": "ERROR"}
 
 
-def _rate(nbytes: int, seconds: float) -> str:
-    return f"{nbytes / seconds / 1e9:.2f} GB/s" if seconds > 0 and nbytes else "-"
 
 
 def _describe(r) -> str:
@@ -30,7 +28,8 @@ def _describe(r) -> str:
     if r.status == "diverged":
         parts = [f"expected {short(r.expected)}, found {short(r.actual)}"]
     if r.hashed_files:
-        parts.append(f"hashed {r.hashed_files} in {r.seconds:.1f} s ({_rate(r.hashed_bytes, r.seconds)})")
+        rate = human_rate(r.hashed_bytes, r.seconds)
+        parts.append(f"hashed {r.hashed_files} in {r.seconds:.1f} s" + (f" ({rate})" if rate else ""))
     if r.cached_files:
         parts.append(f"{r.cached_files} unchanged by stat")
     text = "; ".join(parts)

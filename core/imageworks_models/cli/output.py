@@ -73,7 +73,8 @@ def dry_run_scope(ctx: click.Context | None = None) -> None:
 def dry_run_option(help: str = "Show what would change; write nothing.") -> Callable:
     """``--dry-run``: the one declaration every write command uses (a dry run writes nothing in the registry
     folder)."""
-    return click.option("--dry-run", "dry_run", is_flag=True, callback=_dry_run_callback, help=help)
+    # eager: the scope must hold before any other option's check reads the registry
+    return click.option("--dry-run", "dry_run", is_flag=True, is_eager=True, callback=_dry_run_callback, help=help)
 
 
 class Choice(click.ParamType):
@@ -100,8 +101,11 @@ class Choice(click.ParamType):
         _, need_plugins, need_registry = KINDS[self.kind]
         registry = None
         if need_registry:
+            from ..registry.store import dry_run
+
             try:
-                registry = state_.registry()
+                with dry_run():  # checking an option writes nothing, not even the snapshot cache
+                    registry = state_.registry()
             except ImageworksError:  # an unreadable registry is the command's to report, with its own message
                 registry = None
         allowed = valid(self.kind, plugins=state_.plugins() if need_plugins else None, registry=registry)
@@ -250,12 +254,4 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], *, drop: Sequen
     return "\n".join(out)
 
 
-def human_bytes(n: int | None) -> str:
-    if not n:
-        return "-" if n is None else "0 B"
-    size = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if size < 1024 or unit == "TiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return str(n)
+from ..units import human_bytes, human_rate  # noqa: E402,F401 - re-exported for the command modules
