@@ -70,7 +70,7 @@ def _activatable(entry: dict[str, Any], plugins, verb: str) -> Any:
 
 
 def activate(name: str, *, settings=None, plugins=None, timeout: float | None = None,
-             progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+             progress: Callable[[str], None] | None = None, takeover: bool = False) -> dict[str, Any]:
     """Make the entry ``name`` (a name or alias) live; returns where to call it.
 
     A process backend (vLLM, LMDeploy) gets its server started on the serving port, replacing the active
@@ -80,6 +80,7 @@ def activate(name: str, *, settings=None, plugins=None, timeout: float | None = 
         name: entry name or alias.
         timeout: seconds a started server may take to become ready (default ``activation_timeout``).
         progress: called with a line at each step.
+        takeover: stop an untracked server on the port if it is one this backend launches (process backends).
 
     Returns:
         ``{"name", "backend", "endpoint", "served_model_id", ...}``; process backends add the state fields
@@ -92,7 +93,7 @@ def activate(name: str, *, settings=None, plugins=None, timeout: float | None = 
         UnsafeLaunchError, PortInUseError, ServerStartError, ServerNotReadyError: see ``activation.start``.
         BackendNotRunningError, ModelNotPulledError, BackendTimeoutError: the Ollama server failed.
     """
-    from .activation import preflight, start
+    from .activation import preflight, record_loaded, start
     from .plugins import get_plugins
     from .registry import open_registry
     from .settings import load_settings
@@ -102,9 +103,14 @@ def activate(name: str, *, settings=None, plugins=None, timeout: float | None = 
     entry = open_registry(settings).get(name)
     impl = _activatable(entry, plugins, "load")
     if hasattr(impl, "launch"):
-        return start(entry, impl, settings=settings, plugins=plugins, timeout=timeout, progress=progress)
+        return start(entry, impl, settings=settings, plugins=plugins, timeout=timeout, progress=progress,
+                     takeover=takeover)
     preflight(entry, settings=settings, plugins=plugins)
-    return impl.activate(entry, settings=settings)
+    result = impl.activate(entry, settings=settings)
+    # the loaded model is now the live one: current-model shows it, --stop unloads it
+    record_loaded({**result, "name": entry["name"], "backend": entry.get("backend")}, settings=settings,
+                  plugins=plugins)
+    return result
 
 
 def plan_activation(name: str, *, settings=None, plugins=None) -> dict[str, Any]:
@@ -150,15 +156,15 @@ def deactivate(name: str | None = None, *, settings=None, plugins=None) -> dict[
         EntryNotFoundError, NotActivatableError, ServingError (not the active model),
         BackendNotRunningError, ModelNotPulledError, BackendTimeoutError.
     """
-    from .activation import stop
+    from .activation import forget_loaded, stop
     from .plugins import get_plugins
     from .registry import open_registry
     from .settings import load_settings
 
     settings = settings or load_settings()
     if name is None:
-        out = stop(settings=settings)
-        return {"name": out.pop("stopped"), "stopped": out["pid"] is not None, **out}
+        out = stop(settings=settings, plugins=plugins)
+        return {"name": out.pop("stopped"), "stopped": out["pid"] is not None or bool(out.get("unloaded")), **out}
     plugins = plugins or get_plugins(settings)
     entry = open_registry(settings).get(name)
     impl = _activatable(entry, plugins, "stop")
@@ -166,4 +172,5 @@ def deactivate(name: str | None = None, *, settings=None, plugins=None) -> dict[
         out = stop(settings=settings, name=entry["name"])
         return {"name": out.pop("stopped"), "stopped": out["pid"] is not None, **out}
     impl.deactivate(entry, settings=settings)
+    forget_loaded(entry["name"], settings=settings)
     return {"name": entry["name"], "backend": entry.get("backend"), "stopped": True}

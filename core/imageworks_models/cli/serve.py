@@ -16,9 +16,12 @@ from .output import Choice, common_options, dry_run_option, emit_json, json_opti
 @click.option("--timeout", type=float, default=None, metavar="SECONDS",
               help="How long the server may take to become ready (default: IMAGEWORKS_ACTIVATION_TIMEOUT, 900).")
 @dry_run_option("Check everything and print the command; start and stop nothing.")
+@click.option("--takeover", is_flag=True,
+              help="Stop a server imageworks has no record of that holds the port, if it is the kind this backend "
+                   "launches (same executable and subcommand); anything else is never touched.")
 @json_option
 @common_options
-def activate_model_cmd(name, stop, timeout, dry_run, as_json):
+def activate_model_cmd(name, stop, timeout, dry_run, takeover, as_json):
     """Make NAME the live model, or stop it with --stop.
 
     vLLM and LMDeploy entries: starts the server (`vllm serve ...` / `lmdeploy serve api_server ...`, never
@@ -27,16 +30,21 @@ def activate_model_cmd(name, stop, timeout, dry_run, as_json):
     waits until /health answers and /v1/models lists the served id. State: _staging/active_vllm.json; server
     output: logs/<name>.log. Activating the model that is already live and ready changes nothing. If the
     server exits, never gets ready, or the port belongs to another process, it says why (with the log's last
-    lines) and leaves nothing running. --stop without NAME stops whatever is active.
+    lines) and leaves nothing running. --stop without NAME stops whatever is active. A port held by a server
+    imageworks has no record of (say, after _staging/active_vllm.json was deleted) is named with its pid and
+    command line; --takeover stops it when it is a server this backend launches.
 
     Ollama entries: loads the model into the Ollama server (OLLAMA_HOST) and keeps it loaded
-    (IMAGEWORKS_OLLAMA_KEEP_ALIVE); --stop unloads it. A locked entry whose files differ is refused (exit 2).
+    (IMAGEWORKS_OLLAMA_KEEP_ALIVE); it is then the live model (current-model shows it; a running vLLM or
+    LMDeploy server is stopped first) and --stop unloads it (keep_alive: 0). A locked entry whose files differ
+    is refused (exit 2).
 
     \b
     Examples:
       imageworks-loader activate-model qwen2-vl-2b
       imageworks-loader activate-model qwen2-vl-2b --dry-run
       imageworks-loader activate-model --stop
+      imageworks-loader activate-model qwen2-vl-2b --takeover
       imageworks-loader activate-model qwen3-8b-ollama-gguf-q4_k_m --json
     """
     from ..serving import activate, deactivate, plan_activation
@@ -45,18 +53,24 @@ def activate_model_cmd(name, stop, timeout, dry_run, as_json):
     if stop:
         if dry_run:
             raise click.UsageError("--dry-run applies to activation; `current-model` shows what --stop would stop")
+        if takeover:
+            raise click.UsageError("--takeover applies to activation (it stops an untracked server on the port)")
         result = deactivate(name, settings=st.settings(), plugins=st.plugins())
         if as_json:
             emit_json(result)
         elif not result["stopped"]:
             click.echo("nothing was active" + (f" (dropped a stale record of {result['name']}: {result['stale']})"
                                                if result.get("stale") else ""))
+        elif result.get("unloaded"):
+            click.echo(f"unloaded {result['name']} ({result['unloaded']}) from {result['backend']}")
         else:
             how = f" (pid {result['pid']}, SIG{result['signal']})" if result.get("signal") else ""
             click.echo(f"stopped {result['name']} ({result['backend']}){how}")
         return
     if not name:
         raise click.UsageError("name the entry to activate, or pass --stop")
+    if dry_run and takeover:
+        raise click.UsageError("--dry-run stops nothing: it says whether --takeover would stop the port's holder")
     if dry_run:
         plan = plan_activation(name, settings=st.settings(), plugins=st.plugins())
         if as_json:
@@ -67,7 +81,8 @@ def activate_model_cmd(name, stop, timeout, dry_run, as_json):
         return
     say = None if as_json else (lambda line: click.echo(line, err=True))
     with _sigterm_interrupts():
-        result = activate(name, settings=st.settings(), plugins=st.plugins(), timeout=timeout, progress=say)
+        result = activate(name, settings=st.settings(), plugins=st.plugins(), timeout=timeout, progress=say,
+                          takeover=takeover)
     if as_json:
         emit_json(result)
         return
@@ -112,7 +127,9 @@ def current_model_cmd(no_probe, as_json):
     """Show the live model on the serving port, checked now.
 
     Reads _staging/active_vllm.json and checks that its server process is still the one started (same boot,
-    pid and start time) and, unless --no-probe, that it answers /health and lists its served id. A record
+    pid and start time) and, unless --no-probe, that it answers /health and lists its served id. A model
+    activated into Ollama is live while Ollama has it loaded (/api/ps). With nothing recorded, a process that
+    holds the serving port anyway is named (pid, command line) with how to stop it. A record
     whose server is gone (crashed, killed, rebooted) is removed and reported as the previous model; nothing
     foreign is ever signalled. Exit code 0 whether or not a model is live.
 
@@ -132,6 +149,12 @@ def current_model_cmd(no_probe, as_json):
         click.echo("no active model")
         if info.get("previous"):
             click.echo(f"(the record of {info['previous']['name']} was dropped: {info['previous']['reason']})")
+        for holder in info.get("untracked") or ():
+            command = " ".join(holder["command"])[:160] or "?"
+            click.echo(f"but port {st.settings().vllm_port} is held by pid {holder['pid']} ({command}), which "
+                       f"imageworks did not start", err=True)
+            click.echo(f"hint: stop it with `kill {holder['pid']}`, or `imageworks-loader activate-model NAME "
+                       "--takeover` (stops it if it is a server that backend launches)", err=True)
         return
     click.echo(f"{info['name']} ({info['backend']}): {info['status']}" +
                (f" - {info['detail']}" if info.get("detail") else ""))
