@@ -204,9 +204,12 @@ def terminate(pid: int, *, grace: float, poll: float = 0.02) -> str | None:
     stat = proc_stat(pid)
     if not alive(stat):
         return None
-    if stat.pgid == pid:
-        ident = ServerIdentity(pid=pid, start_ticks=stat.start_ticks, boot_id=boot_id(),
-                               command=tuple(cmdline(pid) or ()))
+    leader = proc_stat(stat.pgid) if stat.pgid != os.getpgrp() else None
+    if alive(leader):
+        # a server runs in its own group (under a launcher, as ours do, or as a shell's job): stop all of it,
+        # so no worker or launcher is left behind; never our own group
+        ident = ServerIdentity(pid=leader.pid, start_ticks=leader.start_ticks, boot_id=boot_id(),
+                               command=tuple(cmdline(leader.pid) or ()))
         return stop_group(ident, grace=grace, poll=poll)
 
     def same() -> bool:
