@@ -106,3 +106,28 @@ def test_a_reference_no_source_takes_lists_the_accepted_shapes(env):
     assert "no installed source can download 'just-a-word'; accepted: owner/name (hf)" in line
     assert "https://<hub>/owner/name/blob/<revision>/<file> (hf)" in line
     assert "pip install" not in result.stderr  # the hf plugin is installed: no wrong plugin hint
+
+
+def test_download_shows_a_progress_bar_on_a_terminal_and_none_in_a_pipe(hub, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "tests"))
+    from ptyrun import run_in_pty
+
+    big = safetensors_save({"w": np.zeros(16 << 20, dtype=np.float16)})  # 32 MiB
+    hub.add_repo("org/big", {"config.json": (json.dumps(CONFIG) + "\n").encode(), "model.safetensors": big})
+    exe = str(Path(sys.executable).with_name("imageworks-download"))
+    env = {**os.environ, "HF_ENDPOINT": hub.url, "IMAGEWORKS_REGISTRY_DIR": make_registry(tmp_path / "reg"),
+           "IMAGEWORKS_WEIGHTS_ROOT": str(tmp_path / "w1"), "IMAGEWORKS_USE_ARIA2": "0"}
+    piped = subprocess.run([exe, "download", "org/big"], env=env, capture_output=True, text=True, timeout=120)
+    assert piped.returncode == 0, piped.stderr
+    assert "\x1b[" not in piped.stderr and "MiB/s" not in piped.stderr
+
+    env.update(IMAGEWORKS_REGISTRY_DIR=make_registry(tmp_path / "reg2"), IMAGEWORKS_WEIGHTS_ROOT=str(tmp_path / "w2"))
+    code, out = run_in_pty([exe, "download", "org/big"], columns=120, env=env)
+
+    assert code == 0, out
+    assert "\x1b[" in out and "MiB" in out and " MB" not in out
+    assert "✅ Downloaded org/big@" in out
