@@ -1,8 +1,8 @@
 """The closed sets an option may name (backends, roles, formats, hash algorithms, providers), taken from
 what the loaded plugins register and what the registry holds, and the "did you mean" for a typo.
 
-The CLI checks every such option through :class:`imageworks_models.cli.output.Choice`; the GUI offers the
-same lists in its select boxes.
+The CLI checks every such option through :class:`imageworks_models.cli.output.Choice`; a GUI or library
+caller can offer the same lists (:func:`valid`) and make the same check (:func:`check`).
 """
 
 from __future__ import annotations

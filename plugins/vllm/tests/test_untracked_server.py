@@ -9,7 +9,6 @@ import json
 
 import pytest
 
-from imageworks_models import errors
 from imageworks_models.testing import run_cli
 from orchestration import standin_processes, wait_until
 from test_activation import _answers, _foreign_server
@@ -102,5 +101,3 @@ def test_launched_like_compares_executable_and_subcommand():
     assert not launched_like(["vllm", "bench", "/w/model"], launch)
     assert not launched_like(["python", "-m", "http.server"], launch)
     assert not launched_like(None, launch)
-    with pytest.raises(errors.ImageworksError):
-        raise errors.PortInUseError("x")
