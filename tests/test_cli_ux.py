@@ -362,3 +362,15 @@ def test_progress_bar_on_a_terminal_and_none_in_a_pipe(tmp_path, command):
     assert code == 0, out
     assert "MiB" in out and "\x1b[" in out  # a drawn bar with binary units
     assert " MB" not in out and "MB/s" not in out
+
+
+def test_help_reads_plugin_commands_without_importing_importlib_metadata():
+    # issue 18's start-up budget (--help <= 8x `python -c pass`, bench/cli_startup.py): importing
+    # importlib.metadata alone was a sixth of --help; plugin command names are read from entry_points.txt
+    code = ("import sys\nfrom imageworks_models.cli import main_models\nsys.argv = ['imageworks-models', '--help']\n"
+            "try:\n    main_models()\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in sys.modules if m.startswith(('importlib.metadata', 'rich', 'email'))),"
+            " file=sys.stderr)\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert "Commands:" in proc.stdout
+    assert proc.stderr.strip().splitlines()[-1] == "[]", proc.stderr
