@@ -374,3 +374,24 @@ def test_help_reads_plugin_commands_without_importing_importlib_metadata():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert "Commands:" in proc.stdout
     assert proc.stderr.strip().splitlines()[-1] == "[]", proc.stderr
+
+
+def test_library_dry_runs_change_no_file_either(installed):
+    # the GUI and library callers get the guarantee from the core functions, not only the CLI
+    from imageworks_models.cleanup import purge_imported
+    from imageworks_models.discovery import scan
+    from imageworks_models.normalize import normalize_formats
+    from imageworks_models.settings import load_settings
+
+    reg, weights = installed
+    (reg / "model_registry.json").unlink()  # stale: a plain read would rebuild it
+    before = tree(reg)
+    settings = load_settings()
+
+    scan([weights], update_existing=True, dry_run=True, settings=settings)
+    purge_imported(["all"], settings=settings)  # a dry run by default
+    normalize_formats(settings=settings)
+
+    assert tree(reg) == before
+    scan([weights], update_existing=True, settings=settings)  # not a dry run: the snapshot is rebuilt
+    assert (reg / "model_registry.json").is_file()

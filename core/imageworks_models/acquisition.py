@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from .dryrun import honours_dry_run
 from .errors import AcquisitionError, SourceNotFoundError
 from .hashing import SILENT, Progress
 from .records import FetchRequest
@@ -64,6 +65,7 @@ def _fetcher(spec: str, plugins):
                                    "pip install 'imageworks-models[hf]'")
 
 
+@honours_dry_run
 def download(spec: str, *, format: str | None = None, location: str | None = None, weights: tuple[str, ...] = (),
              support_repo: str | None = None, include_optional: bool = False, force: bool = False,
              use_aria2: bool = True, dry_run: bool = False, backend: str | None = None,

@@ -16,7 +16,6 @@ layer changed since the snapshot was written, or for a write.
 from __future__ import annotations
 
 import contextlib
-import contextvars
 import hashlib
 import json
 import os
@@ -26,6 +25,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from .. import storage
+from ..dryrun import dry_run, in_dry_run  # noqa: F401 - dry_run re-exported
 from ..errors import (EntryNotFoundError, ReadOnlyRegistryError, RegistryError, RegistryFileError, RegistryValidationError,
                       SchemaVersionError, StorageError)
 from . import fields
@@ -39,24 +39,6 @@ LOCK_FILE = ".model_registry.lock"
 BACKUP_DIR = "backups"
 MAX_FILE_BYTES = 256 * 1024 * 1024
 
-_DRY_RUN = contextvars.ContextVar("imageworks_models_dry_run", default=False)
-
-
-@contextlib.contextmanager
-def dry_run() -> Iterator[None]:
-    """Inside this block nothing is written in any registry folder: not the snapshot cache, not the lock
-    file, and an :meth:`RegistryStore.edit` that changed a layer raises instead of saving (a dry run that
-    tried to write is a bug, never a silent write)."""
-    token = _DRY_RUN.set(True)
-    try:
-        yield
-    finally:
-        _DRY_RUN.reset(token)
-
-
-def in_dry_run() -> bool:
-    """Whether a :func:`dry_run` block is active."""
-    return _DRY_RUN.get()
 
 
 def dump_document(entries: list[dict[str, Any]], extra: dict[str, Any] | None = None) -> bytes:
@@ -501,7 +483,7 @@ class RegistryStore:
                              {"generated_by": f"imageworks-models {__version__}", "sources": sources})
 
     def _refresh_snapshot(self, entries: dict[str, dict[str, Any]], sources: dict[str, str]) -> None:
-        if _DRY_RUN.get():
+        if in_dry_run():
             return
         if self.merged_path.exists() and not self.merged_path.is_file():
             return  # not ours to replace; a write reports it
@@ -536,7 +518,7 @@ class RegistryStore:
             ReadOnlyRegistryError: a layer has a newer schema_version.
             RegistryValidationError: the edited registry is not valid; nothing was written.
         """
-        if _DRY_RUN.get():
+        if in_dry_run():
             layers = self.load_layers()
             yield layers
             if layers.curated.changed or layers.discovered.changed:
