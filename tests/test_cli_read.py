@@ -121,7 +121,9 @@ def write_state(state_dir: Path, data) -> Path:
 def commands_listed(help_text: str) -> list[str]:
     """The command names in the "Commands:" section of a group's --help."""
     section = help_text.split("Commands:", 1)[1]
-    return [line.split()[0] for line in section.splitlines() if line.startswith("  ") and line.strip()]
+    # a help text too long for the width continues on a line indented further: not a command
+    return [line.split()[0] for line in section.splitlines() if line.startswith("  ") and not line.startswith("   ")
+            and line.strip()]
 
 
 # --- list -----------------------------------------------------------------------------------------
@@ -397,10 +399,15 @@ def test_select_unknown_capability_name(cli, reg):
 
 
 def test_select_unknown_target(cli, reg):
-    result = cli("--registry-dir", str(reg), "select", "vl-small-ollama-gguf-q4_k")
+    result = cli("--registry-dir", str(reg), "select", "vl-smal-ollama-gguf-q4_k")
     assert result.exit_code == 1
-    assert "error: no entry named 'vl-small-ollama-gguf-q4_k'" in result.stderr
+    assert "error: no entry named 'vl-smal-ollama-gguf-q4_k'" in result.stderr
     assert f"did you mean {VL_SMALL}" in result.stderr
+
+
+def test_select_a_unique_prefix_of_a_name(cli, reg):
+    data = run_json(cli, "--registry-dir", str(reg), "select", VL_SMALL[:-2])
+    assert data["name"] == VL_SMALL
 
 
 def test_select_vllm_endpoint_from_host_port_else_the_serving_port(cli, reg, monkeypatch):
@@ -647,7 +654,8 @@ def test_models_help_lists_every_command(cli):
     assert commands_listed(result.stdout) == ["activate-model", "backfill-ollama-paths", "check-updates", "config",
                                               "current-model",
                                               "discover-all",
-                                              "download", "gui", "health", "import-ollama", "ingest-local-hf", "list",
+                                              "download", "fit", "gui", "health", "import-ollama", "ingest-local-hf",
+                                              "list",
                                               "list-roles", "lock", "normalize-formats", "plugins", "prune-deprecated",
                                               "prune-duplicates", "purge-imported", "purge-logical-only",
                                               "rebuild-ollama", "remove",

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from modelfiles import make_models
 
+from imageworks_models import inspectcache
 from imageworks_models.discovery import check_root, entry_name, family_from, scan
 from imageworks_models.errors import AcquisitionError
 from imageworks_models.plugins import get_plugins
@@ -306,5 +307,5 @@ def test_an_unreadable_cache_file_costs_only_a_slower_scan(tmp_path, host):
 
     assert (report.inspected, report.cached) == (4, 0)
     assert [r.action for r in report.rows] == ["add"] * 4
-    assert json.loads(cache_file.read_text())["version"] == 1  # rewritten, usable next time
+    assert json.loads(cache_file.read_text())["version"] == inspectcache.VERSION  # rewritten, usable next time
     assert run_scan(tmp_path / "w", host, dry_run=True).cached == 4

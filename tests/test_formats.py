@@ -678,9 +678,15 @@ def test_inspect_gguf_file(tmp_path):
     assert info.capabilities == {"text", "tools"}
     assert info.chat_template == {"source": "embedded", "path": "Qwen2.5-7B-Instruct-Q4_K_M.gguf",
                                   "key": "tokenizer.chat_template", "sha256": sha(TEMPLATE)}
+    memory = info.details.pop("memory")
     assert info.details == {"architecture": "qwen2", "name": "Qwen2.5 7B Instruct", "file_type": "Q4_K_M",
                             "context_length": 32768, "mmproj": False}
     assert info.errors == ()
+    import gguf
+
+    reader = gguf.GGUFReader(str(tmp_path / "Qwen2.5-7B-Instruct-Q4_K_M.gguf"))
+    assert memory["weights_bytes"] == sum(int(t.n_bytes) for t in reader.tensors)  # what the file stores
+    assert memory["context_max"] == 32768
 
 
 def test_inspect_gguf_family_from_name_when_no_basename(tmp_path):

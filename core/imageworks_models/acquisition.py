@@ -8,7 +8,7 @@ The registry is written last: any failure before leaves it as it was.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -68,10 +68,15 @@ def _fetcher(spec: str, plugins):
 @honours_dry_run
 def download(spec: str, *, format: str | None = None, location: str | None = None, weights: tuple[str, ...] = (),
              support_repo: str | None = None, include_optional: bool = False, force: bool = False,
-             use_aria2: bool = True, dry_run: bool = False, backend: str | None = None,
+             use_aria2: bool = True, dry_run: bool = False, backend: str | None = None, name: str | None = None,
              choose: Callable[[str, list[str]], str] | None = None, settings=None, plugins=None,
              progress: Progress = SILENT) -> DownloadResult:
     """Download ``spec`` into the weights folder and record it in the discovered layer.
+
+    The entry the files will belong to, its name and its folder are settled before the first byte of a
+    weight file moves (the attachment rules of :mod:`imageworks_models.identity`): a catalog entry of the
+    same repo gets the files under its own name (in its curated ``backend_config.model_path`` when it has
+    one), and a name that belongs to other files is refused before anything is fetched.
 
     Args:
         spec: ``owner/repo[@revision]``.
@@ -85,6 +90,7 @@ def download(spec: str, *, format: str | None = None, location: str | None = Non
         use_aria2: allow aria2c for large files (the ``use_aria2`` setting must allow it too).
         dry_run: resolve and print the plan; write nothing.
         backend: the backend of the new entry (default ``vllm``).
+        name: the entry name to register the files under, instead of the naming rule's.
         choose: asks the user between options (GGUF quants), or ``None`` when not interactive.
         settings, plugins: resolved settings and plugins (loaded when ``None``).
         progress: the transfer's progress bar.
@@ -94,10 +100,12 @@ def download(spec: str, *, format: str | None = None, location: str | None = Non
 
     Raises:
         SourceNotFoundError: no installed source accepts ``spec``.
+        IdentityConflictError: the name belongs to an entry whose files are elsewhere (nothing fetched).
         AcquisitionError and subclasses (remote errors, checksum mismatch, disk space, unsafe names):
             the registry is unchanged and no unverified file is left in the model folder.
     """
     from . import discovery
+    from .errors import IdentityConflictError
     from .hashing import hash_file
     from .plugins import get_plugins
     from .registry import store_for
@@ -111,37 +119,54 @@ def download(spec: str, *, format: str | None = None, location: str | None = Non
         root = Path(str(locations[location])).expanduser()
     else:
         root = Path(settings.weights_root).expanduser()
+    if name is not None:
+        _check_name(name)
     _, impl = _fetcher(spec, plugins)
-    # the registry must be usable before gigabytes arrive, not after
-    store = None if dry_run else store_for(settings)
+    store = store_for(settings)
+    registry = store.load()  # the registry must be usable before gigabytes arrive, not after
     request = FetchRequest(spec=spec, dest_root=str(root), location=label, format=format, weights=tuple(weights),
                            support_repo=support_repo, include_optional=include_optional, force=force,
-                           use_aria2=use_aria2, dry_run=dry_run, choose=choose)
-    fetched = impl.fetch(request, settings=settings, progress=progress,
-                         hash_file=lambda p: hash_file(p, algorithm="sha256", plugins=plugins).split(":", 1)[1])
-    model = fetched.model
-    result = DownloadResult(name=None, action="planned", path=model.path, location=label, repo_id=model.repo_id,
-                            revision=model.revision, commit=model.commit, format=format, quantization=None,
-                            files=list(fetched.files), total_bytes=fetched.total_bytes,
-                            transferred_bytes=fetched.transferred_bytes, reused_bytes=fetched.reused_bytes,
-                            notes=list(fetched.notes), dry_run=dry_run)
+                           use_aria2=use_aria2, dry_run=True, choose=choose)
+
+    def hasher(p):
+        return hash_file(p, algorithm="sha256", plugins=plugins).split(":", 1)[1]
+
+    # 1. the plan (the repo's listing, and config.json for the format): no weight file is touched
+    planned = impl.fetch(request, settings=settings, progress=SILENT, hash_file=hasher)
+    target = _target(planned, registry=registry, store=store, backend=backend, label=label, name=name,
+                     settings=settings)
+    if target.conflict:
+        raise IdentityConflictError(f"{planned.model.repo_id or spec}: {target.conflict}",
+                                    hint="nothing was downloaded")
+    if target.dest and target.dest != planned.model.path:
+        request = replace(request, dest=target.dest)
+    result = DownloadResult(name=target.name, action="planned", path=target.dest or planned.model.path,
+                            location=label, repo_id=planned.model.repo_id, revision=planned.model.revision,
+                            commit=planned.model.commit, format=planned.format, quantization=planned.quantization,
+                            files=list(planned.files), total_bytes=planned.total_bytes,
+                            notes=list(planned.notes), dry_run=dry_run, reason=target.reason)
     if dry_run:
-        # a guess: safetensors repos may turn out awq/gptq/fp8 once config.json is read
-        fmt = format or (fetched.format if fetched.format == "gguf" else None)
-        if fmt:
-            quant = fetched.quantization if fmt.lower() == "gguf" else None
-            result.name = discovery.entry_name(discovery.family_from(model.name_hint), (backend or "vllm").lower(),
-                                               fmt, quant)
         return result
+    # 2. the transfer, into the folder settled above; 3. the record, under the name settled above
+    fetched = impl.fetch(replace(request, dry_run=False, commit=planned.model.commit), settings=settings,
+                         progress=progress, hash_file=hasher)
+    model = fetched.model
+    result.path, result.commit, result.files = model.path, model.commit, list(fetched.files)
+    result.total_bytes, result.notes = fetched.total_bytes, list(fetched.notes)
+    result.transferred_bytes, result.reused_bytes = fetched.transferred_bytes, fetched.reused_bytes
+    # a path match is settled again by the plan itself (another quant in the same folder may rename the entry)
+    names = {model.path: target.name} if target.name and (name or (target.existing and target.rule != "path")) \
+        else None
     rows, _, _ = discovery.plan([model], registry=store.load(), plugins=plugins, settings=settings,
-                                update_existing=True, include_testing=True, backend=backend, location=label)
+                                update_existing=True, include_testing=True, backend=backend, location=label,
+                                names=names)
     row = rows[0]
     if row.action in ("add", "update", "unchanged"):
         if row.action == "unchanged":
             row.action = "update"  # a download always refreshes source.commit, manifest and timestamp
         discovery.record([row], settings=settings, plugins=plugins, progress=SILENT,
                          digests=fetched.digests or None, downloaded=True)
-    result.name, result.action, result.reason = row.name, row.action, row.reason
+    result.name, result.action, result.reason = row.name, row.action, row.reason or result.reason
     if row.entry:
         result.format = row.entry.get("format")
         result.quantization = row.entry.get("quantization")
@@ -151,3 +176,51 @@ def download(spec: str, *, format: str | None = None, location: str | None = Non
         raise AcquisitionError(f"downloaded to {model.path} but not registered: {row.reason}",
                                hint="the files are in place; fix the cause and run `scan --update-existing`")
     return result
+
+
+@dataclass
+class _Target:
+    name: str | None
+    dest: str | None = None
+    existing: str | None = None
+    rule: str | None = None
+    conflict: str | None = None
+    reason: str | None = None
+
+
+def _check_name(name: str) -> None:
+    from .registry.schema import check_name
+
+    check_name(name)
+
+
+def _target(planned, *, registry, store, backend, label, name, settings) -> _Target:
+    """The entry, name and folder a download will have, from its plan alone (see :func:`download`)."""
+    from . import discovery
+    from .identity import Index, model_path_of, real
+    from .records import ArtifactInfo
+
+    model = planned.model
+    fmt = planned.format
+    if not fmt:
+        return _Target(name=name)
+    info = ArtifactInfo(format=fmt, quantization=(planned.quantization or "").lower() or None)
+    derived, entry, _ = discovery.describe(model, info, backend=backend, location=label, fallback_format=None)
+    index = Index.build(registry, curated=store.curated_parts())
+    wanted = name or derived
+    match = index.match(path=real(model.path), name=wanted, source=None if name else entry["source"],
+                        format=entry["format"], quantization=entry.get("quantization"))
+    if match is None:
+        return _Target(name=wanted)
+    if match.conflict:
+        return _Target(name=match.name, conflict=match.conflict)
+    existing = index.entries[match.name]
+    if match.rule == "path" and match.name not in index.curated and discovery._auto_named(existing) and \
+            (existing.get("format"), existing.get("quantization")) != (entry["format"], entry.get("quantization")):
+        return _Target(name=derived, reason=f"replaces {match.name} (other weights in its folder)")
+    dest = model_path_of(existing) if not (existing.get("download") or {}).get("path") else None
+    if dest is None and (existing.get("download") or {}).get("path"):
+        dest = (existing.get("download") or {}).get("path")
+        dest = None if real(dest) == real(model.path) else dest
+    return _Target(name=match.name, dest=dest, existing=match.name, rule=match.rule,
+                   reason=f"the files belong to {match.name} (matched by {match.rule})")

@@ -246,7 +246,8 @@ def _result(active: dict[str, Any], **extra: Any) -> dict[str, Any]:
 
 
 def start(entry: dict[str, Any], impl: Any, *, settings, plugins=None, timeout: float | None = None,
-          progress: Callable[[str], None] | None = None, takeover: bool = False) -> dict[str, Any]:
+          progress: Callable[[str], None] | None = None, force: bool = False,
+          takeover: bool = False) -> dict[str, Any]:
     """Make ``entry`` the active model: stop whatever runs on the serving port (if ours), start its server,
     wait until it is ready. Called by :func:`imageworks_models.serving.activate`.
 
@@ -256,6 +257,7 @@ def start(entry: dict[str, Any], impl: Any, *, settings, plugins=None, timeout: 
         settings: resolved settings.
         timeout: seconds to wait for readiness (default ``activation_timeout``).
         progress: called with one line at each step (``"stopping qwen-a (pid 123)"``...).
+        force: start it even if the memory estimate says it will not fit.
         takeover: stop a server imageworks has no record of that holds the port, if its command line is the
             kind this backend launches (same executable and subcommand); anything else is never signalled.
 
@@ -267,6 +269,7 @@ def start(entry: dict[str, Any], impl: Any, *, settings, plugins=None, timeout: 
         NotActivatableError: the entry is a remote endpoint.
         LockedEntryDriftError, NotVerifiableError: it is locked and its files differ or cannot be checked.
         UnsafeLaunchError: its backend_config is refused (S7).
+        DoesNotFitError: the memory estimate says it will not fit the free memory (``force`` overrides).
         PortInUseError: a process the orchestrator did not start holds the port.
         ServerStartError: the server could not be run or exited before it was ready (exit code, log tail).
         ServerNotReadyError: it was not ready within ``timeout``; it was stopped.
@@ -276,6 +279,9 @@ def start(entry: dict[str, Any], impl: Any, *, settings, plugins=None, timeout: 
     began = time.monotonic()
     name = entry["name"]
     launch = _prepare(entry, impl, settings=settings, plugins=plugins)
+    from .fit import check_activation
+
+    estimate = check_activation(entry, settings=settings, plugins=plugins, force=force)
     timeout = settings.activation_timeout if timeout is None else timeout
     with _locked(settings, timeout + settings.stop_grace + settings.lock_timeout):
         previous = read_active(settings.state_dir)
@@ -298,8 +304,39 @@ def start(entry: dict[str, Any], impl: Any, *, settings, plugins=None, timeout: 
         active.update(status="ready", ready_at=_now())
         _write_state(settings, active)
     _audit(settings, "activate", active, stopped=stopped)
+    _record_footprint(settings, entry, active, estimate)
     say(f"{name} is ready at {launch.endpoint}")
     return _result(active, changed=True, stopped=stopped, seconds=round(time.monotonic() - began, 3))
+
+
+def _record_footprint(settings, entry: dict[str, Any], active: dict[str, Any], estimate) -> None:
+    """What the ready server really holds (GPU memory of its process group, else its resident memory) and how
+    long it took to load, kept on the entry for later estimates (fit/__init__.py). Never fails the activation."""
+    import logging
+
+    try:
+        from .fit import record_footprint
+        from .fit.devices import group_pids, inventory, rss_bytes
+
+        pids = group_pids(int(active["pid"]))
+        inv = inventory(settings)
+        gpu = sum(inv.process_bytes.get(p, 0) for p in pids)
+        used, device = (gpu, "gpu") if gpu else (rss_bytes(pids), "cpu")
+        if not used:
+            return
+        seconds = None
+        if active.get("started_at") and active.get("ready_at"):
+            from datetime import datetime
+
+            seconds = (datetime.fromisoformat(active["ready_at"].replace("Z", "+00:00"))
+                       - datetime.fromisoformat(active["started_at"].replace("Z", "+00:00"))).total_seconds()
+        record_footprint(settings, entry["name"], backend=str(entry.get("backend")),
+                         context=estimate.context if estimate is not None else None,
+                         parallel=estimate.parallel if estimate is not None else 1, used_bytes=used, device=device,
+                         load_seconds=seconds)
+    except Exception as exc:  # noqa: BLE001 - a measurement is a bonus, the model is up either way
+        logging.getLogger("imageworks_models").warning("%s: its memory footprint was not recorded: %s",
+                                                       entry["name"], exc)
 
 
 def _prepare(entry: dict[str, Any], impl: Any, *, settings, plugins) -> Any:
@@ -625,8 +662,11 @@ def plan(entry: dict[str, Any], impl: Any, *, settings, plugins=None) -> dict[st
     """
     from .processes import describe, port_owners
 
+    from .serverargs import planning
+
     name = entry["name"]
-    launch = _prepare(entry, impl, settings=settings, plugins=plugins)
+    with planning() as missing:
+        launch = _prepare(entry, impl, settings=settings, plugins=plugins)
     previous = read_active(settings.state_dir)
     alive = previous is not None and server_state(previous) == "alive"
     keep = alive and previous.get("name") == name and previous.get("command") == list(launch.argv)
@@ -643,11 +683,24 @@ def plan(entry: dict[str, Any], impl: Any, *, settings, plugins=None) -> dict[st
         takeable = owners.foreign_pids and all(launched_like(cmdline(p), launch) for p in owners.foreign_pids)
         lines.append(f"but port {launch.port} is held by {holder}: activation would be refused" +
                      (" (--takeover would stop it: it is a server this backend launches)" if takeable else ""))
+    from .fit import check_activation
+
+    estimate = check_activation(entry, settings=settings, plugins=plugins, force=True)
+    if estimate is not None and estimate.verdict != "unknown":
+        lines.append(f"memory: {estimate.verdict}: {estimate.reason}"
+                     + (f" (largest context: {estimate.largest_context})"
+                        if estimate.verdict == "does-not-fit" and estimate.largest_context else ""))
+    if missing:
+        repo = (entry.get("source") or {}).get("repo_id") if (entry.get("source") or {}).get("provider") == "hf" \
+            else None
+        lines.append(f"but its files are not at {missing[0]} yet: activation would be refused until they are "
+                     + (f"downloaded (imageworks-models download {repo})" if repo else "there"))
     lines.append(f"endpoint: {launch.endpoint}   served id: {launch.served_model_id}")
     return {"name": name, "backend": entry.get("backend"), "action": "keep" if keep else "start",
             "command": list(launch.argv), "host": launch.host, "port": launch.port, "endpoint": launch.endpoint,
             "served_model_id": launch.served_model_id, "would_stop": would_stop, "port_holder": holder,
-            "lines": lines}
+            "files_missing": missing[0] if missing else None,
+            "fit": estimate.as_dict() if estimate is not None else None, "lines": lines}
 
 
 def _shell_line(argv) -> str:

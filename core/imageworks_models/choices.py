@@ -63,6 +63,13 @@ def capabilities(*, plugins: Any = None, registry: Any = None) -> list[str]:
     return list(CANONICAL)
 
 
+def kv_dtypes(*, plugins: Any = None, registry: Any = None) -> list[str]:
+    """KV cache dtypes the memory estimate knows (``fit --kv-dtype``)."""
+    from .fit.estimate import KV_DTYPES
+
+    return list(KV_DTYPES)
+
+
 KINDS: dict[str, tuple[Callable[..., list[str]], bool, bool]] = {
     # kind -> (the valid values, whether plugins and whether the registry are needed to know them)
     "backend": (backends, True, True),
@@ -71,6 +78,7 @@ KINDS: dict[str, tuple[Callable[..., list[str]], bool, bool]] = {
     "algorithm": (algorithms, True, False),
     "provider": (providers, True, True),
     "capability": (capabilities, False, False),
+    "kv-dtype": (kv_dtypes, False, False),
 }
 
 

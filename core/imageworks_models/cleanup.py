@@ -30,7 +30,8 @@ def _row(action: str, entry: dict[str, Any], reason: str) -> Row:
                served_model_id=entry.get("served_model_id"), size_bytes=int(dl.get("size_bytes") or 0))
 
 
-def _run(label: str, plan: Callable[[Any], Plan], *, dry_run: bool, backup: bool, settings) -> ChangeReport:
+def _run(label: str, plan: Callable[[Any], Plan], *, dry_run: bool, backup: bool, settings,
+         remember: bool = False) -> ChangeReport:
     from .registry import store_for
     from .settings import load_settings
 
@@ -43,7 +44,10 @@ def _run(label: str, plan: Callable[[Any], Plan], *, dry_run: bool, backup: bool
         planned = plan(layers)  # again, under the lock: what another writer changed meanwhile counts
         for row, where in planned:
             for layer in where:
-                getattr(layers, layer).remove(row.name)
+                if layer == "discovered" and remember:
+                    layers.forget_discovered(row.name, layers.merged()[0].get(row.name))
+                else:
+                    getattr(layers, layer).remove(row.name)
         return planned
 
     planned, backups = edit_with_backup(registry, label, body, backup=backup)
@@ -226,4 +230,4 @@ def purge_imported(providers: list[str], *, dry_run: bool = True, backup: bool =
                              ("; curated part kept" if curated is not None else "")), ("discovered",)))
         return out
 
-    return _run("purge-imported", plan, dry_run=dry_run, backup=backup, settings=settings)
+    return _run("purge-imported", plan, dry_run=dry_run, backup=backup, settings=settings, remember=True)

@@ -97,6 +97,7 @@ class Row:
     existing: str | None = None  # the registered entry this row updates
     served_model_id: str | None = None
     digests: dict[str, str] = field(default_factory=dict, repr=False)  # known without hashing (see Discovered)
+    replaces: str | None = None  # an entry whose files these are now, under a name that no longer fits them
 
     def as_dict(self) -> dict[str, Any]:
         return {"action": self.action, "name": self.name, "path": self.path, "format": self.format,
@@ -192,6 +193,8 @@ def describe(found: Discovered, info: ArtifactInfo | None, *, backend: str | Non
         meta["parameter_count"] = info.parameter_count
     if info and info.details.get("architectures"):
         meta["architectures"] = list(info.details["architectures"])
+    if info and info.details.get("memory"):
+        meta["memory"] = dict(info.details["memory"])  # what `fit` estimates from (fit/estimate.py)
     meta.update(found.metadata)
     if meta:
         entry["metadata"] = meta
@@ -203,25 +206,26 @@ def inspect(path: str, plugins) -> ArtifactInfo | None:
     return plugins.inspect_artifact(Path(path))
 
 
-def _index_by_path(registry) -> dict[str, str]:
-    out = {}
-    for e in registry:
-        p = (e.get("download") or {}).get("path")
-        if isinstance(p, str) and p and not p.startswith(("ollama:", "ollama://")):
-            out.setdefault(real_path(p), e["name"])
-    return out
-
-
 def plan(found: Iterable[Discovered], *, registry, plugins, settings, update_existing: bool = False,
          include_testing: bool = False, fallback_format: str | None = None, backend: str | None = None,
-         location: str | None = None, cache=None) -> tuple[list[Row], int, int]:
-    """Rows for every found model: what recording it would do. Reads headers (cached), writes nothing."""
+         location: str | None = None, cache=None, names: dict[str, str] | None = None,
+         curated: dict[str, dict[str, Any]] | None = None, canonical: bool = False) -> tuple[list[Row], int, int]:
+    """Rows for every found model: what recording it would do. Reads headers (cached), writes nothing.
+
+    Each found model is matched to an entry by the attachment rules of :mod:`imageworks_models.identity`
+    (path, then source, then name); ``names`` maps a found path to the name the user asked for (``--name``),
+    ``curated`` holds the curated parts by name (default: read from the registry's layers); ``canonical``
+    says the found paths are resolved already (as :func:`discovered_from_sources` gives them).
+    """
+    from .identity import Index, extent, real
     from .inspectcache import signature
 
     location = location or settings.location
-    by_path = _index_by_path(registry)
-    names = {e["name"].lower(): e for e in registry}
-    taken: dict[str, str] = {}
+    entries = list(registry)
+    if curated is None:
+        store = getattr(registry, "store", None)
+        curated = store.curated_parts() if store is not None else {}
+    index = Index.build(entries, curated=curated)
     rows: list[Row] = []
 
     def prepare(d: Discovered):
@@ -257,32 +261,73 @@ def plan(found: Iterable[Discovered], *, registry, plugins, settings, update_exi
         if entry is None:
             rows.append(Row("skip", d.path, reason=why, files=count, size_bytes=total, provider=d.provider))
             continue
+        asked = (names or {}).get(d.path)
+        if asked:
+            name = entry["name"] = asked
+        total, count = extent(entry, total, count)  # an Ollama projector counts as the import counts it
         entry["download"].update(size_bytes=total, file_count=count)
         row = Row("add", d.path, name=name, format=entry["format"], quantization=entry.get("quantization"),
                   backend=entry["backend"], files=count, size_bytes=total, provider=d.provider, entry=entry,
                   served_model_id=d.served_model_id, digests=d.digests)
-        existing = by_path.get(d.path)  # found paths are canonical (see discovered_from_sources)
-        if existing is not None:
-            row.existing = row.name = existing
-            entry["name"] = existing
-            if not update_existing:
-                row.action, row.reason = "exists", "already registered (--update-existing refreshes it)"
-            else:
-                current = names.get(existing.lower()) or {}
-                same = all((current.get(k) or None) == (entry.get(k) or None) for k in ("format", "quantization")) and \
-                    (current.get("download") or {}).get("size_bytes") == total and \
-                    (current.get("download") or {}).get("file_count") == count
-                row.action = "unchanged" if same else "update"
-        elif name.lower() in names or name.lower() in taken:
-            other = names.get(name.lower())
-            where = (other.get("download") or {}).get("path") if other else taken[name.lower()]
-            row.action, row.reason = "conflict", f"the name {name} is taken by {where or 'an entry without files'}"
+        path = d.path if canonical else real(d.path)
+        match = index.match(path=path, name=name, source=entry.get("source"), format=entry["format"],
+                            quantization=entry.get("quantization"))
+        if asked and match is not None and match.rule != "path" and match.name.lower() != asked.lower():
+            match = index.match(path=path, name=name)  # --name: only the path and that name decide
+        if match is not None and match.conflict:
+            row.action, row.reason, row.existing = "conflict", match.conflict, match.name
+        elif match is not None:
+            _attach(row, match, index, update_existing=update_existing)
         else:
-            taken[name.lower()] = d.path
+            index.add(entry, path)
         rows.append(row)
     hits = cache.hits if cache else 0
     misses = cache.misses if cache else len(rows)
     return rows, misses, hits
+
+
+def _auto_named(entry: dict[str, Any]) -> bool:
+    """Whether the entry's name is what the naming rule gives for its own recorded facts."""
+    fmt = entry.get("format")
+    if not fmt or not entry.get("family") or not entry.get("backend"):
+        return False
+    return entry["name"] == entry_name(entry["family"], entry["backend"], fmt, entry.get("quantization"))
+
+
+def _attach(row: Row, match, index, *, update_existing: bool) -> None:
+    """Point ``row`` at the matched entry: same files → update (or ``exists``), or a renamed re-quant."""
+    from .identity import attach_part, has_files, real
+
+    existing = index.entries[match.name]
+    entry = row.entry
+    curated = match.name in index.curated
+    renamed = (not curated and match.rule == "path" and existing["name"] != row.name and _auto_named(existing)
+               and (existing.get("format"), existing.get("quantization")) != (entry.get("format"),
+                                                                            entry.get("quantization")))
+    index._secondary()
+    if renamed and row.name.lower() not in index.by_name:
+        # other weights at the same path (download --force of another quant): the name follows the facts
+        row.action, row.replaces = "add", existing["name"]
+        row.reason = f"replaces {existing['name']} (its files are now {row.name.rsplit('-', 1)[-1]})"
+        index.add(entry, real(row.path))
+        return
+    row.existing = row.name = entry["name"] = existing["name"]
+    if curated:
+        row.entry = entry = attach_part(entry, index.curated[match.name])
+        row.backend = existing.get("backend") or row.backend
+    if match.rule != "path" or not has_files(existing) or not (existing.get("download") or {}).get("path"):
+        # an entry without files yet, or one whose recorded files are gone from where they were (moved)
+        row.action = "update"
+        row.reason = f"attached to {existing['name']} (matched by {match.rule})"
+        return
+    if not update_existing:
+        row.action, row.reason = "exists", "already registered (--update-existing refreshes it)"
+        return
+    same = all((existing.get(k) or None) == (entry.get(k) or None) for k in ("format", "quantization")
+               if not curated or k in entry) and \
+        (existing.get("download") or {}).get("size_bytes") == row.size_bytes and \
+        (existing.get("download") or {}).get("file_count") == row.files
+    row.action = "unchanged" if same else "update"
 
 
 def discovered_from_sources(*, roots: Iterable[Path] = (), discover: bool = False, settings, plugins,
@@ -358,7 +403,8 @@ def scan(roots: Iterable[Path | str] = (), *, discover: bool = False, update_exi
     cache = InspectCache(settings.cache_dir)
     rows, misses, hits = plan(found, registry=store.load(), plugins=plugins, settings=settings,
                               update_existing=update_existing, include_testing=include_testing,
-                              fallback_format=fallback_format, backend=backend, location=location, cache=cache)
+                              fallback_format=fallback_format, backend=backend, location=location, cache=cache,
+                              canonical=True)
     cache.save()
     report = ScanReport(rows=rows, dry_run=dry_run, inspected=misses, cached=hits)
     if not dry_run:
@@ -397,10 +443,12 @@ def record(rows: list[Row], *, settings, plugins, progress: Progress = SILENT, d
             first = next(iter(manifest.errors.items()))
             r.action, r.reason = "error", f"{first[0]}: {first[1]}"
             continue
+        from .identity import extent
+
         r.entry["artifacts"] = manifest.as_artifacts()
-        r.entry["download"].update(size_bytes=manifest.total_bytes,
-                                   file_count=sum(1 for f in manifest.files if f.special is None))
-        r.files, r.size_bytes = r.entry["download"]["file_count"], manifest.total_bytes
+        size, count = extent(r.entry, manifest.total_bytes, sum(1 for f in manifest.files if f.special is None))
+        r.entry["download"].update(size_bytes=size, file_count=count)
+        r.files, r.size_bytes = count, size
     todo = [r for r in todo if r.action in ("add", "update")]
     now = utc_now()
     store = store_for(settings)
@@ -417,7 +465,12 @@ def record(rows: list[Row], *, settings, plugins, progress: Progress = SILENT, d
             elif entry["name"] in merged:
                 r.action, r.reason = "conflict", f"the name {entry['name']} was registered meanwhile"
                 continue
-            layers.discovered.put(entry)
+            if r.replaces and r.replaces in layers.discovered.entries and layers.curated.get(r.replaces) is None:
+                old = layers.discovered.remove(r.replaces)
+                kept = {k: old[k] for k in ("version_lock",) if old.get(k)}
+                if kept.get("version_lock", {}).get("locked"):
+                    entry["version_lock"] = kept["version_lock"]  # a lock on a path outlives a rename
+            layers.put_found(entry)
     return sum(1 for r in todo if r.action in ("add", "update"))
 
 

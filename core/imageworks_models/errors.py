@@ -90,6 +90,14 @@ class EntryNotFoundError(RegistryError):
     """No entry has this name, alias or role."""
 
 
+class AmbiguousNameError(EntryNotFoundError):
+    """Several entries answer to the name typed (an alias, served id or prefix they share); they are listed."""
+
+
+class IdentityConflictError(RegistryError):
+    """Found files would take a name that belongs to an entry whose files are elsewhere (or to two entries)."""
+
+
 class EntryEditError(RegistryError):
     """An edit of an entry has invalid fields; ``errors`` maps each field to what is wrong. Nothing was written."""
 
@@ -245,6 +253,10 @@ class NotActivatableError(ServingError):
 class UnsafeLaunchError(ServingError):
     """A server command line or environment from the registry was refused (it could override the host, port,
     model or served name, enable remote code, or inject a library); nothing was started."""
+
+
+class DoesNotFitError(ServingError):
+    """The model's estimated memory is more than the device it would run on has free (``fit`` shows why)."""
 
 
 class PortInUseError(ServingError):

@@ -16,7 +16,7 @@ from typing import Any, Callable
 from .layout import EXCLUDED_DIRS, cache_repo_dir_of
 from .records import ArtifactInfo
 
-VERSION = 1
+VERSION = 2  # 2: ArtifactInfo.details gained the memory facts (formats/memory.py)
 
 
 def signature(path: str) -> tuple[list, int, int] | None:

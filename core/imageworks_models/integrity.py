@@ -13,6 +13,7 @@ accepted state until the user accepts the new one (``verify --accept`` or ``lock
 
 from __future__ import annotations
 
+import os
 import posixpath
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -186,6 +187,15 @@ def entry_root(entry: dict[str, Any], *, explicit: bool) -> Path | None:
     path = (entry.get("download") or {}).get("path")
     name = entry["name"]
     if not path:
+        configured = views.local_path(entry)  # a curated backend_config.model_path is a real location too
+        if configured is not None:
+            if not os.path.exists(configured):
+                if explicit:
+                    raise NotVerifiableError(
+                        f"{name!r}: its backend_config.model_path {configured} does not exist",
+                        hint="download the model into it, or fix backend_config.model_path in the curated file")
+                return None
+            return Path(configured)
         if explicit:
             raise NotVerifiableError(f"{name!r} has no files recorded (download.path is empty)",
                                      hint="download or scan it first (imageworks-download scan --base <folder>)")
@@ -464,12 +474,13 @@ def _record(store, report: VerifyReport, *, hashes: bool, fix_missing: bool) -> 
 
 
 def _store_manifest(disc: dict[str, Any], manifest: Manifest, *, set_expected: bool, lock: dict[str, Any]) -> None:
+    from .identity import extent
+
     disc["artifacts"] = manifest.as_artifacts()
     download = dict(disc.get("download") or {})
-    if download or disc.get("download") is not None:
-        download["size_bytes"] = manifest.total_bytes
-        download["file_count"] = len(manifest.files)
-        disc["download"] = download
+    # recorded for downloaded files, and for a curated backend_config.model_path (its size shows in stats)
+    download["size_bytes"], download["file_count"] = extent(disc, manifest.total_bytes, len(manifest.files))
+    disc["download"] = download
     if set_expected:
         lock["expected_aggregate"] = manifest.aggregate
 

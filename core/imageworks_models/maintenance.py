@@ -99,9 +99,10 @@ def reset_discovered(backend: str, *, dry_run: bool = False, backup: bool = True
 
     def body(layers):
         rows = plan(layers)
+        merged = layers.merged()[0]
         for r in rows:
             if r.action == "remove":
-                layers.discovered.remove(r.name)
+                layers.forget_discovered(r.name, merged.get(r.name))
         return rows
 
     rows, backups = edit_with_backup(registry, f"reset-{backend}", body, backup=backup)

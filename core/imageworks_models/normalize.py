@@ -74,11 +74,13 @@ def _inspect(entry: dict[str, Any], path: str, *, rebuild: bool, settings, plugi
     if manifest.errors:
         first = next(iter(manifest.errors.items()))
         return NormalizeRow("error", name, path, reason=f"{first[0]}: {first[1]}")
+    from .identity import extent
+
     recorded = _recorded(entry)
+    size, count = extent(entry, manifest.total_bytes, sum(1 for f in manifest.files if f.special is None))
     found = {"format": (info.format.lower() if info and info.format else recorded["format"]),
              "quantization": (info.quantization.lower() if info and info.quantization else recorded["quantization"]),
-             "size_bytes": manifest.total_bytes,
-             "file_count": sum(1 for f in manifest.files if f.special is None), "aggregate": manifest.aggregate}
+             "size_bytes": size, "file_count": count, "aggregate": manifest.aggregate}
     changes = {k: [recorded[k], found[k]] for k in COLUMNS if recorded[k] != found[k]}
     if "aggregate" in changes and recorded["aggregate"]:
         # Other bytes than the recorded ones: accepting them is verify's decision, not a normalisation.
@@ -108,8 +110,8 @@ def plan_normalize(*, rebuild: bool = False, prune_missing: bool = False, settin
     for name in sorted(entries):
         entry = entries[name]
         path = local_path(entry)
-        if path is None:
-            not_local += 1
+        if path is None or (not os.path.exists(path) and not (entry.get("download") or {}).get("path")):
+            not_local += 1  # a store reference, or a curated model_path not downloaded yet: nothing recorded
             continue
         if not os.path.exists(path):
             if prune_missing:

@@ -144,6 +144,10 @@ class FetchRequest:
         dry_run: resolve and plan only; write nothing.
         choose: asks the user to pick one of several options (``choose(question, options) -> option``),
             or ``None`` when not interactive (the source then picks by its rule or refuses).
+        dest: the model's folder, when the registry already says where it belongs (a curated
+            ``backend_config.model_path``); ``None`` for ``dest_root/<owner>/<repo>``.
+        commit: the commit an earlier plan of the same request resolved the revision to: fetch exactly that
+            one, even if the branch moved since (``None``: resolve the revision now).
     """
 
     spec: str
@@ -157,6 +161,8 @@ class FetchRequest:
     use_aria2: bool = True
     dry_run: bool = False
     choose: Callable[[str, list[str]], str] | None = None
+    dest: str | None = None
+    commit: str | None = None
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Iterable
 
-from .errors import CapabilityError, EntryNotFoundError
+from .errors import CapabilityError
 from .registry.capabilities import CANONICAL, canonical_name, true_keys
 from .views import installed, is_testing
 
@@ -25,7 +25,7 @@ class Selection:
     served_model_id: str | None
     capabilities: list[str]
     active: bool
-    resolved_from: str  # name | alias | role
+    resolved_from: str  # name | alias (an alias, served id or repo id) | role
     role: str | None = None
     note: str | None = None
 
@@ -84,7 +84,7 @@ def select(registry: "Registry", target: str, *, require: Iterable[str] | str | 
     required = parse_requirements(require)
     role = None
     entry = registry.find(target)
-    resolved_from = "name" if target in registry.entries else "alias"
+    resolved_from = "name" if entry is not None and entry["name"].lower() == target.lower() else "alias"
     if entry is not None:
         missing = _missing(entry, required)
         if missing:
@@ -95,8 +95,9 @@ def select(registry: "Registry", target: str, *, require: Iterable[str] | str | 
     else:
         candidates = [e for e in registry if target in (e.get("roles") or ())]
         if not candidates:
-            registry.get(target)  # raises EntryNotFoundError with suggestions
-            raise EntryNotFoundError(f"no entry or role named {target!r}")
+            # a unique prefix of a name, else EntryNotFoundError / AmbiguousNameError with suggestions
+            return select(registry, registry.get(target)["name"], require=require, plugins=plugins,
+                          settings=settings, active=active)
         role = target
         able = [e for e in candidates if not _missing(e, required)]
         if not able:

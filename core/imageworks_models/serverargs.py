@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import re
 import shlex
-from typing import Any, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any, Iterator, Mapping
 
 from .errors import ConfigError, UnsafeLaunchError
 
@@ -167,6 +169,28 @@ def check_env(env: Any, *, name: str) -> dict[str, str]:
     return out
 
 
+_PLANNING: "ContextVar[list[str] | None]" = ContextVar("imageworks_planning", default=None)
+
+
+@contextmanager
+def planning() -> Iterator[list[str]]:
+    """Render launches for a plan (``activate-model --dry-run``): a model path that is not on disk yet is
+    used as it is and collected in the yielded list, instead of refusing; nothing is started in a plan."""
+    token = _PLANNING.set([])
+    try:
+        yield _PLANNING.get()
+    finally:
+        _PLANNING.reset(token)
+
+
+def _missing_ok(path: str) -> bool:
+    missing = _PLANNING.get()
+    if missing is None:
+        return False
+    missing.append(path)
+    return True
+
+
 def model_path(entry: dict[str, Any], *, backend: str) -> str:
     """What the server loads: ``backend_config.model_path``, else the entry's downloaded files.
 
@@ -195,9 +219,37 @@ def model_path(entry: dict[str, Any], *, backend: str) -> str:
     if is_store_reference(text):
         raise NotActivatableError(f"{name}: {text} is in another program's store; {backend} cannot load it from there",
                                   hint="serve it with its own backend (e.g. ollama), or download the weights")
-    path = os.path.expanduser(text)
-    looks_local = os.path.isabs(path) or text.startswith(("./", "../", "~"))
+    from .identity import expand, looks_local as _local
+
+    path = expand(text)
+    looks_local = os.path.isabs(path) or _local(text)
+    if looks_local and not os.path.exists(path) and _missing_ok(path):
+        return path
     if looks_local and not os.path.exists(path):
         raise ModelNotPulledError(f"{name}: its model files are not at {path}",
                                   hint="download them again, or fix backend_config.model_path / download.path")
+    if looks_local and os.path.isdir(path) and str(entry.get("format") or "").lower() == "gguf":
+        return gguf_file(path, name=name)
     return path
+
+
+def gguf_file(folder: str, *, name: str) -> str:
+    """The GGUF file a server loads from a model folder: its one model file (the first part of a split
+    one); an ``mmproj`` projector is not it.
+
+    Raises:
+        NotActivatableError: the folder holds no GGUF model file, or several.
+    """
+    import os
+    import re
+
+    from .errors import NotActivatableError
+
+    split = re.compile(r"(?i)-\d{5}-of-\d{5}(?=\.gguf$)")
+    files = sorted(f for f in os.listdir(folder) if f.lower().endswith(".gguf") and "mmproj" not in f.lower())
+    models = sorted({split.sub("", f) for f in files})
+    if len(models) != 1:
+        raise NotActivatableError(f"{name}: {folder} holds {len(models) or 'no'} GGUF model"
+                                  f"{'s' if len(models) != 1 else ''}" + (f" ({', '.join(models[:5])})" if models else ""),
+                                  hint="point backend_config.model_path at the .gguf file to serve")
+    return os.path.join(folder, files[0])

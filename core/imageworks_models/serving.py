@@ -70,7 +70,8 @@ def _activatable(entry: dict[str, Any], plugins, verb: str) -> Any:
 
 
 def activate(name: str, *, settings=None, plugins=None, timeout: float | None = None,
-             progress: Callable[[str], None] | None = None, takeover: bool = False) -> dict[str, Any]:
+             progress: Callable[[str], None] | None = None, force: bool = False,
+             takeover: bool = False) -> dict[str, Any]:
     """Make the entry ``name`` (a name or alias) live; returns where to call it.
 
     A process backend (vLLM, LMDeploy) gets its server started on the serving port, replacing the active
@@ -80,6 +81,7 @@ def activate(name: str, *, settings=None, plugins=None, timeout: float | None = 
         name: entry name or alias.
         timeout: seconds a started server may take to become ready (default ``activation_timeout``).
         progress: called with a line at each step.
+        force: activate it even if the memory estimate says it will not fit.
         takeover: stop an untracked server on the port if it is one this backend launches (process backends).
 
     Returns:
@@ -104,8 +106,11 @@ def activate(name: str, *, settings=None, plugins=None, timeout: float | None = 
     impl = _activatable(entry, plugins, "load")
     if hasattr(impl, "launch"):
         return start(entry, impl, settings=settings, plugins=plugins, timeout=timeout, progress=progress,
-                     takeover=takeover)
+                     force=force, takeover=takeover)
+    from .fit import check_activation
+
     preflight(entry, settings=settings, plugins=plugins)
+    check_activation(entry, settings=settings, plugins=plugins, force=force)
     result = impl.activate(entry, settings=settings)
     # the loaded model is now the live one: current-model shows it, --stop unloads it
     record_loaded({**result, "name": entry["name"], "backend": entry.get("backend")}, settings=settings,

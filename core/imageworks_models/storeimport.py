@@ -101,7 +101,7 @@ def suffixed(name: str, served_id: str) -> str:
 class _Context:
     provider: str
     entries: dict[str, dict[str, Any]]  # effective
-    curated: set[str]
+    curated: dict[str, dict[str, Any]]  # curated parts, by name
     discovered: dict[str, dict[str, Any]]
     present: set[str]  # tags known to exist (store, and server when asked)
 
@@ -138,6 +138,20 @@ def plan(found: list[Discovered], ctx: _Context, *, backend: str | None, locatio
         by_path.setdefault(real_path(_local(e)), n)
         for t in tags_of(e, provider):
             by_tag.setdefault(t, []).append(n)
+    # Entries without files that say which tag they stand for (a catalog entry's source, rule (b) of
+    # identity.py) or carry the name strategy A gives (rule (c)): the import attaches to them.
+    from .identity import attach_part, source_key
+
+    waiting_by_tag: dict[str, list[str]] = {}
+    waiting_by_name: dict[str, list[str]] = {}
+    for n, e in sorted(ours.items()):  # an entry of another backend is another model, whatever its name
+        if n in imported or _local(e):
+            continue
+        key = source_key(e)
+        if key and key[0] == provider:
+            waiting_by_tag.setdefault(key[1], []).append(n)
+        for label in [n, *(a for a in e.get("aliases") or () if isinstance(a, str))]:
+            waiting_by_name.setdefault(label.lower(), []).append(n)
     taken = {n.lower() for n in ctx.entries}
     claimed: set[str] = set()
     served: dict[str, str] = {}  # tag -> the name that serves it after the import
@@ -184,10 +198,26 @@ def plan(found: list[Discovered], ctx: _Context, *, backend: str | None, locatio
                                 served_model_id=keep, reason=f"replaced by {name}: the tag now holds other weights"))
             else:
                 r.name = r.existing = entry["name"] = chosen
+                r.entry = entry = attach_part(entry, ctx.curated.get(chosen))
                 r.action = "unchanged" if _same(ctx.discovered.get(chosen, {}), _with_artifact_digest(entry, d)) \
                     else "update"
                 if chosen != path_match and _locked(current):
                     r.reason = "locked: name and manifest kept; `verify` shows how the files differ"
+        if chosen is None:
+            waiting = [n for t in tags if t for n in waiting_by_tag.get(t.lower(), []) if n not in claimed]
+            waiting = list(dict.fromkeys(waiting or [n for n in waiting_by_name.get(name.lower(), [])
+                                                     if n not in claimed]))
+            if len(waiting) > 1:
+                rows.append(row("conflict", d, name=name, reason=(
+                    f"{d.served_model_id} could be {', '.join(waiting)}: each says it stands for it; remove one "
+                    "entry, or fix its source in the curated file")))
+                continue
+            if waiting:
+                chosen = waiting[0]
+                claimed.add(chosen)
+                r.name = r.existing = entry["name"] = chosen
+                r.entry = entry = attach_part(entry, ctx.curated.get(chosen))  # the catalog's fields stay as written
+                r.action, r.reason = "update", f"attached to {chosen}"
         if chosen is None or old_name is not None:
             if name.lower() in taken and name != old_name:
                 name = suffixed(name, d.served_model_id or d.path)
@@ -302,7 +332,7 @@ def apply(rows: list[Row], found_by_path: dict[str, Discovered], layers, *, plug
             locked = bool((current.get("version_lock") or {}).get("locked"))
             entry, note = refresh_entry(current, entry, replace_manifest=not locked)
             r.reason = note or r.reason
-        layers.discovered.put(entry)
+        layers.put_found(entry)
         written += 1
     return written
 
@@ -351,7 +381,7 @@ def import_store(provider: str = "ollama", *, backend: str | None = None, locati
 
     def context(layers) -> _Context:
         entries, _ = layers.merged()
-        return _Context(provider, entries, set(layers.curated.entries), dict(layers.discovered.entries), present)
+        return _Context(provider, entries, dict(layers.curated.entries), dict(layers.discovered.entries), present)
 
     layers = registry.load_layers()
     ctx = context(layers)

@@ -19,24 +19,24 @@ def is_store_reference(path: str) -> bool:
 
 
 def local_path(entry: dict[str, Any]) -> str | None:
-    """The entry's files on this filesystem (``~`` expanded), or ``None`` (no path, or a store reference)."""
-    path = (entry.get("download") or {}).get("path")
-    if not path or is_store_reference(path):
-        return None
-    return os.path.expanduser(path)
+    """The entry's files on this filesystem (``~`` and ``$VARS`` expanded): ``download.path``, else a curated
+    ``backend_config.model_path`` naming a local folder or file; ``None`` for a store reference or a Hub id."""
+    from .identity import files_path
+
+    return files_path(entry)
 
 
 def installed(entry: dict[str, Any]) -> bool:
     """Whether the entry's files are recorded and, for a filesystem path, present.
 
-    A store reference such as ``ollama:/name:tag`` cannot be checked here and counts as installed.
+    A store reference such as ``ollama:/name:tag`` cannot be checked here and counts as installed; an
+    entry with only a curated ``backend_config.model_path`` is installed when that path exists.
     """
     path = (entry.get("download") or {}).get("path")
-    if not path:
-        return False
-    if is_store_reference(path):
+    if path and is_store_reference(path):
         return True
-    return os.path.exists(os.path.expanduser(path))
+    local = local_path(entry)
+    return bool(local) and os.path.exists(local)
 
 
 def is_testing(entry: dict[str, Any]) -> bool:
@@ -120,7 +120,7 @@ def row(entry: dict[str, Any], *, active_name: str | None = None) -> dict[str, A
         "family": entry.get("family"),
         "format": entry.get("format"),
         "quantization": entry.get("quantization"),
-        "path": download.get("path"),
+        "path": download.get("path") or local_path(entry),
         "location": download.get("location"),
         "size_bytes": download.get("size_bytes"),
         "deprecated": bool(flags.get("deprecated")),

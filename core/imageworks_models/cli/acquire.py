@@ -180,11 +180,14 @@ def _banner(result) -> None:
 @click.option("--force", is_flag=True, help="Download again and replace an existing copy.")
 @click.option("--no-aria2", is_flag=True, help="Use the built-in downloader even if aria2c is on PATH.")
 @click.option("--backend", type=Choice("backend"), help="Backend of the new entry (default: vllm).")
+@click.option("--name", "entry_name", metavar="NAME",
+              help="Register the files under this entry name (default: the catalog entry of the repo, else the "
+                   "naming rule's).")
 @dry_run_option("Resolve the revision and print the files; write nothing.")
 @json_option
 @common_options
 def download_cmd(spec, format, location, weights, support_repo, include_optional, non_interactive, force, no_aria2,
-                 backend, dry_run, as_json):
+                 backend, entry_name, dry_run, as_json):
     """Download a Hugging Face model and register it.
 
     Resolves the revision to its commit (recorded as source.commit) and fetches every file from that
@@ -199,6 +202,7 @@ def download_cmd(spec, format, location, weights, support_repo, include_optional
       imageworks-download download "Qwen/Qwen3-8B-GGUF" --weights Qwen3-8B-Q4_K_M.gguf --non-interactive
       imageworks-download download "owner/repo@main" --support-repo other/repo --include-optional
       imageworks-download download "owner/repo" --dry-run --json
+      imageworks-download download "Qwen/Qwen3-8B-AWQ" --name qwen3-8b-awq-copy2
     """
     import sys
 
@@ -210,14 +214,16 @@ def download_cmd(spec, format, location, weights, support_repo, include_optional
     result = download(spec, format=format, location=location,
                       weights=tuple(w.strip() for w in (weights or "").split(",") if w.strip()),
                       support_repo=support_repo, include_optional=include_optional, force=force,
-                      use_aria2=not no_aria2, dry_run=dry_run, backend=backend, choose=_ask if interactive else None,
+                      use_aria2=not no_aria2, dry_run=dry_run, backend=backend, name=entry_name,
+                      choose=_ask if interactive else None,
                       settings=st.settings(), plugins=st.plugins(), progress=progress_for_terminal())
     if as_json:
         emit_json(result.as_dict())
         return
     if dry_run:
         click.echo(f"would download {result.repo_id}@{(result.commit or '')[:12]} ({result.revision}) "
-                   f"to {result.path}: {len(result.files)} files, {human_bytes(result.total_bytes)}")
+                   f"to {result.path}: {len(result.files)} files, {human_bytes(result.total_bytes)}"
+                   + (f", as {result.name}" if result.name else ""))
         for name in result.files:
             click.echo(f"  {name}")
         for note in result.notes:

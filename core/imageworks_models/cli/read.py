@@ -21,7 +21,7 @@ def _active():
 _LOCK_CELL = {"unlocked": "-", "locked": "locked", "drift": "DRIFT"}
 # On a narrow terminal: the columns hidden first (lowest value first), and those that may wrap onto more lines.
 _LIST_DROP = ("PATH", "SERVED ID", "LOCATION", "DISPLAY NAME", "HASH", "INSTALLED", "SIZE", "QUANT", "FORMAT",
-              "CAPABILITIES", "ROLES")
+              "CAPABILITIES", "ROLES", "MAX CTX", "NEEDS")
 _LIST_FOLD = ("ROLES", "CAPABILITIES", "PATH", "DISPLAY NAME", "SERVED ID")
 
 
@@ -32,10 +32,11 @@ _LIST_FOLD = ("ROLES", "CAPABILITIES", "PATH", "DISPLAY NAME", "SERVED ID")
 @click.option("--include-non-installed", is_flag=True, help="Also entries whose files are not on disk.")
 @click.option("--include-testing", is_flag=True, help="Also testing and placeholder entries.")
 @click.option("--details", is_flag=True, help="More columns: format, quantization, size, location, path.")
+@click.option("--fits", is_flag=True, help="Add the memory-fit verdict of each entry on this machine (see `fit`).")
 @wide_option
 @json_option
 @common_options
-def list_cmd(role, backend, include_non_installed, include_testing, details, as_json):
+def list_cmd(role, backend, include_non_installed, include_testing, details, fits, as_json):
     """List registry entries (installed ones by default).
 
     Columns: name, display name, backend, roles, capabilities, lock status (locked, or DRIFT when a
@@ -47,6 +48,7 @@ def list_cmd(role, backend, include_non_installed, include_testing, details, as_
       imageworks-models list --include-non-installed
       imageworks-loader list --role vision
       imageworks-download list --json | jq -r '.[] | select(.quantization == "q4_k_m") | .name'
+      imageworks-models list --fits
     """
     from ..views import list_rows
 
@@ -54,12 +56,24 @@ def list_cmd(role, backend, include_non_installed, include_testing, details, as_
     active = _active()
     rows, hidden = list_rows(registry, role=role, backend=backend, include_non_installed=include_non_installed,
                              include_testing=include_testing, active_name=active and active.get("name"))
+    if fits:
+        from ..fit import fit_all
+        from ..fit.devices import inventory
+
+        verdicts = fit_all([registry.get(r["name"]) for r in rows], settings=state().settings(),
+                           inventory=inventory(state().settings()))
+        for r in rows:
+            f = verdicts[r["name"]]
+            r["fit"] = {"verdict": f.verdict, "total_bytes": f.total_bytes, "context": f.context,
+                        "largest_context": f.largest_context, "device": f.device}
     if as_json:
         emit_json_rows(rows)
         return
     headers = ["NAME", "DISPLAY NAME", "BACKEND", "ROLES", "CAPABILITIES", "LOCK", "HASH", "INSTALLED", "ACTIVE"]
     if details:
         headers += ["FORMAT", "QUANT", "SIZE", "LOCATION", "SERVED ID", "PATH"]
+    if fits:
+        headers += ["FITS", "NEEDS", "MAX CTX"]
     out = []
     for r in rows:
         line = [r["name"], r["display_name"] or "", r["backend"], ",".join(r["roles"]) or "-",
@@ -68,6 +82,8 @@ def list_cmd(role, backend, include_non_installed, include_testing, details, as_
         if details:
             line += [r["format"] or "-", r["quantization"] or "-", human_bytes(r["size_bytes"]),
                      r["location"] or "-", r["served_model_id"] or "-", r["path"] or "-"]
+        if fits:
+            line += [r["fit"]["verdict"], human_bytes(r["fit"]["total_bytes"]), r["fit"]["largest_context"] or "-"]
         out.append(line)
     if rows:
         click.echo(table(headers, out, drop=_LIST_DROP, fold=_LIST_FOLD))
@@ -215,3 +231,65 @@ def stats_cmd(as_json):
     if s["disk_bytes_by_location"]:
         click.echo()
         click.echo(table(["LOCATION", "DISK"], [(k, human_bytes(v)) for k, v in s["disk_bytes_by_location"].items()]))
+
+
+@click.command("fit")
+@click.argument("name")
+@click.option("--context", type=click.IntRange(min=1), default=None, metavar="TOKENS",
+              help="Tokens per sequence (default: the entry's configured context, else the model's maximum).")
+@click.option("--parallel", type=click.IntRange(min=1), default=1, metavar="N", help="Sequences served at once.")
+@click.option("--kv-dtype", default=None, type=Choice("kv-dtype"),
+              help="KV cache dtype: auto (fp16/bf16), fp8, q8_0, q4_0, f32.")
+@click.option("--gpu", type=click.IntRange(min=0), default=None, metavar="I",
+              help="The GPU to check (default: the one with the most free memory).")
+@json_option
+@common_options
+def fit_cmd(name, context, parallel, kv_dtype, gpu, as_json):
+    """Will NAME fit this machine, and with how much context?
+
+    Estimates, from the model's headers alone, weights + KV cache (2 x layers x KV heads x head size x
+    bytes x context x parallel; grouped-query, sliding-window and MLA attention counted) + the engine's
+    overhead, against the free memory of the GPU it would use (NVML or nvidia-smi), or RAM for llama.cpp
+    and Ollama without a GPU. Prints the verdict (fits, fits-with-offload, does-not-fit, unknown), the
+    largest context that fits, and the engine flags that give it. After an activation the measured
+    footprint is shown beside the estimate and used for it.
+
+    \b
+    Examples:
+      imageworks-models fit qwen3-8b-vllm-awq
+      imageworks-models fit qwen3-8b-vllm-awq --context 32768 --parallel 4 --kv-dtype fp8
+      imageworks-models fit llama3.1-8b-ollama-gguf-q4_k_m --json
+    """
+    from ..fit import fit
+
+    st = state()
+    try:
+        result, inv = fit(name, context=context, parallel=parallel, kv_dtype=kv_dtype, gpu=gpu,
+                          settings=st.settings())  # plugins load only if the headers must be read now
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    if as_json:
+        emit_json({**result.as_dict(), "inventory": inv.as_dict()})
+        return
+    r = result
+    click.echo(f"{r.name} ({r.backend}): {r.verdict}")
+    click.echo(f"  {r.reason}")
+    if r.weights_bytes is not None:
+        click.echo(f"  weights   {human_bytes(r.weights_bytes):>10}")
+        per = f" ({r.kv_bytes_per_token:,.0f} B/token)" if r.kv_bytes_per_token else ""
+        click.echo(f"  KV cache  {human_bytes(r.kv_bytes):>10}   context {r.context} x {r.parallel}, "
+                   f"{r.kv_dtype}{per}")
+        click.echo(f"  overhead  {human_bytes(r.overhead_bytes):>10}")
+        click.echo(f"  total     {human_bytes(r.total_bytes):>10}   of {human_bytes(r.available_bytes)} "
+                   f"available on {r.device or '-'}")
+    if r.measured:
+        m = r.measured
+        click.echo(f"  measured  {human_bytes(m.get('bytes')):>10}   at context {m.get('context')} on "
+                   f"{m.get('device')}, loaded in {m.get('load_seconds')} s ({m.get('measured_at')}); "
+                   "the total above starts from it")
+    if r.largest_context is not None:
+        click.echo(f"  largest context that fits: {r.largest_context}")
+    if r.flags:
+        click.echo(f"  engine flags: {' '.join(r.flags)}")
+    if not inv.gpus:
+        click.echo(f"note: {inv.note or 'no GPU found'}", err=True)

@@ -16,12 +16,13 @@ from .output import Choice, common_options, dry_run_option, emit_json, json_opti
 @click.option("--timeout", type=float, default=None, metavar="SECONDS",
               help="How long the server may take to become ready (default: IMAGEWORKS_ACTIVATION_TIMEOUT, 900).")
 @dry_run_option("Check everything and print the command; start and stop nothing.")
+@click.option("--force", is_flag=True, help="Start it even if the memory estimate says it will not fit.")
 @click.option("--takeover", is_flag=True,
               help="Stop a server imageworks has no record of that holds the port, if it is the kind this backend "
                    "launches (same executable and subcommand); anything else is never touched.")
 @json_option
 @common_options
-def activate_model_cmd(name, stop, timeout, dry_run, takeover, as_json):
+def activate_model_cmd(name, stop, timeout, dry_run, force, takeover, as_json):
     """Make NAME the live model, or stop it with --stop.
 
     vLLM and LMDeploy entries: starts the server (`vllm serve ...` / `lmdeploy serve api_server ...`, never
@@ -38,6 +39,8 @@ def activate_model_cmd(name, stop, timeout, dry_run, takeover, as_json):
     (IMAGEWORKS_OLLAMA_KEEP_ALIVE); it is then the live model (current-model shows it; a running vLLM or
     LMDeploy server is stopped first) and --stop unloads it (keep_alive: 0). A locked entry whose files differ
     is refused (exit 2).
+    A model the memory estimate says will not fit the free memory is refused, naming the shortfall and
+    the largest context that fits (`imageworks-models fit NAME`); --force starts it anyway.
 
     \b
     Examples:
@@ -82,7 +85,7 @@ def activate_model_cmd(name, stop, timeout, dry_run, takeover, as_json):
     say = None if as_json else (lambda line: click.echo(line, err=True))
     with _sigterm_interrupts():
         result = activate(name, settings=st.settings(), plugins=st.plugins(), timeout=timeout, progress=say,
-                          takeover=takeover)
+                          force=force, takeover=takeover)
     if as_json:
         emit_json(result)
         return

@@ -20,6 +20,7 @@ from typing import Any
 from ..errors import ArtifactFormatError
 from ..records import ArtifactInfo
 from .gguf import GGUFHeader, quant_name, read_gguf_header
+from . import memory
 from .hfconfig import quantization, read_json, torch_dtype, vision_signals
 from .safetensors import SafetensorsHeader, read_safetensors_header, read_safetensors_index
 from ..layout import LFS_POINTER_PREFIX, is_lfs_pointer  # noqa: F401 - re-exported: part of this module's API
@@ -145,9 +146,11 @@ def _inspect_gguf_file(path: Path) -> ArtifactInfo:
         g = _Gguf(read_gguf_header(path), path.name)
     except ArtifactFormatError as exc:
         return ArtifactInfo(format="gguf", errors=(_line(path.name, exc),))
+    details = g.details()
+    details["memory"] = memory.from_gguf(g.header.metadata, g.header.tensor_types)
     return ArtifactInfo(format="gguf", quantization=g.quantization, family=g.family,
                         parameter_count=g.header.parameter_count, capabilities=frozenset(g.capabilities()),
-                        chat_template=_public_template(g.template), details=g.details())
+                        chat_template=_public_template(g.template), details=details)
 
 
 def _dtype_quantization(dtypes: dict[str, int]) -> str | None:
@@ -168,7 +171,9 @@ def _inspect_safetensors_file(path: Path) -> ArtifactInfo:
     return ArtifactInfo(format="safetensors", quantization=_dtype_quantization(header.dtypes),
                         parameter_count=header.parameter_count,
                         details={"dtypes": dict(header.dtypes), "tensor_count": len(header.tensors),
-                                 "parameter_count_basis": "tensor elements"})
+                                 "parameter_count_basis": "tensor elements",
+                                 "memory": {"source": "safetensors", "weights_bytes": memory.safetensors_bytes(
+                                     header.header_size, path.stat().st_size)}})
 
 
 def _is_embedding(folder: Path, architectures: list[str], headers: dict[str, SafetensorsHeader]) -> bool:
@@ -348,9 +353,36 @@ def _inspect_folder(folder: Path) -> ArtifactInfo | None:
                                   "parameter_count": g.header.parameter_count} for g in gguf_infos]
     if dtypes:
         details["dtypes"] = dict(dtypes)
+    details["memory"] = _folder_memory(folder, config, headers, main_ggufs, gguf_infos) or None
     return ArtifactInfo(format=fmt, quantization=quant_label, family=family, parameter_count=parameter_count,
                         capabilities=frozenset(caps), chat_template=_public_template(template),
                         details={k: v for k, v in details.items() if v is not None}, errors=tuple(errors))
+
+
+def _folder_memory(folder: Path, config: dict | None, headers: dict[str, SafetensorsHeader],
+                   main: list["_Gguf"], all_ggufs: list["_Gguf"]) -> dict[str, Any]:
+    """Memory facts of a model folder: the config's attention shape (else the one GGUF model's), and the
+    bytes of its safetensors shards or of its one GGUF model's parts plus its projector."""
+    out: dict[str, Any] = memory.from_config(config) if config else {}
+    if headers:
+        total = 0
+        for rel_name, h in headers.items():
+            try:
+                total += memory.safetensors_bytes(h.header_size, (folder / rel_name).stat().st_size)
+            except OSError:
+                return out
+        out["weights_bytes"] = total
+    elif main and len({g.quantization for g in main}) == 1:
+        first = next((g for g in main if g.first), main[0])
+        facts = memory.from_gguf(first.header.metadata, first.header.tensor_types)
+        parts = [memory.ggml_bytes(g.header.tensor_types) for g in main]
+        projector = [memory.ggml_bytes(g.header.tensor_types) for g in all_ggufs if g.mmproj]
+        out = {**facts, **{k: v for k, v in out.items() if k != "source"}} if not out.get("layers") else out
+        if None not in parts:
+            out["weights_bytes"] = sum(parts) + sum(p for p in projector if p)
+        if projector and None not in projector:
+            out["projector_bytes"] = sum(projector)
+    return out
 
 
 def _gguf_parameter_count(main: list[_Gguf]) -> int | None:
@@ -369,3 +401,16 @@ def _gguf_parameter_count(main: list[_Gguf]) -> int | None:
             return sum(counts)  # type: ignore[arg-type]
     return None
 
+
+
+def format_from_config(config: dict, dtypes: dict[str, int] | None = None) -> tuple[str, str | None]:
+    """``(format, quantization)`` a safetensors model folder will be inspected as, known before its weights are
+    here: the quantization method of ``config`` (``awq``, ``gptq``...), else ``safetensors`` and the dtype
+    holding most parameters (``dtypes``, e.g. the Hub's ``{"BF16": n}``), else the config's checkpoint dtype."""
+    quant = quantization(config) if config else {}
+    if quant:
+        fmt = _FORMAT_OF_METHOD.get(quant["method"], quant["method"])
+        return fmt, fmt
+    label = _dtype_quantization(dict(dtypes)) if dtypes else None
+    dtype = torch_dtype(config) if config else None
+    return "safetensors", label or (_TORCH_DTYPES.get(dtype.lower()) if dtype else None)

@@ -29,6 +29,7 @@ from ..dryrun import dry_run, in_dry_run  # noqa: F401 - dry_run re-exported
 from ..errors import (EntryNotFoundError, ReadOnlyRegistryError, RegistryError, RegistryFileError, RegistryValidationError,
                       SchemaVersionError, StorageError)
 from . import fields
+from .state import STATE_FILE, State
 from .jsonio import loads_strict
 
 SCHEMA_VERSION = 1
@@ -279,6 +280,7 @@ class Layers:
 
     curated: Layer
     discovered: Layer
+    state: "State | None" = None  # model_registry.state.json, loaded by RegistryStore.edit (see state.py)
 
     def __post_init__(self) -> None:
         if self.curated.legacy:
@@ -302,6 +304,29 @@ class Layers:
 
     def names(self) -> list[str]:
         return sorted(set(self.curated.entries) | set(self.discovered.entries))
+
+    def forget_discovered(self, name: str, effective: dict[str, Any] | None = None) -> dict[str, Any] | None:
+        """Remove ``name``'s discovered part, keeping its lock and source in the state file (when the layers
+        came from :meth:`RegistryStore.edit`) so that rediscovering the same files restores them."""
+        part = self.discovered.get(name)
+        if part is not None and self.state is not None:
+            from ..identity import files_path
+
+            effective = effective or part
+            self.state.remember(part, effective, path=files_path(effective))
+        return self.discovered.remove(name)
+
+    def put_found(self, entry: dict[str, Any]) -> None:
+        """Put a discovered-layer entry for found files; a new one gets back what the state file remembered
+        of the same files (its lock, its source)."""
+        from .state import restore
+
+        if self.state is not None and self.discovered.get(entry["name"]) is None:
+            path = (entry.get("download") or {}).get("path")
+            local = path if isinstance(path, str) and path and not ("://" in path or path.startswith("ollama:")) \
+                else None
+            entry = restore(entry, self.state.recall(entry["name"], local))
+        self.discovered.put(entry)
 
     def merged(self) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, str]]]:
         """Effective entries by name (sorted) and the provenance of each field."""
@@ -345,29 +370,26 @@ class Registry:
         return len(self.entries)
 
     def get(self, name: str) -> dict[str, Any]:
-        """The effective entry named ``name`` (or having it as an alias).
+        """The effective entry ``name`` refers to: its name (any case), an alias, its served model id, its
+        Hugging Face repo id, or a unique prefix of its name (see :func:`imageworks_models.identity.resolve`).
 
         Raises:
-            EntryNotFoundError: no such name or alias; the message suggests close names.
+            AmbiguousNameError: several entries answer to ``name``; they are listed.
+            EntryNotFoundError: none does; the message suggests close names.
         """
-        entry = self.find(name)
-        if entry is None:
-            import difflib
+        from ..identity import resolve
 
-            close = difflib.get_close_matches(name, list(self.entries), n=3)
-            raise EntryNotFoundError(f"no entry named {name!r} in {self.directory}",
-                                     hint=f"did you mean {', '.join(close)}?" if close else
-                                     "list them with: imageworks-models list --include-non-installed")
-        return entry
+        return resolve(self.entries, name, where=str(self.directory))
 
     def find(self, name: str) -> dict[str, Any] | None:
-        """The entry with this name, else the one with this alias, else ``None``."""
+        """The entry with exactly this name, else the one with this alias, served id or repo id (any case),
+        else ``None`` (no prefix matching; ``None`` too when several entries answer)."""
         if name in self.entries:
             return self.entries[name]
-        for entry in self.entries.values():
-            if name in (entry.get("aliases") or ()):
-                return entry
-        return None
+        from ..identity import _candidates
+
+        hits, how = _candidates(self.entries, name)
+        return self.entries[hits[0]] if len(hits) == 1 and how != "prefix" else None
 
     @property
     def layers(self) -> Layers:
@@ -427,6 +449,15 @@ class RegistryStore:
         """
         return Layers(_parse_layer(fields.CURATED, self.curated_path, _read(self.curated_path)),
                       _parse_layer(fields.DISCOVERED, self.discovered_path, _read(self.discovered_path)))
+
+    def curated_parts(self) -> dict[str, dict[str, Any]]:
+        """The curated layer's entries by name, parsed and validated without the (often much larger)
+        discovered layer: what matching found files to entries needs to know of the curated layer.
+
+        Raises:
+            RegistryFileError, SchemaVersionError, RegistryValidationError: the curated layer is not valid.
+        """
+        return dict(_parse_layer(fields.CURATED, self.curated_path, _read(self.curated_path)).entries)
 
     def load(self, *, use_snapshot: bool = True) -> Registry:
         """The effective registry.
@@ -527,8 +558,10 @@ class RegistryStore:
         self.directory.mkdir(parents=True, exist_ok=True)
         with storage.file_lock(self.lock_path, timeout=self.lock_timeout, what=f"the registry in {self.directory}"):
             layers = self.load_layers()
+            layers.state = State.load(self.directory / STATE_FILE)
             yield layers
             self._save(layers, backup=backup, backup_label=backup_label)
+            layers.state.save()
 
     def _save(self, layers: Layers, *, backup: bool, backup_label: str) -> None:
         both = (layers.curated, layers.discovered)

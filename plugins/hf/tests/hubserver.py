@@ -77,6 +77,7 @@ import re
 import secrets
 import socket
 import socketserver
+import struct
 import threading
 import time
 from collections import Counter
@@ -157,6 +158,50 @@ class _Blob:
 
     def __init__(self, data: bytes | None, path: str | None, size: int, sha256: str, sha1: str | None):
         self.data, self.path, self.size, self.sha256, self.sha1 = data, path, size, sha256, sha1
+
+
+def _blob_bytes(blob: "_Blob", start: int, count: int) -> bytes:
+    if blob.data is not None:
+        return bytes(blob.data[start:start + count])
+    with open(blob.path, "rb") as f:
+        f.seek(start)
+        return f.read(count)
+
+
+def _model_summary(files: dict[str, Any]) -> dict[str, Any]:
+    """What the Hub's model info says of a repo's contents: ``config`` (``architectures``, ``model_type`` and
+    ``quantization_config`` of the root config.json) and ``safetensors`` (parameters by dtype, counted from the
+    root ``*.safetensors`` headers, and their total). Either is left out when the repo has nothing for it."""
+    out: dict[str, Any] = {}
+    config = files.get("config.json")
+    if config is not None and config.blob.size <= (1 << 20):
+        try:
+            data = json.loads(_blob_bytes(config.blob, 0, config.blob.size))
+        except (ValueError, OSError):
+            data = None
+        if isinstance(data, dict):
+            out["config"] = {k: data[k] for k in ("architectures", "model_type", "quantization_config") if k in data}
+    params: dict[str, int] = {}
+    for path, entry in files.items():
+        if "/" in path or not path.endswith(".safetensors") or entry.blob.size < 8:
+            continue
+        try:
+            (length,) = struct.unpack("<Q", _blob_bytes(entry.blob, 0, 8))
+            if length > min(entry.blob.size - 8, 100 << 20):
+                continue
+            header = json.loads(_blob_bytes(entry.blob, 8, length))
+        except (ValueError, OSError, struct.error):
+            continue
+        for name, tensor in header.items():
+            if name == "__metadata__" or not isinstance(tensor, dict):
+                continue
+            numel = 1
+            for dim in tensor.get("shape") or ():
+                numel *= int(dim)
+            params[str(tensor.get("dtype"))] = params.get(str(tensor.get("dtype")), 0) + numel
+    if params:
+        out["safetensors"] = {"parameters": params, "total": sum(params.values())}
+    return out
 
 
 _PATH_HASHES: dict[tuple, tuple[str, str | None]] = {}
@@ -893,6 +938,7 @@ class _HubHandler(_Handler):
                 "usedStorage": sum(e.blob.size for e in commit.files.values()),
                 "siblings": siblings,
             }
+            info.update(_model_summary(commit.files))
             expand = (query.get("expand") or []) + (query.get("expand[]") or [])
             if expand:
                 info = {k: v for k, v in info.items() if k in ("_id", "id") or k in expand}

@@ -147,11 +147,6 @@ def test_command_gguf_is_not_activatable(tmp_path, weights, fmt):
     ["--model_name=x"],
     ["--model-n", "x"],
     ["--model", "x"],
-    ["--backend", "pytorch"],
-    ["--back", "pytorch"],
-    ["--backend=pytorch"],
-    ["--model-format", "hf"],
-    ["--model-f=awq"],
     ["--tp", "2", "--server-port", "1"],  # not only in first place
     ["--trust-remote-code"],  # without the entry's opt-in
 ])
@@ -159,6 +154,30 @@ def test_command_hostile_extra_args_are_refused(tmp_path, weights, extra):
     with pytest.raises(UnsafeLaunchError) as info:
         launch(tmp_path, backend_config={"extra_args": extra})
     assert "extra_args" in info.value.message
+
+
+@pytest.mark.parametrize("extra, flag, value", [
+    (["--backend", "pytorch"], "--backend", "pytorch"),
+    (["--backend=pytorch"], "--backend=pytorch", None),
+    (["--back", "pytorch"], "--back", "pytorch"),  # an argparse abbreviation is the same flag
+    (["--model-format", "hf"], "--model-format", "hf"),
+    (["--model-f=awq"], "--model-f=awq", None),
+])
+def test_command_engine_flags_in_extra_args_replace_ours(tmp_path, weights, extra, flag, value):
+    # LMDeploy's own engine flags (the shipped catalog's `--backend turbomind`) are the entry's to set: the
+    # entry's value is used and the orchestrator's rendering of the same flag is left out, never doubled.
+    argv = list(launch(tmp_path, {"quantization": "awq"}, backend_config={"extra_args": extra}).argv)
+
+    option = extra[0].split("=", 1)[0]
+    owned = "--backend" if "--backend".startswith(option) else "--model-format"
+    assert sum(1 for a in argv if a.split("=", 1)[0] in (owned, option)) == 1, argv
+    assert flag in argv and (value is None or argv[argv.index(flag) + 1] == value)
+
+
+@pytest.mark.parametrize("extra", [["--backend", "vulkan"], ["--model-format=int3"], ["--backend"]])
+def test_command_engine_flags_with_bad_values_are_refused(tmp_path, weights, extra):
+    with pytest.raises(UnsafeLaunchError, match="not one of"):
+        launch(tmp_path, backend_config={"extra_args": extra})
 
 
 def test_command_extra_args_as_one_string_is_refused(tmp_path, weights):

@@ -59,7 +59,7 @@ def fetch(request: FetchRequest, *, settings, progress: Progress = SILENT, hash_
     if file and not request.weights:  # a link to one file of the repo: that file (and the essentials)
         request = dataclasses.replace(request, weights=(file,))
     token = get_token()
-    remote = resolve(repo_id, revision, endpoint=endpoint, token=token)
+    remote = resolve(repo_id, request.commit or revision, endpoint=endpoint, token=token)
     support = None
     if request.support_repo:
         s_id, s_rev = parse_spec(request.support_repo)
@@ -68,6 +68,9 @@ def fetch(request: FetchRequest, *, settings, progress: Progress = SILENT, hash_
                                include_optional=request.include_optional, support=support, choose=request.choose)
     root = Path(request.dest_root).expanduser()
     dest = safe_join(root, repo_id, where="destination")
+    if request.dest:  # the registry says where this model lives (a curated backend_config.model_path)
+        dest = Path(os.path.abspath(os.path.expanduser(request.dest)))
+        root = dest.parent  # staging beside it, on the same filesystem, so the last step is a rename
     model = Discovered(path=str(dest), name_hint=repo_id.split("/")[1], provider="hf", repo_id=repo_id,
                        revision=revision, commit=remote.commit)
     notes = list(plan.notes)
@@ -77,7 +80,8 @@ def fetch(request: FetchRequest, *, settings, progress: Progress = SILENT, hash_
     if remote.gated and not token:
         notes.append(f"{repo_id} is gated: downloading it needs HF_TOKEN and its licence accepted on the Hub")
     if request.dry_run:
-        return _fetched(model, plan, notes)
+        fmt, quant = _peek_format(plan, remote)
+        return _fetched(model, plan, notes, format=fmt, quantization=quant)
     if remote.gated and not token:
         raise RemoteAccessError(f"{repo_id} is gated: its licence must be accepted before it can be downloaded",
                                 hint=f"accept it at {endpoint.rstrip('/')}/{repo_id}, then set HF_TOKEN "
@@ -100,6 +104,22 @@ def fetch(request: FetchRequest, *, settings, progress: Progress = SILENT, hash_
                                         "complete), or download to another --location")
         return _download(request, settings, plan, remote, support, staging, dest, model, notes,
                          token=token, endpoint=endpoint, progress=progress, hash_file=hash_file)
+
+
+def _peek_format(plan, remote) -> tuple[str | None, str | None]:
+    """The format and quantization the files will be recorded with, known before any file moves: the GGUF
+    quant chosen, or, for safetensors repos, what the Hub's model info says of config.json (its
+    ``quantization_config``) and of the weights' dtypes. ``(plan.format, plan.quant)`` when it says nothing."""
+    from imageworks_models.formats.inspect import format_from_config
+
+    if plan.format == "gguf" or (plan.quant and not plan.format):
+        return "gguf", plan.quant
+    if not any(f.path.endswith(".safetensors") for f in plan.main) or (remote.config is None and not remote.dtypes):
+        return plan.format, plan.quant
+    fmt, quant = format_from_config(remote.config or {}, remote.dtypes)
+    if plan.format and plan.format not in ("safetensors", fmt):
+        return plan.format, plan.quant  # asked for another format: the download refuses it later, as before
+    return fmt, quant
 
 
 def _already_there(dest: Path, files: list[RemoteFile], hash_file) -> dict[str, str] | None:
@@ -190,12 +210,12 @@ def _download(request, settings, plan, remote, support, staging: Path, dest: Pat
 
 
 def _fetched(model: Discovered, plan, notes: list[str], *, digests: dict[str, str] | None = None,
-             **facts) -> Fetched:
+             format: str | None = None, quantization: str | None = None, **facts) -> Fetched:
     """The result: the plan's files, and ``digests`` (sha256 hex by file) of those files only."""
     names = tuple(f.path for f in plan.files)
     wanted = set(names)
-    return Fetched(model=model, files=names, total_bytes=plan.total_bytes, format=plan.format,
-                   quantization=plan.quant, notes=tuple(notes),
+    return Fetched(model=model, files=names, total_bytes=plan.total_bytes, format=format or plan.format,
+                   quantization=quantization or plan.quant, notes=tuple(notes),
                    digests={p: f"sha256:{d}" for p, d in (digests or {}).items() if p in wanted}, **facts)
 
 

@@ -49,6 +49,8 @@ class RemoteRepo:
     files: tuple[RemoteFile, ...]
     gated: bool = False
     private: bool = False
+    config: dict | None = None  # the Hub's summary of config.json (architectures, quantization_config...)
+    dtypes: dict | None = None  # safetensors parameters by dtype, as the Hub counts them ({"BF16": n})
 
 
 def parse_spec(spec: str) -> tuple[str, str]:
@@ -210,8 +212,14 @@ def resolve(repo_id: str, revision: str, *, endpoint: str, token: str | None) ->
         files.append(RemoteFile(path=path, size=int(item.size), sha256=sha,
                                 git_oid=None if lfs else getattr(item, "blob_id", None)))
     files.sort(key=lambda f: f.path)
+    config = getattr(info, "config", None)
+    safetensors = getattr(info, "safetensors", None)
+    dtypes = getattr(safetensors, "parameters", None) if safetensors is not None else None
     return RemoteRepo(repo_id=repo_id, revision=revision, commit=commit, files=tuple(files),
-                      gated=bool(getattr(info, "gated", False)), private=bool(getattr(info, "private", False)))
+                      gated=bool(getattr(info, "gated", False)), private=bool(getattr(info, "private", False)),
+                      config=config if isinstance(config, dict) else None,
+                      dtypes={str(k): int(v) for k, v in dtypes.items() if isinstance(v, int)}
+                      if isinstance(dtypes, dict) else None)
 
 
 def file_url(endpoint: str, repo_id: str, commit: str, path: str) -> str:

@@ -56,7 +56,7 @@ def _walk(folder: Path, depth: int) -> Iterator[Discovered]:
     subdirs = [e for e in entries if e.is_dir(follow_symlinks=False) and not e.name.startswith(".")
                and e.name != "__pycache__"]
     if ggufs:
-        yield from _ggufs(folder, ggufs, whole_folder=depth > 0 and not subdirs)
+        yield from _ggufs(folder, ggufs, whole_folder=not subdirs)
     for e in subdirs:
         if e.name.startswith("models--") and os.path.isdir(os.path.join(e.path, "snapshots")):
             yield from _cache_repo(Path(e.path))
@@ -98,12 +98,13 @@ def _size(e: os.DirEntry) -> int:
 def _ggufs(folder: Path, files: list[os.DirEntry], *, whole_folder: bool) -> Iterator[Discovered]:
     """The GGUF models of one folder.
 
-    A folder holding one model (one quant, possibly split, plus an ``mmproj`` projector) and no
-    sub-folders is that model: its manifest covers every part and the projector. Otherwise each quant
-    file is a model of its own, and a split one (whose parts could not all be in one manifest) is
-    skipped with a reason.
+    A single GGUF file is the model, identified by its file. A folder holding one model split in parts or
+    with an ``mmproj`` projector, and no sub-folders, is that model: its manifest covers every part and the
+    projector. Otherwise each quant file is a model of its own, and a split one (whose parts could not all
+    be in one manifest) is skipped with a reason.
     """
     groups: dict[str, list[os.DirEntry]] = {}
+    projectors = [e for e in files if "mmproj" in e.name.lower()]
     for e in files:
         if "mmproj" in e.name.lower():
             continue
@@ -112,7 +113,10 @@ def _ggufs(folder: Path, files: list[os.DirEntry], *, whole_folder: bool) -> Ite
         return
     if whole_folder and len(groups) == 1:
         (stem_name, parts), = groups.items()
-        yield _gguf_model(folder, parts, path=str(folder), hint=stem_name[:-len(GGUF)])
+        # One file alone is identified by the file, whatever root the scan started from (the same entry
+        # from a scan of its folder or of a parent); parts or a projector make the folder the model.
+        many = len(parts) > 1 or bool(projectors) or bool(_SPLIT_ANY.search(parts[0].name))
+        yield _gguf_model(folder, parts, path=str(folder) if many else parts[0].path, hint=stem_name[:-len(GGUF)])
         return
     for stem_name, parts in groups.items():
         hint = stem_name[:-len(GGUF)]

@@ -8,19 +8,43 @@ from imageworks_models.endpoints import local_base_url, serving_port
 from imageworks_models.errors import NotActivatableError, UnsafeLaunchError
 from imageworks_models.records import Launch
 from imageworks_models.serverargs import (check_env, check_extra_args, check_positional, check_served_id, model_path,
-                                          split_command)
+                                          option_name, split_command)
 
 from .plugin import LMDEPLOY_PORT
 
 ENGINES = ("turbomind", "pytorch")
 MODEL_FORMATS = ("hf", "awq", "gptq", "fp8")
+# The orchestrator's own flags: where the server listens and what it answers to.
 PROTECTED = {
     "--server-name": "backend_config.host",
     "--server-port": "backend_config.port (or CHAT_PROXY_VLLM_PORT with CHAT_PROXY_VLLM_SINGLE_PORT=1)",
     "--model-name": "served_model_id",
-    "--backend": "backend_config.engine (turbomind or pytorch)",
-    "--model-format": "backend_config.model_format",
 }
+# LMDeploy's own engine flags: rendered from backend_config.engine / model_format, unless extra_args sets
+# them (then the entry's own value is used, and ours left out, so the flag never appears twice).
+ENGINE_FLAGS = {"--backend": ENGINES, "--model-format": MODEL_FORMATS}
+
+
+def _engine_flags(extra: list[str], name: str) -> set[str]:
+    """The engine flags ``extra`` sets, each with a valid value.
+
+    Raises:
+        UnsafeLaunchError: a value that is not one LMDeploy accepts, or a missing value.
+    """
+    found = set()
+    for i, token in enumerate(extra):
+        option = option_name(token)
+        # argparse takes any unambiguous prefix of a long option, so "--back" is "--backend"
+        option = next((f for f in ENGINE_FLAGS if option and (option == f or (len(option) > 3 and
+                                                                             f.startswith(option)))), None)
+        if option is None:
+            continue
+        value = token.split("=", 1)[1] if "=" in token else (extra[i + 1] if i + 1 < len(extra) else None)
+        if value is None or value.lower() not in ENGINE_FLAGS[option]:
+            raise UnsafeLaunchError(f"{name}: extra_args sets {option} to {value!r}, not one of "
+                                    f"{', '.join(ENGINE_FLAGS[option])}", hint="fix it in the curated layer")
+        found.add(option)
+    return found
 
 
 def model_format(entry: dict[str, Any]) -> str | None:
@@ -61,11 +85,13 @@ def build_launch(entry: dict[str, Any], *, settings) -> Launch:
                                 hint="fix it in the curated layer")
     extra = check_extra_args(cfg.get("extra_args"), name=name, protected=PROTECTED,
                              trust_remote_code=cfg.get("trust_remote_code") is True)
+    own = _engine_flags(extra, name)
     argv = [*split_command(settings.lmdeploy_bin, setting="IMAGEWORKS_LMDEPLOY_BIN"), "serve", "api_server",
-            model_path(entry, backend="LMDeploy"), "--server-name", host, "--server-port", str(port),
-            "--backend", engine]
+            model_path(entry, backend="LMDeploy"), "--server-name", host, "--server-port", str(port)]
+    if "--backend" not in own:
+        argv += ["--backend", engine]
     fmt = model_format(entry)
-    if fmt:
+    if fmt and "--model-format" not in own:
         argv += ["--model-format", fmt]
     argv += ["--model-name", served, *extra]
     return Launch(argv=tuple(argv), host=host, port=port, served_model_id=served,
