@@ -114,7 +114,7 @@ def test_the_readme_lists_the_exit_codes():
     (("reset-discovered", "--backend", "olama"), "backend 'olama'", "ollama"),
     (("import-ollama", "--backend", "olama"), "backend 'olama'", "ollama"),
     (("health", "vlmm"), "backend 'vlmm'", "vllm"),
-    (("fit", "x", "--kv-dtype", "fp9"), "kv-dtype 'fp9'", "fp8"),
+    (("fit", "x", "--kv-dtype", "fp9"), "KV cache dtype 'fp9'", "fp8"),
 ])
 def test_a_typo_in_a_closed_set_lists_the_valid_values_and_a_guess(installed, args, option, guess):
     reg, weights = installed

@@ -78,7 +78,7 @@ KINDS: dict[str, tuple[Callable[..., list[str]], bool, bool]] = {
     "algorithm": (algorithms, True, False),
     "provider": (providers, True, True),
     "capability": (capabilities, False, False),
-    "kv-dtype": (kv_dtypes, False, False),
+    "KV cache dtype": (kv_dtypes, False, False),
 }
 
 

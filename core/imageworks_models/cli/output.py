@@ -83,13 +83,14 @@ class Choice(click.ParamType):
     in the usage error (exit code 64). ``comma`` accepts a comma-separated list of them.
     """
 
-    def __init__(self, kind: str, *, comma: bool = False):
+    def __init__(self, kind: str, *, comma: bool = False, metavar: str | None = None):
         self.kind = kind
         self.comma = comma
         self.name = kind
+        self.metavar = metavar or kind.upper()
 
     def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str:
-        return self.kind.upper() + ("[,...]" if self.comma else "")
+        return self.metavar + ("[,...]" if self.comma else "")
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         from ..choices import KINDS, canonical, check, resolve, valid

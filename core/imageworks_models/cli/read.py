@@ -238,7 +238,7 @@ def stats_cmd(as_json):
 @click.option("--context", type=click.IntRange(min=1), default=None, metavar="TOKENS",
               help="Tokens per sequence (default: the entry's configured context, else the model's maximum).")
 @click.option("--parallel", type=click.IntRange(min=1), default=1, metavar="N", help="Sequences served at once.")
-@click.option("--kv-dtype", default=None, type=Choice("kv-dtype"),
+@click.option("--kv-dtype", default=None, type=Choice("KV cache dtype", metavar="T"),
               help="KV cache dtype: auto (fp16/bf16), fp8, q8_0, q4_0, f32.")
 @click.option("--gpu", type=click.IntRange(min=0), default=None, metavar="I",
               help="The GPU to check (default: the one with the most free memory).")
