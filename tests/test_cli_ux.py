@@ -136,7 +136,7 @@ def test_the_valid_backends_are_what_the_loaded_plugins_register(tmp_path, monke
 
     result = run_cli("--registry-dir", reg, "list", "--backend", "lmdeploy", "--json")
 
-    assert result.exit_code == 64 and "unknown backend 'lmdeploy' (valid: ollama, vllm)" in result.stderr
+    assert result.exit_code == 64 and "unknown backend 'lmdeploy' (valid: llamacpp, ollama, vllm)" in result.stderr
 
 
 def test_a_backend_only_the_registry_names_is_valid_for_a_filter(tmp_path):
