@@ -168,7 +168,7 @@ def deactivate(name: str | None = None, *, settings=None, plugins=None) -> dict[
         EntryNotFoundError, NotActivatableError, ServingError (not the active model),
         BackendNotRunningError, ModelNotPulledError, BackendTimeoutError.
     """
-    from .activation import forget_loaded, read_active, stop
+    from .activation import forget_loaded, is_loaded_record, read_active, stop
     from .plugins import get_plugins
     from .registry import open_registry
     from .settings import load_settings
@@ -181,7 +181,7 @@ def deactivate(name: str | None = None, *, settings=None, plugins=None) -> dict[
     entry = open_registry(settings).get(name)
     active = read_active(settings.state_dir)
     # the orchestrator serves it, perhaps with another backend than its own (activate-model --backend)
-    served_here = active is not None and active.get("name") == entry["name"]
+    served_here = active is not None and active.get("name") == entry["name"] and not is_loaded_record(active)
     impl = None if served_here else _activatable(entry, plugins, "stop")
     if served_here or hasattr(impl, "launch"):
         out = stop(settings=settings, name=entry["name"], plugins=plugins)
