@@ -174,16 +174,62 @@ def fuzzy_match(query: str, text: str) -> bool:
     return True
 
 
+def _fuzzy_score(query: str, text: str) -> float:
+    """0-100: how well ``query`` matches somewhere in ``text`` (rapidfuzz's partial ratio when installed, as the
+    ``gui`` extra does; else 100 for an in-order subsequence and 0 otherwise)."""
+    try:
+        from rapidfuzz import fuzz
+    except ImportError:
+        return 100.0 if fuzzy_match(query, text) else 0.0
+    return max(fuzz.partial_ratio(query, text), 100.0 if fuzzy_match(query, text) else 0.0)
+
+
+FUZZY_CUTOFF = 75.0
+
+
+def search_score(query: str, texts: Iterable[str]) -> tuple[int, float] | None:
+    """The rank of one row for ``query`` against its name, display name and aliases: ``(tier, -score)``,
+    smaller first; tier 0 an exact match, 1 a prefix, 2 a substring, 3 a fuzzy match (a typo, letters
+    apart); ``None`` when nothing matches. Case and separators (``-``, ``_``, ``.``, spaces) are ignored."""
+    q = _fold(query)
+    best: tuple[int, float] | None = None
+    for text in texts:
+        if not text:
+            continue
+        t = _fold(text)
+        if t == q:
+            return (0, -100.0)
+        if t.startswith(q):
+            rank = (1, -100.0 * len(q) / max(len(t), 1))
+        elif q in t:
+            rank = (2, -100.0 * len(q) / max(len(t), 1))
+        else:
+            score = _fuzzy_score(q, t)
+            if score < FUZZY_CUTOFF:
+                continue
+            rank = (3, -score)
+        best = rank if best is None or rank < best else best
+    return best
+
+
+def _fold(text: str) -> str:
+    return " ".join(text.lower().replace("-", " ").replace("_", " ").replace(".", " ").split())
+
+
 def search(rows: Iterable[dict[str, Any]], query: str) -> list[dict[str, Any]]:
-    """The rows whose name, display name or an alias fuzzily matches ``query`` (all rows for an empty one);
-    names containing the query as written come first."""
+    """The rows whose name, display name or an alias matches ``query`` (all rows, in order, for an empty one),
+    best first: exact matches, then prefixes, then substrings, then fuzzy matches by score (see
+    :func:`search_score`); ties by name."""
     query = query.strip()
     if not query:
         return list(rows)
-    found = [r for r in rows if any(fuzzy_match(query, t) for t in
-                                    [r["name"], r.get("display_name") or "", *(r.get("aliases") or [])])]
-    q = query.lower()
-    return sorted(found, key=lambda r: (q not in r["name"].lower(), r["name"]))
+    ranked = []
+    for r in rows:
+        rank = search_score(query, [r["name"], r.get("display_name") or "", *(r.get("aliases") or [])])
+        if rank is not None:
+            ranked.append((rank, r["name"], r))
+    ranked.sort(key=lambda x: (x[0], x[1]))
+    return [r for _, _, r in ranked]
 
 
 CSV_COLUMNS = ("name", "display_name", "backend", "roles", "capabilities", "lock_status", "hash_prefix", "installed",

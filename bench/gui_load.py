@@ -1,0 +1,135 @@
+"""GUI page-load benchmark: the Models page on a 2,000-entry registry, from navigation to a visible table, in
+headless Chromium (Debian's ``chromium``, driven by Playwright), next to an empty Streamlit page's load (a title
+only, served by the same Streamlit the same way) measured in the same run, interleaved.
+
+Each load is a fresh browser context (no cache, a new Streamlit session), as a user opening the page. "Visible
+table" means the registry table's grid element is on screen and the "N of N entries" caption is shown; the
+empty page's load ends when its title is visible.
+
+Target: the Models page <= 2.0 s median for 2,000 entries.
+
+Run by hand:  uv run python bench/gui_load.py [--runs 7] [--entries 2000] [--dir DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+BACKENDS = ("vllm", "lmdeploy", "ollama")
+EMPTY_PAGE = 'import streamlit as st\nst.set_page_config(layout="wide")\nst.title("Empty page")\n'
+
+
+def generate(work: Path, entries: int) -> None:
+    reg = work / "registry"
+    if (reg / "model_registry.discovered.json").exists():
+        return
+    reg.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for i in range(entries):
+        backend = BACKENDS[i % len(BACKENDS)]
+        rows.append({"name": f"model{i:05d}-{backend}", "backend": backend, "format": "safetensors",
+                     "display_name": f"Model {i} ({backend})", "roles": ["chat"] if i % 3 else ["vision", "chat"],
+                     "capabilities": {"text": True, "vision": bool(i % 3 == 0)},
+                     "download": {"path": f"/srv/models/m{i}", "size_bytes": 16 << 30, "file_count": 4}})
+    doc = {"schema_version": 1, "entries": sorted(rows, key=lambda e: e["name"])}
+    (reg / "model_registry.discovered.json").write_text(json.dumps(doc, indent=2) + "\n")
+    (work / "empty.py").write_text(EMPTY_PAGE)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def serve(argv: list[str], env: dict, port: int) -> subprocess.Popen:
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1):
+                return proc
+        except OSError:
+            time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGTERM)
+    raise SystemExit(f"{argv[0]} did not start within 60 s")
+
+
+def load(browser, url: str, ready) -> float:
+    context = browser.new_context(viewport={"width": 1500, "height": 1100})
+    page = context.new_page()
+    t0 = time.perf_counter()
+    page.goto(url)
+    ready(page)
+    elapsed = time.perf_counter() - t0
+    context.close()
+    return elapsed
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=int, default=7)
+    ap.add_argument("--entries", type=int, default=2000)
+    ap.add_argument("--dir", type=Path, default=None)
+    args = ap.parse_args()
+    from playwright.sync_api import sync_playwright
+
+    work = Path(args.dir or tempfile.mkdtemp(prefix="iw-gui-bench-"))
+    generate(work, args.entries)
+    env = dict(os.environ, HOME=str(work), IMAGEWORKS_REGISTRY_DIR=str(work / "registry"),
+               IMAGEWORKS_CACHE_DIR=str(work / "cache"), IMAGEWORKS_WEIGHTS_ROOT=str(work / "weights"),
+               OLLAMA_HOST=f"http://127.0.0.1:{free_port()}", STREAMLIT_BROWSER_GATHER_USAGE_STATS="false")
+    models_port, empty_port = free_port(), free_port()
+    cli = str(Path(sys.executable).with_name("imageworks-models"))
+    models = serve([cli, "gui", "--port", str(models_port)], env, models_port)
+    empty = serve([sys.executable, "-m", "streamlit", "run", str(work / "empty.py"), "--server.port",
+                   str(empty_port), "--server.headless", "true", "--server.fileWatcherType", "none",
+                   "--global.developmentMode", "false"], env, empty_port)
+    caption = f"{args.entries} of {args.entries} entries"
+
+    def models_ready(page) -> None:
+        page.locator('[data-testid="stDataFrame"]').first.wait_for(state="visible", timeout=60_000)
+        page.get_by_text(caption).first.wait_for(state="visible", timeout=60_000)
+
+    def empty_ready(page) -> None:
+        page.get_by_role("heading", name="Empty page").wait_for(state="visible", timeout=60_000)
+
+    chromium = shutil.which("chromium") or "/usr/bin/chromium"
+    times: dict[str, list[float]] = {"models": [], "empty": []}
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=chromium,
+                                        args=["--disable-background-networking", "--no-sandbox"])
+            load(browser, f"http://127.0.0.1:{models_port}/Models", models_ready)  # warm-up: imports, caches
+            load(browser, f"http://127.0.0.1:{empty_port}/", empty_ready)
+            for _ in range(args.runs):
+                times["models"].append(load(browser, f"http://127.0.0.1:{models_port}/Models", models_ready))
+                times["empty"].append(load(browser, f"http://127.0.0.1:{empty_port}/", empty_ready))
+            browser.close()
+    finally:
+        for proc in (models, empty):
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=20)
+    m, e = statistics.median(times["models"]), statistics.median(times["empty"])
+    print(f"Models page, {args.entries} entries, to a visible table: median {m:.2f} s "
+          f"(runs: {', '.join(f'{t:.2f}' for t in times['models'])})")
+    print(f"Empty Streamlit page, to its title:            median {e:.2f} s "
+          f"(runs: {', '.join(f'{t:.2f}' for t in times['empty'])})")
+    print(f"ratio {m / e:.1f}x the empty page; target <= 2.0 s: {'met' if m <= 2.0 else 'NOT met'}")
+
+
+if __name__ == "__main__":
+    main()
