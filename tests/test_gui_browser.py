@@ -1,8 +1,12 @@
 """The Models page in a real browser: headless Chromium (Debian's ``chromium``, installed by ``.ci/run``) driven by
 Playwright against ``imageworks-models gui`` running as its own process on 127.0.0.1. Loads the page, filters,
-selects a row, verifies, toggles the lock, exports the CSV and presses the keyboard shortcuts.
+selects a row, verifies, toggles the lock, exports the CSV and presses the keyboard shortcuts; and what the GUI
+runbook draws (issue 24): the layout, actions disabled with their reason, activation through the vLLM stand-in
+server with the Active column updating by itself, edits validated by the core and confirmed, a two-tab edit
+race, per-file verify detail, the Ollama card against the stand-in Ollama server, ranked search, and every
+command the page shows run in a shell as pasted.
 
-``GUI_SCREENSHOT=docs/gui-models.png`` also saves the page's screenshot there (how the README's is made).
+``scripts/gui_screenshots.py`` makes the README's screenshots the same way.
 """
 
 from __future__ import annotations
@@ -26,6 +30,18 @@ from modelfiles import write_bf16, write_gguf
 from imageworks_models.registry.store import RegistryStore
 from imageworks_models.testing import run_cli
 
+ROOT = Path(__file__).resolve().parent.parent
+for _helpers in (ROOT / "plugins" / "vllm" / "tests", ROOT / "plugins" / "ollama" / "tests"):
+    if str(_helpers) not in sys.path:  # --import-mode=importlib: the stand-ins are imported by name
+        sys.path.insert(0, str(_helpers))
+
+from ollamaserver import StandInOllama  # noqa: E402
+from ollamastore import write_model  # noqa: E402
+from orchestration import STANDIN_COMMAND, reap_orphans, standin_processes, wait_until  # noqa: E402
+
+EMBED = "bge-embedder"  # curated only, lmdeploy, not installed: activate/verify/lock disabled
+REMOTE = "remote-qwen"  # curated only, served at a base_url
+
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM),
                                 reason="Chromium is not installed (.ci/run installs Debian's chromium package)")
@@ -39,7 +55,9 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
-    """A registry of three scanned models (one with roles and an alias) and the GUI serving it."""
+    """A registry of three scanned models (one with roles and an alias, one set up to be served by the vLLM
+    stand-in), a not-installed and a remote entry, a stand-in Ollama server with one model loaded, and the GUI
+    serving it all."""
     root = tmp_path_factory.mktemp("gui")
     weights = root / "weights"
     for name in ("Qwen3-4B", "Mistral-7B-Instruct"):
@@ -50,9 +68,22 @@ def app(tmp_path_factory):
     write_gguf(weights / "Qwen3-8B-Q4_K_M.gguf", 15)
     registry = root / "configs"
     registry.mkdir()
+    store = root / "ollama-models"
+    (store / "manifests").mkdir(parents=True)
+    (store / "blobs").mkdir()
+    tag = write_model(store, "llama3.2", "3b").served_id
+    ollama = StandInOllama(store).start()
+    from datetime import UTC, datetime, timedelta
+
+    ollama.loaded[tag] = datetime.now(UTC) + timedelta(hours=1)
+    serve_port = free_port()
     env = {**os.environ, "HOME": str(root), "IMAGEWORKS_REGISTRY_DIR": str(registry),
            "IMAGEWORKS_WEIGHTS_ROOT": str(weights), "IMAGEWORKS_CACHE_DIR": str(root / "cache"),
-           "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
+           "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false", "OLLAMA_HOST": ollama.host, "OLLAMA_MODELS": str(store),
+           "IMAGEWORKS_VLLM_BIN": STANDIN_COMMAND, "CHAT_PROXY_VLLM_PORT": str(serve_port),
+           "CHAT_PROXY_VLLM_SINGLE_PORT": "1", "IMAGEWORKS_STOP_GRACE": "2", "IMAGEWORKS_ACTIVATION_TIMEOUT": "30"}
+    for key in [k for k in env if k.startswith("STANDIN_")]:
+        del env[key]
     old = dict(os.environ)
     os.environ.update(env)
     try:
@@ -62,6 +93,11 @@ def app(tmp_path_factory):
         with RegistryStore(registry).edit() as layers:
             layers.curated.put({"name": names[0], "display_name": "Mistral Instruct", "roles": ["chat"],
                                 "aliases": ["house-assistant"]})
+            served = next(n for n in names if "4b" in n)
+            layers.curated.put({"name": served, "backend_config": {"model_path": str(weights / "Qwen3-4B")}})
+            layers.curated.put({"name": EMBED, "backend": "lmdeploy", "roles": ["embedding"]})
+            layers.curated.put({"name": REMOTE, "backend": "vllm",
+                                "backend_config": {"base_url": "http://127.0.0.1:9/v1"}})
     finally:
         os.environ.clear()
         os.environ.update(old)
@@ -79,10 +115,25 @@ def app(tmp_path_factory):
             time.sleep(0.2)
     else:
         proc.kill()
+        ollama.stop()
         pytest.fail("the GUI did not start within 60 s")
-    yield {"url": url + "/Models", "registry": registry, "names": names}
-    os.killpg(proc.pid, signal.SIGTERM)
-    proc.wait(timeout=20)
+    yield {"url": url + "/Models", "registry": registry, "names": names, "env": env, "served": served,
+           "tag": tag, "serve_port": serve_port, "root": root}
+    try:
+        subprocess.run([str(Path(sys.executable).with_name("imageworks-models")), "activate-model", "--stop"],
+                       env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30)
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=20)
+        ollama.stop()
+        left = standin_processes()
+        for pid in left:
+            try:
+                os.killpg(os.getpgid(pid), signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        wait_until(lambda: not standin_processes(), 5)
+        reap_orphans(set(left))
 
 
 @pytest.fixture(scope="module")
@@ -101,8 +152,17 @@ def page(browser, app):
     pg = context.new_page()
     pg.goto(app["url"])
     pg.get_by_text("Selected model").first.wait_for(timeout=60_000)
+    pg.wait_for_function("document.__imageworksKeys === true", timeout=20_000)  # the shortcut keys are bound
     yield pg
     context.close()
+
+
+def choose(page, name: str) -> None:
+    """Select ``name`` in the drawer's "Selected model" box and wait for its drawer."""
+    page.get_by_label("Selected model").click()
+    page.get_by_role("option", name=name, exact=True).click()
+    page.get_by_role("heading", name=name, exact=True).wait_for(timeout=20_000)
+    page.wait_for_timeout(500)  # the rest of the drawer follows its heading
 
 
 def caption(page, text: str) -> None:
@@ -116,7 +176,7 @@ def locked(app, name: str) -> bool:
 
 
 def test_page_loads_with_the_whole_table_and_a_screenshot(page, app, tmp_path):
-    caption(page, "3 of 3 entries")
+    caption(page, "5 of 5 entries")
     target = Path(os.environ.get("GUI_SCREENSHOT") or tmp_path / "gui-models.png")
     page.locator('[data-testid="stDataFrame"] canvas').first.wait_for(timeout=20_000)
     page.wait_for_timeout(2500)  # the grid paints after its canvas appears
@@ -128,21 +188,19 @@ def test_fuzzy_search_finds_an_entry_by_its_alias(page, app):
     page.get_by_role("textbox", name="Search").fill("house assist")
     page.get_by_role("textbox", name="Search").press("Enter")
 
-    caption(page, "1 of 3 entries")
-    assert page.get_by_role("heading", name=app["names"][0]).is_visible()
+    caption(page, "1 of 5 entries")
+    page.get_by_role("heading", name=app["names"][0]).wait_for(timeout=20_000)
 
 
 def test_backend_filter_in_the_sidebar(page):
     page.get_by_text("Lock status").first.wait_for()
     page.get_by_label("Include not installed").wait_for()
-    caption(page, "3 of 3 entries")
+    caption(page, "5 of 5 entries")
 
 
 def test_select_a_row_and_verify_it(page, app):
     gguf = next(n for n in app["names"] if "gguf" in n)
-    page.get_by_label("Selected model").click()
-    page.get_by_role("option", name=gguf).click()
-    page.get_by_role("heading", name=gguf).wait_for()
+    choose(page, gguf)
 
     page.get_by_role("button", name="Verify hash").click()
 
@@ -152,6 +210,7 @@ def test_select_a_row_and_verify_it(page, app):
 
 def test_toggle_lock_writes_the_registry(page, app):
     name = app["names"][0]
+    choose(page, name)
     before = locked(app, name)
 
     page.get_by_role("button", name="Toggle lock").click()
@@ -167,7 +226,7 @@ def test_export_csv_downloads_the_filtered_table(page, app):
         page.get_by_role("button", name="Export table (CSV)").click()
     rows = list(csv.DictReader(io.StringIO(Path(download.value.path()).read_text())))
 
-    assert sorted(r["name"] for r in rows) == app["names"]
+    assert sorted(r["name"] for r in rows) == sorted(app["names"] + [EMBED, REMOTE])
     assert {r["name"]: r["roles"] for r in rows}[app["names"][0]] == "chat"
 
 
@@ -180,6 +239,7 @@ def test_shortcut_f_focuses_the_search_box(page):
 
 def test_shortcut_l_toggles_the_lock_and_a_asks_to_activate(page, app):
     name = app["names"][0]
+    choose(page, name)
     before = locked(app, name)
     page.evaluate("document.activeElement && document.activeElement.blur()")
 
@@ -207,4 +267,4 @@ def test_shortcut_r_reloads_what_another_process_changed(page, app):
 
     page.get_by_role("textbox", name="Search").fill("Renamed Elsewhere")
     page.get_by_role("textbox", name="Search").press("Enter")
-    caption(page, "1 of 3 entries")
+    caption(page, "1 of 5 entries")

@@ -183,6 +183,16 @@ def filtered_rows(entries: dict[str, dict[str, Any]], settings, *, active_name: 
     return search(rows, st.session_state.get("search") or "")
 
 
+# Narrow status columns, so the whole row (Installed?, Active?) shows beside the drawer.
+TABLE_COLUMNS = {"Logical Name": st.column_config.TextColumn(width="medium"),
+                 "Display Name": st.column_config.TextColumn(width="small"),
+                 "Backend": st.column_config.TextColumn(width=70), "Roles": st.column_config.TextColumn(width=80),
+                 "Capabilities": st.column_config.TextColumn(width=80), "Lock": st.column_config.TextColumn(width=45),
+                 "Hash": st.column_config.TextColumn(width=90),
+                 "Installed?": st.column_config.TextColumn(width=70),
+                 "Active?": st.column_config.TextColumn(width=60)}
+
+
 def table_rows(rows: list[dict[str, Any]], *, activating: str | None = None) -> list[dict[str, Any]]:
     return [{"Logical Name": r["name"], "Display Name": r["display_name"] or "", "Backend": r["backend"],
              "Roles": ", ".join(r["roles"]), "Capabilities": " ".join(CAP_ICONS.get(c, c) for c in r["capabilities"]),
@@ -270,7 +280,8 @@ def _browse(entries, provenance, settings) -> None:
         names = [r["name"] for r in rows]
         st.session_state["_table_names"] = names
         st.dataframe(table_rows(rows, activating=job and job["name"]), hide_index=True, width="stretch",
-                     height=420, key="table", on_select=_on_table_select, selection_mode="single-row")
+                     height=420, key="table", on_select=_on_table_select, selection_mode="single-row",
+                     column_config=TABLE_COLUMNS)
         st.caption(f"{len(rows)} of {len(entries)} entries")
         st.download_button("Export table (CSV)", rows_csv(rows), file_name="models.csv", mime="text/csv",
                            key="export_csv", on_click="ignore")
@@ -332,7 +343,8 @@ def _drawer(entry: dict[str, Any], prov: dict[str, str], settings, *, active_nam
     st.subheader(name)
     allowed = availability(entry, plugins=_plugins(settings), active_name=active_name)
     busy = _job() is not None
-    c1, c2, c3, c4 = st.columns(4)
+    c1, c2 = st.columns(2)
+    c3, c4 = st.columns(2)
     if c1.button("Activate via proxy", key="activate", help=allowed["activate"] or "Start or switch the live model (a)",
                  disabled=bool(allowed["activate"]) or busy):
         st.session_state["confirm"] = ("activate", name)
@@ -389,7 +401,8 @@ def _drawer(entry: dict[str, Any], prov: dict[str, str], settings, *, active_nam
         endpoint = None
     st.code(f"endpoint: {endpoint or '-'}\nserved id: {entry.get('served_model_id') or name}", language="yaml")
     st.markdown("**Backend config**")
-    st.code(json.dumps(entry.get("backend_config") or {}, indent=2), language="json")
+    config = {k: v for k, v in (entry.get("backend_config") or {}).items() if v not in (None, [], {})}
+    st.code(json.dumps(config, indent=2), language="json")
     _fit(name, entry, settings)
     with st.expander("View JSON (with provenance)"):
         st.code(json.dumps(entry, indent=2, ensure_ascii=False), language="json")  # its copy button copies it
