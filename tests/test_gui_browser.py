@@ -15,6 +15,7 @@ import csv
 import io
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -268,3 +269,222 @@ def test_shortcut_r_reloads_what_another_process_changed(page, app):
     page.get_by_role("textbox", name="Search").fill("Renamed Elsewhere")
     page.get_by_role("textbox", name="Search").press("Enter")
     caption(page, "1 of 5 entries")
+
+
+# --- the runbook's page (issue 24) ------------------------------------------------------------------------
+
+
+def table_cell(page, name: str, column: int):
+    """The registry table's cell in ``name``'s row, column ``column`` (1-based; 2 is Active?), from the grid's
+    accessible table (what a screen reader reads)."""
+    grid = page.locator('[data-testid="stDataFrame"]').first
+    row = grid.locator("tr", has=page.get_by_role("gridcell", name=name, exact=True, include_hidden=True))
+    return row.locator(f'td[aria-colindex="{column}"]')
+
+
+def curated_entry(app, name: str) -> dict | None:
+    doc = json.loads((app["registry"] / "model_registry.curated.json").read_text())
+    return next((e for e in doc["entries"] if e["name"] == name), None)
+
+
+def type_into(scope, label: str, text: str) -> None:
+    box = scope.get_by_label(label, exact=True)
+    box.fill(text)
+    box.press("Tab")  # Streamlit commits a text field when it loses focus
+    box.page.wait_for_timeout(600)
+
+
+def test_layout_table_left_drawer_right_import_top_right_cards_diff_and_actions(page, app):
+    name = app["names"][0]
+    choose(page, name)
+    table = page.locator('[data-testid="stDataFrame"]').first.bounding_box()
+    drawer = page.get_by_role("heading", name=name, exact=True).bounding_box()
+    importer = page.get_by_role("button", name="Import from downloads").bounding_box()
+
+    assert table["x"] + table["width"] <= drawer["x"], (table, drawer)  # the drawer is the right-hand panel
+    assert importer["x"] >= drawer["x"] and importer["y"] < table["y"], (importer, table)  # top right
+    for text in ("Provenance:", "Download path:", "Served id:", "Backend config", "Memory fit:", "Diff viewer",
+                 "Recent actions"):
+        caption(page, text)
+    for backend in ("vllm", "lmdeploy", "ollama"):  # a card each, with its health dot
+        page.locator("strong").filter(has_text=re.compile(f"^(🟢|🔴|⚪) {backend}$")).first.wait_for(timeout=20_000)
+    page.locator("strong").filter(has_text="🟢 ollama").wait_for()  # the stand-in Ollama is up
+    caption(page, "curated over discovered")  # this entry has both layers
+
+    page.get_by_role("button", name="Import from downloads").click()
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_text("Discovered entry").wait_for(timeout=20_000)
+    dialog.get_by_role("button", name="Append to curated").wait_for()
+
+
+def test_actions_that_cannot_be_taken_are_disabled_with_the_reason(page, app):
+    choose(page, EMBED)
+    for label in ("Activate via proxy", "Verify hash", "Toggle lock", "Stop"):
+        assert page.get_by_role("button", name=label).is_disabled(), label
+    caption(page, "Activate: not installed")
+    caption(page, "Stop: not running")
+
+    choose(page, REMOTE)
+    assert page.get_by_role("button", name="Activate via proxy").is_disabled()
+    caption(page, "Activate: served remotely at http://127.0.0.1:9/v1; nothing is started here")
+    caption(page, "Verify: remote only")
+
+    choose(page, app["served"])
+    assert page.get_by_role("button", name="Activate via proxy").is_enabled()
+    assert page.get_by_role("button", name="Stop").is_disabled()
+
+
+def test_activate_then_active_column_and_card_update_without_reload(page, app):
+    from playwright.sync_api import expect
+
+    served = app["served"]
+    choose(page, served)
+    expect(table_cell(page, served, 2)).to_have_text("", timeout=20_000)
+
+    page.get_by_role("button", name="Activate via proxy").click()
+    caption(page, f"imageworks-models activate-model {served}")
+    page.get_by_role("button", name="Confirm").click()
+
+    page.get_by_text("Activating…").first.wait_for(timeout=20_000)  # the status while the server starts
+    expect(table_cell(page, served, 2)).to_have_text("✅", timeout=60_000)  # no reload: the page polls
+    caption(page, f"{served} is active at http://127.0.0.1:{app['serve_port']}/v1")
+    caption(page, f"active: {served} (ready)")  # the vLLM card
+    assert page.get_by_role("button", name="Stop").is_enabled()
+
+    page.get_by_role("button", name="Stop").click()
+    page.get_by_role("button", name="Confirm").click()
+    expect(table_cell(page, served, 2)).to_have_text("", timeout=60_000)
+    caption(page, f"stopped {served}")
+    assert wait_until(lambda: not standin_processes(), 10)
+
+
+def test_edit_errors_show_next_to_the_field_and_a_save_is_confirmed_first(page, app):
+    name = app["names"][1]
+    choose(page, name)
+    page.get_by_role("button", name="Edit entry").click()
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_label("Backend", exact=True).wait_for(timeout=20_000)
+    before = (app["registry"] / "model_registry.curated.json").read_bytes()
+
+    type_into(dialog, "Backend", "tensorrt")
+    type_into(dialog, "Roles (comma-separated)", "chat, Not A Role")
+    dialog.get_by_role("button", name="Save to curated").click()
+
+    backend_error = dialog.get_by_text("backend: no loaded plugin provides the 'tensorrt' backend")
+    backend_error.wait_for(timeout=20_000)
+    roles_error = dialog.get_by_text("roles: 'Not A Role' is not a role name")
+    roles_error.wait_for()
+    below = backend_error.bounding_box()["y"]
+    assert dialog.get_by_label("Backend", exact=True).bounding_box()["y"] < below < \
+        dialog.get_by_label("Backend config (JSON)").bounding_box()["y"]  # right under its field
+    assert (app["registry"] / "model_registry.curated.json").read_bytes() == before
+
+    type_into(dialog, "Backend", "vllm")
+    type_into(dialog, "Roles (comma-separated)", "chat")
+    type_into(dialog, "Display name", "Renamed In The Dialog")
+    dialog.get_by_role("button", name="Save to curated").click()
+    dialog.get_by_text("change(s) to the curated layer?").wait_for(timeout=20_000)
+    dialog.get_by_role("button", name="Confirm save").wait_for()
+    assert (app["registry"] / "model_registry.curated.json").read_bytes() == before  # not before the confirm
+
+    dialog.get_by_role("button", name="Confirm save").click()
+    dialog.get_by_text(f"to the curated layer").last.wait_for(timeout=20_000)
+    deadline = time.monotonic() + 20
+    while (curated_entry(app, name) or {}).get("display_name") != "Renamed In The Dialog":
+        assert time.monotonic() < deadline, curated_entry(app, name)
+        time.sleep(0.2)
+    assert curated_entry(app, name)["roles"] == ["chat"]
+
+
+def test_two_tabs_editing_the_same_entry_the_second_save_is_refused(browser, app):
+    name = app["names"][0]
+    tabs = []
+    for _ in range(2):
+        context = browser.new_context(viewport={"width": 1500, "height": 1100})
+        tab = context.new_page()
+        tab.goto(app["url"])
+        tab.get_by_text("Selected model").first.wait_for(timeout=60_000)
+        choose(tab, name)
+        tab.get_by_role("button", name="Edit entry").click()
+        tab.get_by_role("dialog").get_by_label("Display name", exact=True).wait_for(timeout=20_000)
+        tabs.append((context, tab))
+    try:
+        (_, first), (_, second) = tabs
+        for tab, text in ((first, "From The First Tab"), (second, "From The Second Tab")):
+            dialog = tab.get_by_role("dialog")
+            type_into(dialog, "Display name", text)
+            dialog.get_by_role("button", name="Save to curated").click()
+            dialog.get_by_role("button", name="Confirm save").wait_for(timeout=20_000)
+
+        second.get_by_role("dialog").get_by_role("button", name="Confirm save").click()
+        second.get_by_text("saved 1 field(s)").wait_for(timeout=20_000)
+        first.get_by_role("dialog").get_by_role("button", name="Confirm save").click()
+        first.get_by_text("changed since you opened it").wait_for(timeout=20_000)
+
+        assert curated_entry(app, name)["display_name"] == "From The Second Tab"
+    finally:
+        for context, _ in tabs:
+            context.close()
+
+
+def test_verify_shows_each_file_with_hash_prefixes_and_the_time_taken(page, app):
+    gguf = next(n for n in app["names"] if "gguf" in n)
+    choose(page, gguf)
+
+    page.get_by_role("button", name="Verify hash").click()
+
+    caption(page, f"verify {gguf}:")
+    page.get_by_text("took").first.wait_for(timeout=20_000)
+    files = page.locator('[data-testid="stDataFrame"]').filter(
+        has=page.get_by_role("columnheader", name="Expected", include_hidden=True))
+    files.first.wait_for(timeout=20_000)
+    for header in ("File", "Result", "Expected"):  # the narrow drawer scrolls to Actual and Size
+        files.first.get_by_role("columnheader", name=header, exact=True, include_hidden=True).wait_for(
+            state="attached")
+    files.first.get_by_role("gridcell", name="Qwen3-8B-Q4_K_M.gguf", include_hidden=True).wait_for(state="attached")
+
+
+def test_the_ollama_card_shows_online_and_the_loaded_tag(page, app):
+    caption(page, f"loaded: {app['tag']}")
+    page.get_by_text("online").first.wait_for()
+
+
+def test_search_ranks_prefix_matches_before_substrings(page, app):
+    page.get_by_role("textbox", name="Search").fill("qwen")
+    page.get_by_role("textbox", name="Search").press("Enter")
+    caption(page, "3 of 5 entries")
+
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Export table (CSV)").click()
+    order = [r["name"] for r in csv.DictReader(io.StringIO(Path(download.value.path()).read_text()))]
+
+    assert [n.split("-")[0] for n in order] == ["qwen3", "qwen3", "remote"], order  # names starting "qwen" first
+
+
+def test_every_command_the_page_shows_runs_as_pasted(page, app):
+    """Each command shown (captions, the confirmation) is ASCII and runs in a shell as pasted, with --dry-run
+    added where the command has it, against the same registry."""
+    import shlex
+
+    gguf = next(n for n in app["names"] if "gguf" in n)
+    choose(page, gguf)
+    page.get_by_role("button", name="Verify hash").click()
+    caption(page, f"imageworks-models verify {gguf} --quick")
+    shown = {c for c in page.locator("code").all_inner_texts() if c.startswith("imageworks-")}
+    choose(page, app["served"])
+    page.get_by_role("button", name="Activate via proxy").click()
+    caption(page, f"imageworks-models activate-model {app['served']}")
+    shown |= {c for c in page.locator("code").all_inner_texts() if c.startswith("imageworks-")}
+    page.get_by_role("button", name="Cancel").click()
+    shown = sorted(shown)
+
+    assert len(shown) >= 3, shown  # fit, verify, activate-model at least
+    bin_dir = Path(sys.executable).parent
+    env = {**app["env"], "PATH": f"{bin_dir}:{os.environ.get('PATH', '')}"}
+    for line in shown:
+        assert line.isascii(), line
+        argv = shlex.split(line)
+        helptext = subprocess.run(argv[:2] + ["--help"], env=env, capture_output=True, text=True).stdout
+        pasted = line + (" --dry-run" if "--dry-run" in helptext else "")
+        done = subprocess.run(["bash", "-c", pasted], env=env, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, (pasted, done.stdout, done.stderr)

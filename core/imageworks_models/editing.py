@@ -101,7 +101,8 @@ def _role_errors(candidate: dict[str, Any], entries: dict[str, dict[str, Any]]) 
     return errors
 
 
-def _backend_errors(candidate: dict[str, Any], changes: dict[str, Any], *, settings, plugins) -> dict[str, str]:
+def _backend_errors(candidate: dict[str, Any], changes: dict[str, Any], *, settings, plugins,
+                    launch: bool = True) -> dict[str, str]:
     """The checks activation makes before it starts anything, made when the entry is saved: the backend is
     provided by a loaded plugin, and the server command the backend would render from the entry passes the
     launch rules (``serverargs.py``: ``extra_args``, ``env``, served id; RELIABILITY S7)."""
@@ -118,7 +119,7 @@ def _backend_errors(candidate: dict[str, Any], changes: dict[str, Any], *, setti
         known = ", ".join(sorted(plugins.backends)) or "none"
         return {"backend": f"no loaded plugin provides the {backend!r} backend (loaded: {known}); install its "
                            f"plugin (pip install imageworks-models-{backend}) or choose one of those"}
-    if (candidate.get("backend_config") or {}).get("base_url"):
+    if not launch or (candidate.get("backend_config") or {}).get("base_url"):
         return {}  # a remote endpoint: nothing is launched here
     try:
         from .serving import backend_impl
@@ -200,8 +201,9 @@ def _plan(entry: dict[str, Any], layers, changes: dict[str, Any], *, entries: di
     if "roles" in changes or "role_priority" in changes:
         for key, message in _role_errors(effective, {**entries, name: effective}).items():
             plan.errors.setdefault(key, message)
-    if not plan.errors:  # the launch rules need a well-formed entry
-        plan.errors.update(_backend_errors(effective, changes, settings=settings, plugins=plugins))
+    if "backend" not in plan.errors:  # the launch rules only for an otherwise well-formed entry
+        plan.errors.update(_backend_errors(effective, changes, settings=settings, plugins=plugins,
+                                           launch=not plan.errors))
     return plan
 
 

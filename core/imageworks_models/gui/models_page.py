@@ -183,14 +183,16 @@ def filtered_rows(entries: dict[str, dict[str, Any]], settings, *, active_name: 
     return search(rows, st.session_state.get("search") or "")
 
 
-# Narrow status columns, so the whole row (Installed?, Active?) shows beside the drawer.
+# What is live and installed next to the name: always in view beside the drawer, however narrow the window.
+TABLE_ORDER = ("Logical Name", "Active?", "Installed?", "Display Name", "Backend", "Roles", "Capabilities", "Lock",
+               "Hash")
 TABLE_COLUMNS = {"Logical Name": st.column_config.TextColumn(width="medium"),
                  "Display Name": st.column_config.TextColumn(width="small"),
-                 "Backend": st.column_config.TextColumn(width=70), "Roles": st.column_config.TextColumn(width=80),
-                 "Capabilities": st.column_config.TextColumn(width=80), "Lock": st.column_config.TextColumn(width=45),
-                 "Hash": st.column_config.TextColumn(width=90),
-                 "Installed?": st.column_config.TextColumn(width=70),
-                 "Active?": st.column_config.TextColumn(width=60)}
+                 "Backend": st.column_config.TextColumn(width=70), "Roles": st.column_config.TextColumn(width=70),
+                 "Capabilities": st.column_config.TextColumn(width=70), "Lock": st.column_config.TextColumn(width=40),
+                 "Hash": st.column_config.TextColumn(width=80),
+                 "Installed?": st.column_config.TextColumn(width=65),
+                 "Active?": st.column_config.TextColumn(width=55)}
 
 
 def table_rows(rows: list[dict[str, Any]], *, activating: str | None = None) -> list[dict[str, Any]]:
@@ -273,7 +275,7 @@ def _browse(entries, provenance, settings) -> None:
 
     active_name = _active_name(settings)
     job = _job()
-    table_col, drawer_col = st.columns([3, 2], gap="medium")
+    table_col, drawer_col = st.columns([2, 1], gap="medium")
     with table_col:
         st.text_input("Search", key="search", placeholder="fuzzy search over names and aliases (press f)")
         rows = filtered_rows(entries, settings, active_name=active_name)
@@ -281,7 +283,7 @@ def _browse(entries, provenance, settings) -> None:
         st.session_state["_table_names"] = names
         st.dataframe(table_rows(rows, activating=job and job["name"]), hide_index=True, width="stretch",
                      height=420, key="table", on_select=_on_table_select, selection_mode="single-row",
-                     column_config=TABLE_COLUMNS)
+                     column_config=TABLE_COLUMNS, column_order=TABLE_ORDER)
         st.caption(f"{len(rows)} of {len(entries)} entries")
         st.download_button("Export table (CSV)", rows_csv(rows), file_name="models.csv", mime="text/csv",
                            key="export_csv", on_click="ignore")
@@ -444,8 +446,8 @@ def _verify(entry: dict[str, Any], settings) -> None:
     st.caption(f"{r.files} file(s), {r.bytes:,} bytes, {r.hashed_files} hashed, {r.cached_files} unchanged since "
                f"hashed; took {took:.2f} s" + (f" ({r.algorithm})" if r.algorithm else ""))
     if rows:
-        st.dataframe([{"File": x["path"], "Size": x["size"], "Expected": x["expected"] or "-",
-                       "Actual": x["actual"] or "-", "Result": x["status"]} for x in rows], hide_index=True,
+        st.dataframe([{"File": x["path"], "Result": x["status"], "Expected": x["expected"] or "-",
+                       "Actual": x["actual"] or "-", "Size": x["size"]} for x in rows], hide_index=True,
                      width="stretch", key="verify_files")
 
 
