@@ -2,7 +2,8 @@
 
 Builds a small registry the way a user gets one (real model files written by tests/modelfiles.py, registered by
 the real ``scan``, plus curated overlays), starts the stand-in Ollama server (plugins/ollama/tests/ollamaserver.py)
-with one model loaded and the vLLM stand-in (plugins/vllm/tests/standin_server.py) as the vLLM binary, runs
+with one model loaded, the stand-in nvidia-smi (tests/standins/nvidia_smi.py) describing an H100, and the vLLM
+stand-in (plugins/vllm/tests/standin_server.py) as the vLLM binary, runs
 ``imageworks-models gui`` on a free loopback port, and photographs the main views in headless Chromium
 (Debian's ``chromium``) driven by Playwright: the table with the action drawer and cards, an activated model,
 a verify's per-file detail, the edit dialog's confirmation, and the import wizard. Nothing leaves the machine.
@@ -35,7 +36,7 @@ from ollamaserver import StandInOllama  # noqa: E402
 from ollamastore import write_model  # noqa: E402
 from orchestration import STANDIN_COMMAND  # noqa: E402
 
-VIEWPORT = {"width": 1500, "height": 1000}
+VIEWPORT = {"width": 1500, "height": 1250}
 
 
 def free_port() -> int:
@@ -107,6 +108,8 @@ def shoot(browser, url: str, served: str, out: Path) -> list[Path]:
     made = []
 
     def snap(name: str) -> None:
+        page.mouse.move(5, VIEWPORT["height"] - 5)  # no tooltip in the picture
+        page.wait_for_timeout(300)
         path = out / name
         page.screenshot(path=str(path))
         made.append(path)
@@ -170,8 +173,12 @@ def main() -> None:
                IMAGEWORKS_WEIGHTS_ROOT=str(root / "weights"), OLLAMA_HOST=ollama.host, OLLAMA_MODELS=str(store),
                IMAGEWORKS_VLLM_BIN=STANDIN_COMMAND, CHAT_PROXY_VLLM_PORT=str(free_port()),
                CHAT_PROXY_VLLM_SINGLE_PORT="1", IMAGEWORKS_STOP_GRACE="2", USER="operator",
+               STANDIN_NVIDIA_SMI=str(root / "gpus.json"),  # an H100, described by the stand-in nvidia-smi
+               IMAGEWORKS_NVIDIA_SMI_BIN=f"{sys.executable} {REPO / 'tests' / 'standins' / 'nvidia_smi.py'}",
                STREAMLIT_BROWSER_GATHER_USAGE_STATS="false")
     (root / "configs").mkdir()
+    (root / "gpus.json").write_text(json.dumps({"gpus": [{"name": "NVIDIA H100 80GB HBM3", "total_mib": 81559,
+                                                          "used_mib": 600}]}))
     proc = None
     try:
         served = build(root, env)

@@ -282,7 +282,7 @@ def _browse(entries, provenance, settings) -> None:
         names = [r["name"] for r in rows]
         st.session_state["_table_names"] = names
         st.dataframe(table_rows(rows, activating=job and job["name"]), hide_index=True, width="stretch",
-                     height=420, key="table", on_select=_on_table_select, selection_mode="single-row",
+                     height=min(420, 35 * (len(rows) + 1) + 3), key="table", on_select=_on_table_select, selection_mode="single-row",
                      column_config=TABLE_COLUMNS, column_order=TABLE_ORDER)
         st.caption(f"{len(rows)} of {len(entries)} entries")
         st.download_button("Export table (CSV)", rows_csv(rows), file_name="models.csv", mime="text/csv",
@@ -297,12 +297,10 @@ def _browse(entries, provenance, settings) -> None:
         else:
             st.info("No entry matches the filters.")
     _live_watch(settings, active_name)
-    _backend_cards(entries, settings)
-    left, right = st.columns(2, gap="medium")
-    with left:
+    with table_col:  # under the table, beside the drawer
+        _backend_cards(entries, settings)
         st.markdown("**Diff viewer** (last change to each layer)")
         _diff_viewer(settings)
-    with right:
         st.markdown("**Recent actions**")
         _recent_actions(settings)
     with st.expander("Statistics"):
