@@ -84,6 +84,7 @@ def run_action(action: str, cli: str | None, fn: Callable[[], Any], *, entry: st
 
     settings = _settings()
     _ROWS.clear()  # an action may change what is installed without changing the registry files
+    _STATS.clear()
     if cli:
         st.caption(f"CLI equivalent: `{cli}`")
     try:
@@ -146,7 +147,7 @@ def load_registry(settings):
 
 
 _ROWS: dict[str, tuple[Any, float, list[dict[str, Any]]]] = {}
-ROWS_TTL = 5.0  # whether files are present is read from disk; a few seconds old at most
+ROWS_TTL = 15.0  # whether files are present is read from disk; the page's own actions clear it at once
 
 
 def all_rows(entries: dict[str, dict[str, Any]], settings, *, active_name: str | None) -> list[dict[str, Any]]:
@@ -164,6 +165,34 @@ def all_rows(entries: dict[str, dict[str, Any]], settings, *, active_name: str |
     rows = [row(e, active_name=active_name) for e in entries.values()]
     _ROWS[key] = (stamp, time.monotonic(), rows)
     return rows
+
+
+def registry_view(settings):
+    """The loaded registry (:class:`~imageworks_models.registry.store.Registry`) over the entries
+    :func:`load_registry` holds: name resolution and ``select`` without parsing the files again."""
+    from ..registry import store_for
+    from ..registry.store import Registry
+
+    entries, provenance, layers = load_registry(settings)
+    return Registry(directory=settings.registry_dir, entries=entries, store=store_for(settings), _layers=layers,
+                    _provenance=provenance)
+
+
+_INVENTORY: dict[str, tuple[float, Any]] = {}
+INVENTORY_TTL = 10.0  # free GPU memory moves; a reading this old is still the right verdict's basis
+
+
+def _inventory(settings):
+    import time
+
+    from ..fit.devices import inventory
+
+    key = str(settings.registry_dir)
+    cached = _INVENTORY.get(key)
+    if cached is None or time.monotonic() - cached[0] > INVENTORY_TTL:
+        cached = (time.monotonic(), inventory(settings))
+        _INVENTORY[key] = cached
+    return cached[1]
 
 
 def filtered_rows(entries: dict[str, dict[str, Any]], settings, *, active_name: str | None) -> list[dict[str, Any]]:
@@ -298,15 +327,13 @@ def _browse(entries, provenance, settings) -> None:
             st.info("No entry matches the filters.")
     _live_watch(settings, active_name)
     with table_col:  # under the table, beside the drawer
-        _backend_cards(entries, settings)
+        _backend_cards(entries, settings, active_name=active_name)
         st.markdown("**Diff viewer** (last change to each layer)")
         _diff_viewer(settings)
         st.markdown("**Recent actions**")
         _recent_actions(settings)
     with st.expander("Statistics"):
-        from ..views import stats
-
-        s = stats(entries.values())
+        s = _stats(entries, settings)
         cols = st.columns(4)
         for col, (label, key) in zip(cols, (("Entries", "entries"), ("Installed", "installed"),
                                             ("Locked", "locked"), ("Not installed", "not_installed"))):
@@ -314,6 +341,23 @@ def _browse(entries, provenance, settings) -> None:
         st.json(s, expanded=False)
     if st.session_state.get("edit_dialog") in entries:
         _edit_dialog(entries[st.session_state["edit_dialog"]], settings)
+
+
+_STATS: dict[str, tuple[Any, dict[str, Any]]] = {}
+
+
+def _stats(entries, settings) -> dict[str, Any]:
+    """``stats --json`` for the registry as loaded; computed again when the files change."""
+    from ..views import stats
+
+    import time
+
+    key, stamp = str(settings.registry_dir), (_layer_stamp(settings.registry_dir), id(entries))
+    cached = _STATS.get(key)
+    if cached is None or cached[0][0] != stamp or time.monotonic() - cached[0][1] > ROWS_TTL:
+        cached = ((stamp, time.monotonic()), stats(entries.values()))
+        _STATS[key] = cached
+    return cached[1]
 
 
 def _recent_actions(settings) -> None:
@@ -331,15 +375,22 @@ def _recent_actions(settings) -> None:
 # --- the action drawer ------------------------------------------------------------------------------------
 
 
+def _base(name: str, settings) -> str:
+    """:func:`~imageworks_models.editing.base_of` from the layers this run loaded (the files as they are now)."""
+    from ..editing import fingerprint
+
+    layers = load_registry(settings)[2]
+    return fingerprint(layers.curated.get(name))
+
+
 def _drawer(entry: dict[str, Any], prov: dict[str, str], settings, *, active_name: str | None) -> None:
     from ..availability import availability
-    from ..editing import base_of
     from ..views import lock_status
 
     name = entry["name"]
     if st.session_state.get("edit_for") != name:  # the copy the user starts editing from
         st.session_state["edit_for"] = name
-        st.session_state["edit_base"] = base_of(name, settings=settings)
+        st.session_state["edit_base"] = _base(name, settings)
     st.subheader(name)
     allowed = availability(entry, plugins=_plugins(settings), active_name=active_name)
     busy = _job() is not None
@@ -388,13 +439,12 @@ def _drawer(entry: dict[str, Any], prov: dict[str, str], settings, *, active_nam
     st.markdown(f"**Provenance:** {source}  \n"
                 f"**Download path:** `{(entry.get('download') or {}).get('path') or '-'}`  \n"
                 f"**Served id:** `{entry.get('served_model_id') or name}`")
-    from ..registry import open_registry
     from ..selection import select
 
     try:
         from ..activation import live_active
 
-        choice = select(open_registry(settings), name, plugins=_plugins(settings), settings=settings,
+        choice = select(registry_view(settings), name, plugins=_plugins(settings), settings=settings,
                         active=live_active(settings.state_dir))
         endpoint = choice.endpoint
     except ImageworksError:
@@ -414,7 +464,8 @@ def _fit(name: str, entry: dict[str, Any], settings) -> None:
     try:
         from ..fit import fit
 
-        result, _ = fit(name, settings=settings, plugins=_plugins(settings))
+        result, _ = fit(name, settings=settings, plugins=_plugins(settings), inventory=_inventory(settings),
+                        registry=registry_view(settings))
     except (ImageworksError, ValueError) as exc:
         st.caption(f"Memory fit: cannot tell ({getattr(exc, 'message', exc)})")
         return
@@ -732,19 +783,19 @@ def gateway_residents(settings) -> list[dict[str, Any]] | None:
         return None
 
 
-def _backend_cards(entries, settings) -> None:
-    from ..views import installed, locked
-
+def _backend_cards(entries, settings, *, active_name: str | None) -> None:
     health = backend_health(settings)
+    rows = all_rows(entries, settings, active_name=active_name)
     cols = st.columns(len(BACKENDS))
     for col, backend in zip(cols, BACKENDS):
-        mine = [e for e in entries.values() if e.get("backend") == backend]
+        mine = [r for r in rows if r["backend"] == backend]
         status = health.get(backend)
         ok = status.get("ok") if status else None
         dot = "🟢" if ok else ("🔴" if ok is False else "⚪")  # white: nothing to be up (no active model, no remote)
         with col.container(border=True):
-            st.markdown(f"**{dot} {backend}**  \n{sum(installed(e) for e in mine)} installed · "
-                        f"{sum(not installed(e) for e in mine)} not installed · {sum(locked(e) for e in mine)} locked")
+            n_installed = sum(r["installed"] for r in mine)
+            st.markdown(f"**{dot} {backend}**  \n{n_installed} installed · {len(mine) - n_installed} not installed"
+                        f" · {sum(r['locked'] for r in mine)} locked")
             if status and status.get("detail"):
                 st.caption(status["detail"])
     residents = gateway_residents(settings)
@@ -752,10 +803,28 @@ def _backend_cards(entries, settings) -> None:
         st.caption("Gateway residents: " + (", ".join(str(r.get("name", r)) for r in residents) or "none"))
 
 
-def _diff_viewer(settings) -> None:
+_DIFFS: dict[str, tuple[Any, dict[str, Any]]] = {}
+
+
+def _last_changes(settings) -> dict[str, Any]:
+    """``layerdiff.last_changes``, read again only when a layer file or the backups folder changed."""
     from ..layerdiff import last_changes
 
-    for layer, change in last_changes(settings=settings).items():
+    backups = settings.registry_dir / "backups"
+    try:
+        seen = backups.stat().st_mtime_ns
+    except OSError:
+        seen = None
+    key, stamp = str(settings.registry_dir), (_layer_stamp(settings.registry_dir), seen)
+    cached = _DIFFS.get(key)
+    if cached is None or cached[0] != stamp:
+        cached = (stamp, last_changes(settings=settings))
+        _DIFFS[key] = cached
+    return cached[1]
+
+
+def _diff_viewer(settings) -> None:
+    for layer, change in _last_changes(settings).items():
         st.markdown(f"**{layer}** (against {change['backup'] or 'no backup yet'})")
         lines = [f"+ {n}" for n in change["added"]] + [f"- {n}" for n in change["removed"]]
         for name, d in change["changed"].items():
