@@ -121,7 +121,8 @@ def write_state(state_dir: Path, data) -> Path:
 def commands_listed(help_text: str) -> list[str]:
     """The command names in the "Commands:" section of a group's --help."""
     section = help_text.split("Commands:", 1)[1]
-    return [line.split()[0] for line in section.splitlines() if line.startswith("  ") and line.strip()]
+    # a command's line starts with two spaces; a wrapped description continues on a line indented further
+    return [line.split()[0] for line in section.splitlines() if line.startswith("  ") and line[2:3].strip()]
 
 
 # --- list -----------------------------------------------------------------------------------------
@@ -650,7 +651,8 @@ def test_models_help_lists_every_command(cli):
     assert commands_listed(result.stdout) == ["activate-model", "backfill-ollama-paths", "check-updates", "config",
                                               "current-model",
                                               "discover-all",
-                                              "download", "gui", "health", "import-ollama", "ingest-local-hf", "list",
+                                              "download", "export", "fit", "gui", "health", "import", "import-ollama",
+                                              "ingest-local-hf", "list",
                                               "list-roles", "lock", "normalize-formats", "plugins", "prune-deprecated",
                                               "prune-duplicates", "purge-imported", "purge-logical-only",
                                               "rebuild-ollama", "remove",

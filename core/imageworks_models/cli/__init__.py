@@ -29,6 +29,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sync": ("imageworks_models.cli.integrity:sync_cmd", "Reproduce a models.lock here: fetch, verify, lock."),
     "check-updates": ("imageworks_models.cli.integrity:check_updates_cmd",
                       "Show entries whose upstream revision moved."),
+    "export": ("imageworks_models.cli.fleet:export_cmd", "Write vllm-stack Helm values, llama-swap config, models.lock."),
+    "import": ("imageworks_models.cli.fleet:import_cmd", "Add a llama-swap config's models as entries."),
     "download": ("imageworks_models.cli.acquire:download_cmd", "Download a Hugging Face model and register it."),
     "scan": ("imageworks_models.cli.acquire:scan_cmd", "Find models in a weights folder and record them."),
     "ingest-local-hf": ("imageworks_models.cli.acquire:ingest_local_hf_cmd",
@@ -180,7 +182,8 @@ class LazyGroup(click.Group):
 WRITE_COMMANDS = frozenset({"download", "scan", "ingest-local-hf", "discover-all", "import-ollama", "rebuild-ollama",
                             "backfill-ollama-paths", "reset-discovered", "restore-ollama", "remove", "lock", "unlock",
                             "verify", "activate-model", "normalize-formats", "prune-duplicates", "prune-deprecated",
-                            "purge-logical-only", "purge-imported", "sync"})
+                            "purge-logical-only", "purge-imported", "sync",
+                            "export", "import"})
 
 
 def _audit_failure(ctx: click.Context, argv: list[str], exc: BaseException) -> None:
