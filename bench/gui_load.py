@@ -6,6 +6,9 @@ Each load is a fresh browser context (no cache, a new Streamlit session), as a u
 table" means the registry table's grid element is on screen and the "N of N entries" caption is shown; the
 empty page's load ends when its title is visible.
 
+Also times a search on the Models page: from pressing Enter in the search box to the narrowed table's caption
+(the page's whole rerun and the browser's update, not only the ranking: see bench/search_speed.py for that).
+
 Target: the Models page <= 2.0 s median for 2,000 entries.
 
 Run by hand:  uv run python bench/gui_load.py [--runs 7] [--entries 2000] [--dir DIR]
@@ -89,6 +92,26 @@ def load(browser, url: str, ready) -> float:
     return elapsed
 
 
+SEARCH_DONE = """(total) => [...document.querySelectorAll('[data-testid="stCaptionContainer"]')].some(
+    c => c.innerText.endsWith(` of ${total} entries`) && !c.innerText.startsWith(`${total} of`))"""
+
+
+def search_once(browser, url: str, ready, total: int, query: str) -> float:
+    """From pressing Enter in the search box to the table's caption showing the narrowed count."""
+    context = browser.new_context(viewport={"width": 1500, "height": 1100})
+    page = context.new_page()
+    page.goto(url)
+    ready(page)
+    box = page.get_by_role("textbox", name="Search")
+    box.fill(query)
+    t0 = time.perf_counter()
+    box.press("Enter")
+    page.wait_for_function(SEARCH_DONE, arg=total, timeout=60_000)
+    elapsed = time.perf_counter() - t0
+    context.close()
+    return elapsed
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=7)
@@ -140,6 +163,8 @@ def main() -> None:
                 times["models"].append(load(browser, f"http://127.0.0.1:{models_port}/Models", models_ready))
                 times["empty"].append(load(browser, f"http://127.0.0.1:{empty_port}/", empty_ready))
                 times["table"].append(load(browser, f"http://127.0.0.1:{table_port}/", table_ready))
+            searches = [search_once(browser, f"http://127.0.0.1:{models_port}/Models", models_ready, args.entries,
+                                    f"model{i:03d}") for i in range(min(args.runs, 5))]
             browser.close()
     finally:
         for proc in (models, empty, table):
@@ -153,6 +178,8 @@ def main() -> None:
           f"(runs: {', '.join(f'{t:.2f}' for t in times['empty'])})")
     print(f"Bare 2,000-row st.dataframe page, to its table: median {t:.2f} s "
           f"(runs: {', '.join(f'{x:.2f}' for x in times['table'])})")
+    print(f"Search on the Models page, Enter to the narrowed table: median {statistics.median(searches):.2f} s "
+          f"(runs: {', '.join(f'{x:.2f}' for x in searches)})")
     print(f"ratio {m / e:.1f}x the empty page, {m / t:.1f}x the bare table page; target <= 2.0 s: "
           f"{'met' if m <= 2.0 else 'NOT met'}; machine load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
 

@@ -163,11 +163,18 @@ def choose(page, name: str) -> None:
     page.get_by_label("Selected model").click()
     page.get_by_role("option", name=name, exact=True).click()
     page.get_by_role("heading", name=name, exact=True).wait_for(timeout=20_000)
-    page.wait_for_timeout(500)  # the rest of the drawer follows its heading
+    idle(page)  # the rest of the drawer follows its heading; a click during the rerun could be lost
+
+
+def idle(page) -> None:
+    """Wait until the page's script run is over (Streamlit's "Running..." status widget is gone)."""
+    page.wait_for_timeout(300)
+    page.locator('[data-testid="stStatusWidget"]').wait_for(state="hidden", timeout=30_000)
 
 
 def caption(page, text: str) -> None:
-    page.get_by_text(text).first.wait_for(timeout=20_000)
+    """Wait for ``text`` on screen (the grids' hidden accessible tables hold the same words: the action log)."""
+    page.get_by_text(text).filter(visible=True).first.wait_for(timeout=20_000)
 
 
 def locked(app, name: str) -> bool:
