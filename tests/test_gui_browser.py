@@ -495,3 +495,47 @@ def test_every_command_the_page_shows_runs_as_pasted(page, app):
         pasted = line + (" --dry-run" if "--dry-run" in helptext else "")
         done = subprocess.run(["bash", "-c", pasted], env=env, capture_output=True, text=True, timeout=60)
         assert done.returncode == 0, (pasted, done.stdout, done.stderr)
+
+
+def test_a_2000_entry_registry_shows_the_table_then_the_drawer_and_search_ranks_the_exact_name_first(browser,
+                                                                                                    tmp_path):
+    """The size bench/gui_load.py times: the table comes first, the drawer follows by itself, and a search
+    puts the exact name on the table's first row."""
+    registry = tmp_path / "configs"
+    registry.mkdir()
+    backends = ("vllm", "lmdeploy", "ollama")
+    entries = [{"name": f"model{i:05d}-{backends[i % 3]}", "backend": backends[i % 3], "display_name": f"Model {i}",
+                "download": {"path": f"/nonexistent/m{i}"}} for i in range(2000)]
+    (registry / "model_registry.discovered.json").write_text(json.dumps({"schema_version": 1, "entries": entries}))
+    env = {**os.environ, "HOME": str(tmp_path), "IMAGEWORKS_REGISTRY_DIR": str(registry),
+           "IMAGEWORKS_CACHE_DIR": str(tmp_path / "cache"), "OLLAMA_HOST": f"http://127.0.0.1:{free_port()}",
+           "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
+    port = free_port()
+    proc = subprocess.Popen([str(Path(sys.executable).with_name("imageworks-models")), "gui", "--port", str(port)],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    context = browser.new_context(viewport={"width": 1500, "height": 1100})
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the GUI did not start within 60 s"
+                time.sleep(0.2)
+        page = context.new_page()
+        page.goto(f"http://127.0.0.1:{port}/Models")
+        caption(page, "2000 of 2000 entries")
+        page.get_by_role("heading", name="model00000-vllm", exact=True).wait_for(timeout=30_000)  # no click needed
+
+        page.get_by_role("textbox", name="Search").fill("model01234-lmdeploy")
+        page.get_by_role("textbox", name="Search").press("Enter")
+
+        from playwright.sync_api import expect
+
+        first = page.locator('[data-testid="stDataFrame"]').first.locator('td[aria-colindex="1"]').first
+        expect(first).to_have_text("model01234-lmdeploy", timeout=30_000)
+    finally:
+        context.close()
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=20)

@@ -601,8 +601,14 @@ def test_search_score_tiers():
     assert views.search_score("qwen", ["qwen"])[0] == 0
     assert views.search_score("qwen", ["Qwen3-4B"])[0] == 1
     assert views.search_score("4b", ["qwen3-4b"])[0] == 2
-    assert views.search_score("qw4b", ["qwen3-4b"])[0] == 3
+    assert views.search_score("qwen3-5b", ["qwen3-4b"])[0] == 3  # a close spelling
+    assert views.search_score("qw4b", ["qwen3-4b"])[0] == 4  # the letters in order, apart
     assert views.search_score("zzz", ["qwen3-4b"]) is None
+
+
+def test_a_close_spelling_ranks_before_letters_apart():
+    rows = [make_row("q-w-e-n-3-x"), make_row("qwen-3")]
+    assert [r["name"] for r in views.search(rows, "qwen 3x")] == ["qwen-3", "q-w-e-n-3-x"]
 
 
 @pytest.mark.parametrize("query", ["", "   "])

@@ -777,3 +777,21 @@ def test_a_malformed_curated_file_shows_one_clear_error(env):
     assert "hint: " in errors[0]
     # no table and no action on a registry that cannot be read; only Reload, to try again once it is fixed
     assert not at.dataframe and [b.key for b in at.button] == ["reload"]
+
+
+# --- a big registry ---------------------------------------------------------------------------------------
+
+
+def test_a_big_registry_paints_the_table_first_then_the_drawer(env):
+    env.put(curated=tuple({"name": f"bulk-{i:04d}", "backend": "vllm"} for i in range(600)))
+
+    at = page()  # the first run: the table alone
+
+    assert len(table(at)) == 603 and "603 of 604 entries" in texts(at.caption)  # the testing one hidden
+    assert "Loading the action drawer…" in texts(at.caption)
+    assert not [b for b in at.button if b.key == "activate"]
+
+    at = ok(at.run())  # what the browser's first fragment tick does: the rest of the page comes
+
+    assert [b for b in at.button if b.key == "activate"] and "Loading the action drawer…" not in texts(at.caption)
+    assert [m for m in texts(at.markdown) if m.startswith("**Provenance:**")]

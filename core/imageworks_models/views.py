@@ -175,13 +175,13 @@ def fuzzy_match(query: str, text: str) -> bool:
 
 
 def _fuzzy_score(query: str, text: str) -> float:
-    """0-100: how well ``query`` matches somewhere in ``text`` (rapidfuzz's partial ratio when installed, as the
-    ``gui`` extra does; else 100 for an in-order subsequence and 0 otherwise)."""
+    """0-100: how well ``query`` matches ``text`` (rapidfuzz, in the ``gui`` extra: the best-matching part of
+    ``text`` for a shorter query, the whole text for a longer one; 0 without rapidfuzz)."""
     try:
         from rapidfuzz import fuzz
     except ImportError:
-        return 100.0 if fuzzy_match(query, text) else 0.0
-    return max(fuzz.partial_ratio(query, text), 100.0 if fuzzy_match(query, text) else 0.0)
+        return 0.0
+    return fuzz.partial_ratio(query, text) if len(query) <= len(text) else fuzz.ratio(query, text)
 
 
 FUZZY_CUTOFF = 85.0  # a swapped pair of letters in a 7-letter word still passes
@@ -190,7 +190,9 @@ FUZZY_CUTOFF = 85.0  # a swapped pair of letters in a 7-letter word still passes
 def search_score(query: str, texts: Iterable[str]) -> tuple[int, float] | None:
     """The rank of one row for ``query`` against its name, display name and aliases: ``(tier, -score)``,
     smaller first; tier 0 an exact match, 1 a prefix, 2 a substring, 3 a fuzzy match (a typo, letters
-    apart); ``None`` when nothing matches. Case and separators (``-``, ``_``, ``.``, spaces) are ignored."""
+    apart); ``None`` when nothing matches. Case and separators (``-``, ``_``, ``.``, spaces) are ignored.
+    Tier 3 is a close spelling (a score of at least ``FUZZY_CUTOFF``), tier 4 the query's letters in order
+    but apart ("qw vl awq"); each by score."""
     q = _fold(query)
     best: tuple[int, float] | None = None
     for text in texts:
@@ -205,9 +207,12 @@ def search_score(query: str, texts: Iterable[str]) -> tuple[int, float] | None:
             rank = (2, -100.0 * len(q) / max(len(t), 1))
         else:
             score = _fuzzy_score(q, t)
-            if score < FUZZY_CUTOFF:
+            if score >= FUZZY_CUTOFF:
+                rank = (3, -score)
+            elif fuzzy_match(q, t):
+                rank = (4, -score)
+            else:
                 continue
-            rank = (3, -score)
         best = rank if best is None or rank < best else best
     return best
 
@@ -245,26 +250,34 @@ def search(rows: Iterable[dict[str, Any]], query: str) -> list[dict[str, Any]]:
             ranked.append((best, r["name"], r))
         else:
             rest += [(i, t) for t in texts]
-    scores: dict[int, float] = {}
+    best: dict[int, tuple[int, float]] = {}
     for (i, t), score in zip(rest, _batch_scores(q, [t for _, t in rest])):
-        if score >= FUZZY_CUTOFF and score > scores.get(i, -1.0):
-            scores[i] = score
-    ranked += [((3, -score), rows[i]["name"], rows[i]) for i, score in scores.items()]
+        if score >= FUZZY_CUTOFF:
+            rank = (3, -score)
+        elif fuzzy_match(q, t):
+            rank = (4, -score)
+        else:
+            continue
+        if i not in best or rank < best[i]:
+            best[i] = rank
+    ranked += [(rank, rows[i]["name"], rows[i]) for i, rank in best.items()]
     ranked.sort(key=lambda x: (x[0], x[1]))
     return [r for _, _, r in ranked]
 
 
 def _batch_scores(query: str, texts: list[str]) -> list[float]:
-    """:func:`_fuzzy_score` of each text, the rapidfuzz part in one call."""
+    """:func:`_fuzzy_score` of each text, in two rapidfuzz batches (texts at least as long as the query, and
+    shorter ones)."""
     try:
         from rapidfuzz import fuzz, process
     except ImportError:
-        return [_fuzzy_score(query, t) for t in texts]
-    found = process.extract(query, texts, scorer=fuzz.partial_ratio, score_cutoff=FUZZY_CUTOFF, limit=None)
+        return [0.0] * len(texts)
     scores = [0.0] * len(texts)
-    for _, score, index in found:
-        scores[index] = score
-    return [100.0 if fuzzy_match(query, t) else s for t, s in zip(texts, scores)]
+    for scorer, pick in ((fuzz.partial_ratio, lambda t: len(query) <= len(t)), (fuzz.ratio, lambda t: len(query) > len(t))):
+        index = [i for i, t in enumerate(texts) if pick(t)]
+        for _, score, j in process.extract(query, [texts[i] for i in index], scorer=scorer, limit=None):
+            scores[index[j]] = score
+    return scores
 
 
 CSV_COLUMNS = ("name", "display_name", "backend", "roles", "capabilities", "lock_status", "hash_prefix", "installed",

@@ -316,6 +316,12 @@ def _browse(entries, provenance, settings) -> None:
         st.caption(f"{len(rows)} of {len(entries)} entries")
         st.download_button("Export table (CSV)", rows_csv(rows), file_name="models.csv", mime="text/csv",
                            key="export_csv", on_click="ignore")
+    if len(entries) > PAINT_TABLE_FIRST and not st.session_state.get("_painted"):
+        # A big registry's first run: send the table alone, so the browser paints it before anything else
+        # competes for the CPU, then run the page again at once for the drawer, cards, diff and log.
+        drawer_col.caption("Loading the action drawer…")
+        st.fragment(_after_first_paint, run_every=0.3)()
+        return
     with drawer_col:
         if names:
             if st.session_state.get("selected") not in names:
@@ -358,6 +364,19 @@ def _stats(entries, settings) -> dict[str, Any]:
         cached = ((stamp, time.monotonic()), stats(entries.values()))
         _STATS[key] = cached
     return cached[1]
+
+
+PAINT_TABLE_FIRST = 500  # entries; a smaller registry's page is quick in one run
+
+
+def _after_first_paint() -> None:
+    """Runs first inside the page's first run (nothing to do), then again when the browser has the page: the
+    table is painted, so the rest of the page can come."""
+    ticks = st.session_state.get("_paint_ticks", 0) + 1
+    st.session_state["_paint_ticks"] = ticks
+    if ticks > 1:
+        st.session_state["_painted"] = True
+        st.rerun(scope="app")
 
 
 def _recent_actions(settings) -> None:
@@ -456,7 +475,7 @@ def _drawer(entry: dict[str, Any], prov: dict[str, str], settings, *, active_nam
     _fit(name, entry, settings)
     with st.expander("View JSON (with provenance)"):
         st.code(json.dumps(entry, indent=2, ensure_ascii=False), language="json")  # its copy button copies it
-        st.dataframe([{"Field": k, "From": v} for k, v in sorted(prov.items())], hide_index=True)
+        st.code("\n".join(f"{k}: {v}" for k, v in sorted(prov.items())) or "(no fields)", language="yaml")
 
 
 def _fit(name: str, entry: dict[str, Any], settings) -> None:
