@@ -795,3 +795,13 @@ def test_a_big_registry_paints_the_table_first_then_the_drawer(env):
 
     assert [b for b in at.button if b.key == "activate"] and "Loading the action drawer…" not in texts(at.caption)
     assert [m for m in texts(at.markdown) if m.startswith("**Provenance:**")]
+
+
+def test_an_edit_that_would_share_a_served_id_shows_doctors_warning(env):
+    # issue 17 item 7: what `doctor` would report after the save is shown before it is written
+    at = open_edit(page(), BF16)
+    at.text_input(key=edit_key(BF16, "served")).input(GGUF)  # GGUF's served id is its own name
+    at = ok(at.button(key="edit_preview").click().run())
+
+    warnings = [w for w in texts(at.warning) if w.startswith("Warning: ")]
+    assert warnings and GGUF in warnings[0], texts(at.warning)

@@ -720,6 +720,8 @@ def _edit_form(entry: dict[str, Any], settings) -> None:
         return
     st.dataframe([{"Field": f, "Old": json.dumps(o), "New": json.dumps(n)} for f, o, n in plan.diff],
                  hide_index=True)
+    for warning in plan.warnings:  # what `imageworks-models doctor` would report after this save
+        st.warning(f"Warning: {warning}")
     if (saving or pending) and not plan.diff:
         st.info("Nothing to save: the form matches the entry.")
         return
