@@ -6,7 +6,9 @@ One model is served at a time on the serving port (``CHAT_PROXY_VLLM_PORT``, def
 
     {"schema_version": 1, "name", "backend", "served_model_id", "status": "starting" | "ready",
      "pid", "process_start", "boot_id", "launcher", "command", "host", "port", "endpoint", "log",
-     "started_at", "ready_at"}
+     "started_at", "ready_at", "stop_grace"}
+
+(``stop_grace``: the seconds between SIGTERM and SIGKILL the backend asked for, ``null`` for the setting.)
 
 Backends do the backend-specific work: a process backend's ``launch(entry, *, settings)`` says what to run
 (a :class:`~imageworks_models.records.Launch`) and ``probe(endpoint, served_model_id, *, settings)`` asks the
@@ -121,7 +123,20 @@ def log_tail(path: Path, lines: int = TAIL_LINES) -> list[str]:
             text = fh.read()
     except OSError:
         return []
-    return [line.rstrip() for line in text.decode("utf-8", "replace").splitlines() if line.strip()][-lines:]
+    kept = [line.rstrip() for line in text.decode("utf-8", "replace").splitlines() if line.strip()]
+    return _fold_traceback(kept)[-lines:]
+
+
+def _fold_traceback(lines: list[str]) -> list[str]:
+    """A Python server's last traceback as its exception line only: its frames would push out of the tail the
+    lines the server logged before it failed, which say why (llama.cpp's "unknown model architecture")."""
+    marker = "Traceback (most recent call last):"
+    starts = [i for i, line in enumerate(lines) if line.strip() == marker]
+    if not starts:
+        return lines
+    start = starts[-1]
+    after = [line for line in lines[start + 1:] if not line.startswith((" ", "\t"))]
+    return [*lines[:start], f"(a traceback of {len(lines) - start - len(after)} lines is in the log)", *after]
 
 
 def _locked(settings, timeout: float):
@@ -151,11 +166,20 @@ def _stop_recorded(active: dict[str, Any], settings) -> dict[str, Any]:
 
     verdict = server_state(active)
     ident = ServerIdentity.from_state(active)
-    signal_used = stop_group(ident, grace=settings.stop_grace) if ident and verdict in ("alive", "exited") else None
-    out = {"name": active.get("name"), "pid": active.get("pid"), "signal": signal_used}
+    grace = _grace(active, settings)
+    signal_used = stop_group(ident, grace=grace) if ident and verdict in ("alive", "exited") else None
+    out = {"name": active.get("name"), "pid": active.get("pid"), "signal": signal_used, "grace": grace}
     if verdict != "alive":
         out["stale"] = _STALE_REASONS[verdict]
     return out
+
+
+def _grace(active: dict[str, Any], settings) -> float:
+    """The recorded server's SIGTERM grace: what its backend asked for, else the ``stop_grace`` setting."""
+    grace = active.get("stop_grace")
+    if isinstance(grace, (int, float)) and not isinstance(grace, bool) and grace >= 0:
+        return float(grace)
+    return settings.stop_grace
 
 
 # --- public operations -----------------------------------------------------------------------------
@@ -329,7 +353,7 @@ def _spawn(entry: dict[str, Any], launch, *, settings, say) -> dict[str, Any]:
     active = {"schema_version": SCHEMA_VERSION, "name": entry["name"], "backend": entry.get("backend"),
               "served_model_id": launch.served_model_id, "status": "starting", **ident.as_dict(),
               "command": list(launch.argv), "host": launch.host, "port": launch.port, "endpoint": launch.endpoint,
-              "log": str(log_file), "started_at": _now(), "ready_at": None}
+              "log": str(log_file), "started_at": _now(), "ready_at": None, "stop_grace": launch.stop_grace}
     try:
         _write_state(settings, active)
     except BaseException:
@@ -410,8 +434,9 @@ def stop(*, settings, name: str | None = None) -> dict[str, Any]:
         name: only stop if this entry is the active one.
 
     Returns:
-        ``{"stopped": <name or None>, "backend", "pid", "signal": "TERM" | "KILL" | None, "stale": <why the record was
-        stale, if it was>}``; ``stopped`` is ``None`` when nothing was recorded.
+        ``{"stopped": <name or None>, "backend", "pid", "signal": "TERM" | "KILL" | None, "grace": <seconds it
+        got after SIGTERM>, "stale": <why the record was stale, if it was>}``; ``stopped`` is ``None`` when
+        nothing was recorded. ``signal`` is ``"KILL"`` when it did not exit within ``grace`` and was killed.
 
     Raises:
         ServingError: ``name`` is given and is not the active model.
@@ -430,7 +455,7 @@ def stop(*, settings, name: str | None = None) -> dict[str, Any]:
         _clear_state(settings)
     _audit(settings, "stop", active, signal=out["signal"], stale=out.get("stale"))
     return {"stopped": out["name"], "backend": active.get("backend"), "pid": out["pid"], "signal": out["signal"],
-            **({"stale": out["stale"]} if "stale" in out else {})}
+            "grace": out["grace"], **({"stale": out["stale"]} if "stale" in out else {})}
 
 
 def current(*, settings, plugins=None, probe: bool = True) -> dict[str, Any]:

@@ -205,6 +205,8 @@ class Launch:
         endpoint: the OpenAI-compatible base URL clients use (``http://host:port/v1``).
         env: variables added to the orchestrator's environment for the server (already checked).
         not_found_hint: what to tell the user when ``argv[0]`` cannot be found.
+        stop_grace: seconds the server gets between SIGTERM and SIGKILL when it is stopped (recorded with
+            it); ``None``: the ``stop_grace`` setting.
     """
 
     argv: tuple[str, ...]
@@ -214,6 +216,7 @@ class Launch:
     endpoint: str
     env: dict[str, str] = field(default_factory=dict)
     not_found_hint: str = ""
+    stop_grace: float | None = None
 
 
 @dataclass(frozen=True)

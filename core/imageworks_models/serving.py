@@ -69,8 +69,15 @@ def _activatable(entry: dict[str, Any], plugins, verb: str) -> Any:
     return impl
 
 
+def _with_backend(entry: dict[str, Any], backend: str | None) -> dict[str, Any]:
+    """The entry as served by ``backend`` instead of its own (``activate-model --backend``), e.g. a model
+    imported from the Ollama store served by llama.cpp from its blob. The registry is not changed."""
+    return entry if not backend or backend == entry.get("backend") else {**entry, "backend": backend}
+
+
 def activate(name: str, *, settings=None, plugins=None, timeout: float | None = None,
-             progress: Callable[[str], None] | None = None, force: bool = False) -> dict[str, Any]:
+             progress: Callable[[str], None] | None = None, force: bool = False,
+             backend: str | None = None) -> dict[str, Any]:
     """Make the entry ``name`` (a name or alias) live; returns where to call it.
 
     A process backend (vLLM, LMDeploy) gets its server started on the serving port, replacing the active
@@ -81,6 +88,7 @@ def activate(name: str, *, settings=None, plugins=None, timeout: float | None = 
         timeout: seconds a started server may take to become ready (default ``activation_timeout``).
         progress: called with a line at each step.
         force: activate it even if the memory estimate says it will not fit.
+        backend: serve it with this backend instead of the entry's own (the state records which).
 
     Returns:
         ``{"name", "backend", "endpoint", "served_model_id", ...}``; process backends add the state fields
@@ -100,7 +108,7 @@ def activate(name: str, *, settings=None, plugins=None, timeout: float | None = 
 
     settings = settings or load_settings()
     plugins = plugins or get_plugins(settings)
-    entry = open_registry(settings).get(name)
+    entry = _with_backend(open_registry(settings).get(name), backend)
     impl = _activatable(entry, plugins, "load")
     if hasattr(impl, "launch"):
         return start(entry, impl, settings=settings, plugins=plugins, timeout=timeout, progress=progress,
@@ -112,7 +120,7 @@ def activate(name: str, *, settings=None, plugins=None, timeout: float | None = 
     return impl.activate(entry, settings=settings)
 
 
-def plan_activation(name: str, *, settings=None, plugins=None) -> dict[str, Any]:
+def plan_activation(name: str, *, settings=None, plugins=None, backend: str | None = None) -> dict[str, Any]:
     """What :func:`activate` would do for ``name``, without starting, stopping or loading anything.
 
     Returns:
@@ -131,7 +139,7 @@ def plan_activation(name: str, *, settings=None, plugins=None) -> dict[str, Any]
     settings = settings or load_settings()
     plugins = plugins or get_plugins(settings)
     registry = open_registry(settings)
-    entry = registry.get(name)
+    entry = _with_backend(registry.get(name), backend)
     impl = _activatable(entry, plugins, "load")
     if hasattr(impl, "launch"):
         return plan(entry, impl, settings=settings, plugins=plugins)
@@ -155,7 +163,7 @@ def deactivate(name: str | None = None, *, settings=None, plugins=None) -> dict[
         EntryNotFoundError, NotActivatableError, ServingError (not the active model),
         BackendNotRunningError, ModelNotPulledError, BackendTimeoutError.
     """
-    from .activation import stop
+    from .activation import read_active, stop
     from .plugins import get_plugins
     from .registry import open_registry
     from .settings import load_settings
@@ -166,8 +174,11 @@ def deactivate(name: str | None = None, *, settings=None, plugins=None) -> dict[
         return {"name": out.pop("stopped"), "stopped": out["pid"] is not None, **out}
     plugins = plugins or get_plugins(settings)
     entry = open_registry(settings).get(name)
-    impl = _activatable(entry, plugins, "stop")
-    if hasattr(impl, "launch"):
+    active = read_active(settings.state_dir)
+    # the orchestrator serves it, perhaps with another backend than its own (activate-model --backend)
+    served_here = active is not None and active.get("name") == entry["name"]
+    impl = None if served_here else _activatable(entry, plugins, "stop")
+    if served_here or hasattr(impl, "launch"):
         out = stop(settings=settings, name=entry["name"])
         return {"name": out.pop("stopped"), "stopped": out["pid"] is not None, **out}
     impl.deactivate(entry, settings=settings)

@@ -90,6 +90,12 @@ SPECS: tuple[SettingSpec, ...] = (
                 "The vllm command (split like a shell would, never run by one), e.g. /opt/vllm/bin/vllm."),
     SettingSpec("lmdeploy_bin", "str", "IMAGEWORKS_LMDEPLOY_BIN", lambda r, e: "lmdeploy",
                 "The lmdeploy command (split like a shell would, never run by one)."),
+    SettingSpec("llamacpp_bin", "str", "IMAGEWORKS_LLAMACPP_BIN", lambda r, e: "llama-server",
+                "The llama.cpp server command (split like a shell would, never run by one); when it is the default "
+                "and not on PATH, llama-cpp-python's `python -m llama_cpp.server` is used."),
+    SettingSpec("llamacpp_stop_grace", "float", "IMAGEWORKS_LLAMACPP_STOP_GRACE", lambda r, e: 3.0,
+                "Seconds a llama.cpp server gets to exit after SIGTERM before it is killed (llama_cpp.server "
+                "finishes the request it is generating first)."),
     SettingSpec("activation_timeout", "float", "IMAGEWORKS_ACTIVATION_TIMEOUT", lambda r, e: 900.0,
                 "Seconds a started server may take to become ready (load weights, compile) before it is stopped."),
     SettingSpec("stop_grace", "float", "IMAGEWORKS_STOP_GRACE", lambda r, e: 15.0,

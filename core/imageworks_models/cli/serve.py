@@ -15,11 +15,14 @@ from .output import common_options, emit_json, json_option, state, table
 @click.option("--stop", is_flag=True, help="Stop the active model (or, with NAME, that model) instead.")
 @click.option("--timeout", type=float, default=None, metavar="SECONDS",
               help="How long the server may take to become ready (default: IMAGEWORKS_ACTIVATION_TIMEOUT, 900).")
+@click.option("--backend", metavar="BACKEND",
+              help="Serve it with this backend instead of the entry's own, e.g. llamacpp for a model imported from "
+                   "the Ollama store (served from its blob, not copied).")
 @click.option("--dry-run", is_flag=True, help="Check everything and print the command; start and stop nothing.")
 @click.option("--force", is_flag=True, help="Start it even if the memory estimate says it will not fit.")
 @json_option
 @common_options
-def activate_model_cmd(name, stop, timeout, dry_run, force, as_json):
+def activate_model_cmd(name, stop, timeout, backend, dry_run, force, as_json):
     """Make NAME the live model, or stop it with --stop.
 
     vLLM and LMDeploy entries: starts the server (`vllm serve ...` / `lmdeploy serve api_server ...`, never
@@ -29,6 +32,10 @@ def activate_model_cmd(name, stop, timeout, dry_run, force, as_json):
     output: logs/<name>.log. Activating the model that is already live and ready changes nothing. If the
     server exits, never gets ready, or the port belongs to another process, it says why (with the log's last
     lines) and leaves nothing running. --stop without NAME stops whatever is active.
+
+    llama.cpp entries: starts llama-server (or python -m llama_cpp.server) on the entry's GGUF file the same
+    way. --backend llamacpp serves any GGUF entry with it, e.g. one imported from the Ollama store, from its
+    blob and projector blob (read-only, never copied).
 
     Ollama entries: loads the model into the Ollama server (OLLAMA_HOST) and keeps it loaded
     (IMAGEWORKS_OLLAMA_KEEP_ALIVE); --stop unloads it. A locked entry whose files differ is refused (exit 2).
@@ -41,6 +48,7 @@ def activate_model_cmd(name, stop, timeout, dry_run, force, as_json):
       imageworks-loader activate-model qwen2-vl-2b --dry-run
       imageworks-loader activate-model --stop
       imageworks-loader activate-model qwen3-8b-ollama-gguf-q4_k_m --json
+      imageworks-loader activate-model qwen3-8b-ollama-gguf-q4_k_m --backend llamacpp
     """
     from ..serving import activate, deactivate, plan_activation
 
@@ -48,6 +56,8 @@ def activate_model_cmd(name, stop, timeout, dry_run, force, as_json):
     if stop:
         if dry_run:
             raise click.UsageError("--dry-run applies to activation; `current-model` shows what --stop would stop")
+        if backend:
+            raise click.UsageError("--backend applies to activation; --stop stops the model however it is served")
         result = deactivate(name, settings=st.settings(), plugins=st.plugins())
         if as_json:
             emit_json(result)
@@ -57,11 +67,13 @@ def activate_model_cmd(name, stop, timeout, dry_run, force, as_json):
         else:
             how = f" (pid {result['pid']}, SIG{result['signal']})" if result.get("signal") else ""
             click.echo(f"stopped {result['name']} ({result['backend']}){how}")
+            if result.get("signal") == "KILL":
+                click.echo(f"   it did not exit within {result['grace']:g}s of SIGTERM, so it was killed")
         return
     if not name:
         raise click.UsageError("name the entry to activate, or pass --stop")
     if dry_run:
-        plan = plan_activation(name, settings=st.settings(), plugins=st.plugins())
+        plan = plan_activation(name, settings=st.settings(), plugins=st.plugins(), backend=backend)
         if as_json:
             emit_json(plan)
             return
@@ -71,7 +83,7 @@ def activate_model_cmd(name, stop, timeout, dry_run, force, as_json):
     say = None if as_json else (lambda line: click.echo(line, err=True))
     with _sigterm_interrupts():
         result = activate(name, settings=st.settings(), plugins=st.plugins(), timeout=timeout, progress=say,
-                          force=force)
+                          force=force, backend=backend)
     if as_json:
         emit_json(result)
         return
@@ -81,6 +93,10 @@ def activate_model_cmd(name, stop, timeout, dry_run, force, as_json):
     click.echo(f"   served id:  {result['served_model_id']}")
     if result.get("pid"):
         click.echo(f"   pid:        {result['pid']}   log: {result['log']}")
+    before = result.get("stopped") or {}
+    if before.get("signal") == "KILL":
+        click.echo(f"   stopped {before['name']} first: it did not exit within {before['grace']:g}s of SIGTERM, "
+                   "so it was killed")
     if result.get("expires_at"):
         click.echo(f"   loaded until: {result['expires_at']}")
 
