@@ -125,6 +125,27 @@ SPECS: tuple[SettingSpec, ...] = (
                 "Memory fit: llama.cpp/Ollama compute buffers (scratch for one batch)."),
     SettingSpec("fit_gpu_memory_utilization", "float", "IMAGEWORKS_FIT_GPU_MEMORY_UTILIZATION",
                 lambda r, e: 0.9, "Memory fit: vLLM's --gpu-memory-utilization when the entry sets none."),
+    SettingSpec("gateway_host", "str", "IMAGEWORKS_GATEWAY_HOST", lambda r, e: "127.0.0.1",
+                "Where `gateway` listens; any address but loopback needs an API key (gateway_api_key_file)."),
+    SettingSpec("gateway_port", "int", "IMAGEWORKS_GATEWAY_PORT", lambda r, e: 8080,
+                "The gateway's port (one OpenAI-compatible endpoint for every model)."),
+    SettingSpec("gateway_api_key_file", "path", "IMAGEWORKS_GATEWAY_API_KEY_FILE", lambda r, e: None,
+                "A file holding the key clients must send (Authorization: Bearer KEY); required off loopback."),
+    SettingSpec("gateway_wait_timeout", "float", "IMAGEWORKS_GATEWAY_WAIT_TIMEOUT", lambda r, e: 600.0,
+                "Seconds a request waits for its model to load, for a slot, or for a model to drain, before 503."),
+    SettingSpec("gateway_idle_ttl", "float", "IMAGEWORKS_GATEWAY_IDLE_TTL", lambda r, e: 1800.0,
+                "Seconds a model the gateway started stays loaded unused (0: until evicted); an entry's "
+                "gateway.idle_ttl wins."),
+    SettingSpec("gateway_memory_budget", "int", "IMAGEWORKS_GATEWAY_MEMORY_BUDGET", lambda r, e: 0,
+                "Bytes the gateway's resident models may hold together (0: the memory fit of free GPU memory or "
+                "RAM decides)."),
+    SettingSpec("gateway_verify", "str", "IMAGEWORKS_GATEWAY_VERIFY", lambda r, e: "quick",
+                "Check a model's files before the gateway starts it: quick (unchanged files not re-hashed), full, "
+                "or off."),
+    SettingSpec("gateway_max_queue", "int", "IMAGEWORKS_GATEWAY_MAX_QUEUE", lambda r, e: 64,
+                "Requests that may wait for a model at its max_concurrency; beyond it: 429."),
+    SettingSpec("gateway_keepalive_interval", "float", "IMAGEWORKS_GATEWAY_KEEPALIVE_INTERVAL",
+                lambda r, e: 5.0, "Seconds between SSE comment lines a streaming client gets while its model loads."),
     SettingSpec("debug", "bool", "IMAGEWORKS_DEBUG", lambda r, e: False,
                 "Print tracebacks and timings."),
 )

@@ -58,6 +58,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
                        "Start or switch the live model, or --stop it."),
     "current-model": ("imageworks_models.cli.serve:current_model_cmd", "Show the live model, checked now."),
     "health": ("imageworks_models.cli.serve:health_cmd", "Show backends' health and loaded models."),
+    "gateway": ("imageworks_models.cli.gateway:gateway_cmd",
+                "One OpenAI-compatible endpoint for every model, loading on demand; `gateway status`."),
     "config": ("imageworks_models.cli.admin:config_cmd", "Show every resolved setting and where it came from."),
     "plugins": ("imageworks_models.cli.admin:plugins_cmd", "List plugins, their status and what they provide."),
     "gui": ("imageworks_models.cli.admin:gui_cmd", "Start the GUI (the Models page) on 127.0.0.1."),
