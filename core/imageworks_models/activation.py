@@ -518,6 +518,15 @@ def stop(*, settings, name: str | None = None) -> dict[str, Any]:
 
 
 def current(*, settings, plugins=None, probe: bool = True) -> dict[str, Any]:
+    """What is live on the serving port, checked now (P3: a crashed server is not reported as active), and
+    the models a running gateway serves (``gateway``: see :func:`imageworks_models.gateway.state.live_models`).
+    """
+    from .gateway.state import live_models
+
+    return {**_current(settings=settings, plugins=plugins, probe=probe), "gateway": live_models(settings.state_dir)}
+
+
+def _current(*, settings, plugins=None, probe: bool = True) -> dict[str, Any]:
     """What is live on the serving port, checked now (P3: a crashed server is not reported as active).
 
     A record whose server is gone is removed (when no activation holds the state) and reported under

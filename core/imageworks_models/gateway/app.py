@@ -606,13 +606,43 @@ def serve(*, settings, plugins, host: str, port: int, api_key: str | None,
         config = uvicorn.Config(create_app(gateway), host=host, port=port, log_level="warning", access_log=False,
                                 lifespan="on", timeout_graceful_shutdown=5, timeout_keep_alive=30,
                                 backlog=4096)
-        server = uvicorn.Server(config)
+        server = _Server(config)
         if ready is not None:
             ready(url)
         try:
             server.run()
         finally:
             stop_leftovers(settings)  # what a failed shutdown left (normally nothing)
+
+
+def _server_class():
+    import contextlib
+    import signal
+    import threading
+
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        """uvicorn's server, except that SIGTERM and SIGINT end a clean shutdown with exit code 0 (uvicorn
+        re-raises the signal afterwards, so the process would report death by SIGTERM)."""
+
+        @contextlib.contextmanager
+        def capture_signals(self):
+            if threading.current_thread() is not threading.main_thread():
+                yield
+                return
+            previous = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+            try:
+                yield
+            finally:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
+
+    return Server
+
+
+def _Server(config):
+    return _server_class()(config)
 
 
 def stop_leftovers(settings) -> list[str]:

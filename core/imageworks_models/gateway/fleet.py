@@ -252,8 +252,11 @@ class Fleet:
         from ..processes import ServerIdentity, assess
 
         ident = ServerIdentity.from_state(res.record or {})
-        if ident is not None and assess(ident) == "alive":
-            return False
+        deadline = time.monotonic() + 1.0  # the log launcher outlives its server by up to 0.3 s (serverlaunch.py)
+        while ident is not None and assess(ident) == "alive":
+            if time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(0.05)
         await self._drop(res, reason="exited")
         return True
 
@@ -427,8 +430,10 @@ class Fleet:
     def _fits(self, res: Resident, others: list[Resident]) -> bool:
         budget = self.settings.gateway_memory_budget
         if budget:
-            used = sum(_footprint(r.record, self.settings) or r.memory_bytes or 0 for r in others if r.record)
-            return used + _needed(res.entry, self.settings, self.plugins) <= budget
+            held = [_footprint(r.record, self.settings) or r.memory_bytes or 0 for r in others if r.record]
+            # Nothing learned or estimated: assume it is as large as the largest model resident now.
+            needed = _needed(res.entry, self.settings, self.plugins) or max(held, default=0)
+            return sum(held) + needed <= budget
         from ..fit import assess
         from ..fit.devices import inventory
 

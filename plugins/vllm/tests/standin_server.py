@@ -45,7 +45,9 @@ Fault switches (environment variables):
 - ``STANDIN_IGNORE_SIGTERM=1``: SIGTERM is ignored; only SIGKILL stops the server.
 - ``STANDIN_CRASH_AFTER``: seconds after becoming ready, print an ``ERROR`` line and exit with code 3.
 - ``STANDIN_TOKEN_DELAY``: seconds between streamed chunks (default 0).
-- ``STANDIN_DIE_MIDSTREAM``: exit with code 3 (no clean shutdown) after sending this many chunks of a stream.
+- ``STANDIN_DIE_MIDSTREAM``: exit with code 3 (no clean shutdown) after sending this many chunks of a stream;
+  with ``STANDIN_DIE_ONCE_FILE`` set, only if that file does not exist yet (it is created first), so a
+  restarted server streams normally.
 
 Otherwise SIGTERM (and SIGINT) shut it down cleanly: the socket is closed and it exits 0.
 """
@@ -238,7 +240,7 @@ class Handler(BaseHTTPRequestHandler):
 
         try:
             for i in range(count):
-                if die_after and i >= int(die_after):
+                if die_after and i >= int(die_after) and first_death():
                     os._exit(3)
                 word = words[i % len(words)] + ("" if i == count - 1 else " ")
                 if chat:
@@ -258,6 +260,18 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.flush()
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
+
+
+def first_death() -> bool:
+    """Whether to die now (``STANDIN_DIE_ONCE_FILE``: only the first time)."""
+    once = os.environ.get("STANDIN_DIE_ONCE_FILE", "").strip()
+    if not once:
+        return True
+    try:
+        os.close(os.open(once, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        return False
+    return True
 
 
 def last_user_text(messages) -> str:
