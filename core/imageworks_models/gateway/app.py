@@ -36,7 +36,6 @@ from .fleet import Fleet, GatewayError, Hooks
 log = logging.getLogger("imageworks_models")
 MAX_BODY = 64 << 20  # bytes of a request body (images inlined as base64 included)
 ROUTES = ("chat/completions", "completions", "embeddings")
-LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 
 def is_loopback(host: str) -> bool:
@@ -314,13 +313,6 @@ class Gateway:
         if self.client is not None:
             await self.client.aclose()
 
-    def authorized(self, request: Request) -> bool:
-        if self.api_key is None:
-            return True
-        header = request.headers.get("authorization") or ""
-        given = header[7:].strip() if header[:7].lower() == "bearer " else request.headers.get("x-api-key", "")
-        return hmac.compare_digest(given.encode(), self.api_key)
-
     # routes
     async def models(self, request: Request) -> Response:
         now = int(time.time())
@@ -339,6 +331,18 @@ class Gateway:
     async def status(self, request: Request) -> Response:
         return JSONResponse({"url": self.identity.get("url"), "pid": self.identity.get("pid"),
                              "models": self.fleet.snapshot()})
+
+    async def unload(self, request: Request) -> Response:
+        """``POST /gateway/unload {"model": NAME}``: stop a resident model once its requests have ended."""
+        try:
+            payload = json.loads(await request.body() or b"{}")
+            entry = self.catalog.resolve(payload.get("model") if isinstance(payload, dict) else None)
+        except ValueError:
+            return error_response(GatewayError("the body is not JSON", status=400, kind="invalid_request_error"))
+        except GatewayError as exc:
+            return error_response(exc)
+        stopped = await self.fleet.unload(entry["name"], reason="request")
+        return JSONResponse({"model": entry["name"], "unloaded": stopped})
 
     async def metrics_route(self, request: Request) -> Response:
         return Response(generate_latest(self.metrics.registry), media_type=CONTENT_TYPE_LATEST)
@@ -547,7 +551,8 @@ def create_app(gateway: Gateway) -> Starlette:
     routes = [Route(f"/v1/{r}", gateway.proxy, methods=["POST"]) for r in ROUTES]
     routes += [Route("/v1/models", gateway.models, methods=["GET"]),
                Route("/metrics", gateway.metrics_route, methods=["GET"]),
-               Route("/gateway/status", gateway.status, methods=["GET"])]
+               Route("/gateway/status", gateway.status, methods=["GET"]),
+               Route("/gateway/unload", gateway.unload, methods=["POST"])]
     app = Starlette(routes=routes, lifespan=lifespan)
 
     inner = app.__call__

@@ -308,9 +308,12 @@ class Fleet:
         res.status = "ready"
         res.last_used = time.monotonic()
         self.hooks.loaded(res.name, res.load_seconds)
-        self._write_state()
         async with self.changed:
             self.changed.notify_all()
+        self._write_state()
+        measuring = asyncio.get_running_loop().create_task(asyncio.to_thread(self._measure_blocking, res))
+        self._tasks.add(measuring)
+        measuring.add_done_callback(self._tasks.discard)
         if self._closing:
             await self._drop(res, reason="shutdown")
 
@@ -361,7 +364,7 @@ class Fleet:
         import dataclasses
         from pathlib import Path
 
-        from ..activation import check_port_free, prepare_launch, record_footprint, spawn_server, wait_server_ready
+        from ..activation import check_port_free, prepare_launch, spawn_server, wait_server_ready
         from ..fit import check_activation
         from ..storage import utc_now
 
@@ -380,8 +383,16 @@ class Fleet:
                           timeout=self.settings.activation_timeout)
         res.engine_ready_seconds = time.monotonic() - began
         record.update(status="ready", ready_at=utc_now())
-        res.memory_bytes = _footprint(record, self.settings)
-        record_footprint(self.settings, res.entry, record, estimate)
+        res._estimate = estimate  # type: ignore[attr-defined]
+
+    def _measure_blocking(self, res: Resident) -> None:
+        """After it is ready (off the request's path): what it holds, kept for later estimates."""
+        from ..activation import record_footprint
+
+        if res.record is None:
+            return
+        res.memory_bytes = _footprint(res.record, self.settings)
+        record_footprint(self.settings, res.entry, res.record, getattr(res, "_estimate", None))
 
     def _on_port(self, port: int):
         """These settings, with every process backend told to serve on ``port`` (single-port mode)."""
@@ -478,7 +489,7 @@ class Fleet:
     async def unload(self, name: str, *, reason: str = "request") -> bool:
         """Stop a resident model now (waiting for its requests to end). Returns whether one was resident."""
         res = self.residents.get(name)
-        if res is None:
+        if res is None or res.status != "ready":
             return False
         res.status = "draining"
         while res.in_flight:

@@ -82,6 +82,16 @@ def metric(gw, name: str, **labels) -> float:
     return 0.0
 
 
+def groups(pids) -> set[int]:
+    out = set()
+    for pid in pids:
+        try:
+            out.add(os.getpgid(pid))
+        except ProcessLookupError:
+            pass  # it just exited
+    return out
+
+
 def resident(gw) -> set[str]:
     return {m["name"] for m in status(gw)["models"] if m["status"] == "ready"}
 
@@ -241,7 +251,8 @@ def test_an_idle_model_is_unloaded_after_its_ttl(orch, gateway):
     assert wait_until(lambda: resident(gw) == {"qwen-b"}, 5)  # qwen-a idle 1 s; qwen-b keeps (its own ttl 0)
     assert metric(gw, "imageworks_gateway_evictions_total", model="qwen-a", reason="idle") == 1
     (left,) = status(gw)["models"]
-    assert {os.getpgid(pid) for pid in standin_processes()} == {left["pid"]}  # only qwen-b's server group runs
+    # only qwen-b's server group runs (qwen-a's is stopped just after it leaves the list)
+    assert wait_until(lambda: groups(standin_processes()) == {left["pid"]}, 5)
 
 
 def test_eviction_waits_for_the_stream_in_flight_which_completes_intact(orch, gateway):
@@ -273,7 +284,7 @@ def test_idle_models_are_evicted_least_recently_used_first(orch, gateway):
     testing.make_registry(orch.registry, *(entry(n, orch.weights) for n in ("m1", "m2", "m3")))
     gw = gateway()
     chat(gw, "m1")
-    one = status(gw)["models"][0]["memory_bytes"]
+    one = wait_until(lambda: status(gw)["models"][0]["memory_bytes"], 5)  # measured once it is ready
     gw.stop()
     gw = gateway(IMAGEWORKS_GATEWAY_MEMORY_BUDGET=str(int(2.5 * one)))  # room for two
     chat(gw, "m1")
@@ -321,6 +332,15 @@ def test_drifted_files_are_refused_naming_them(orch, gateway):
     assert chat(gateway(IMAGEWORKS_GATEWAY_VERIFY="off"), "qwen-a").status_code == 200
 
 
+def test_unload_route_stops_a_model(orch, gateway):
+    gw = gateway()
+    chat(gw, "qwen-a")
+    r = requests.post(f"http://127.0.0.1:{gw.port}/gateway/unload", json={"model": "org/qwen-a"}, timeout=10)
+    assert r.json() == {"model": "qwen-a", "unloaded": True}
+    assert status(gw)["models"] == [] and wait_until(lambda: not standin_processes(), 5)
+    assert metric(gw, "imageworks_gateway_evictions_total", model="qwen-a", reason="request") == 1
+
+
 def test_metrics_move(orch, gateway):
     gw = gateway()
     before = metric(gw, "imageworks_gateway_requests_total", model="qwen-a", route="chat/completions", code="200")
@@ -339,6 +359,7 @@ def test_gateway_status_command(orch, gateway):
     assert "no gateway is running" in orch.cli("gateway", "status", prog="imageworks-models").stdout
     gw = gateway()
     chat(gw, "qwen-a")
+    assert wait_until(lambda: status(gw)["models"][0]["memory_bytes"], 5)
     shown = json.loads(orch.cli("gateway", "status", "--json", prog="imageworks-models").stdout)
     assert shown["running"] and shown["url"] == gw.url and shown["source"] == "gateway"
     (model,) = shown["models"]
