@@ -292,6 +292,8 @@ class Gateway:
         self.fleet: Fleet | None = None
         self.client: httpx.AsyncClient | None = None
         self.ollama_refreshed: dict[str, float] = {}
+        self.ollama_loaded: set[str] = set()  # Ollama models loaded through the gateway (Ollama unloads by itself)
+        self.background: set[asyncio.Task] = set()
 
     # lifespan
     async def startup(self) -> None:
@@ -322,7 +324,7 @@ class Gateway:
             name = entry["name"]
             r = resident.get(name)
             state = {"ready": "loaded", "draining": "loaded", "loading": "loading"}.get(r["status"], "unloaded") \
-                if r else ("loaded" if name in self.ollama_refreshed else "unloaded")
+                if r else ("loaded" if name in self.ollama_loaded else "unloaded")
             data.append({"id": name, "object": "model", "created": now, "owned_by": entry.get("backend"),
                          "state": state, "aliases": list(entry.get("aliases") or []),
                          "served_model_id": entry.get("served_model_id"), "roles": list(entry.get("roles") or [])})
@@ -503,13 +505,15 @@ class Gateway:
                                                           hint="start it with `ollama serve`"))
         self.metrics.ttfb.labels(name).observe(time.monotonic() - began)
 
-        async def after() -> None:  # Ollama's OpenAI routes reset keep_alive to its default: set ours again
+        def after() -> None:  # Ollama's OpenAI routes reset keep_alive to its default: set ours again (after)
             self.ollama_refreshed.pop(name, None)
-            await self._ollama_keep(base, name, served, keep_alive)
+            task = asyncio.get_running_loop().create_task(self._ollama_keep(base, name, served, keep_alive))
+            self.background.add(task)
+            task.add_done_callback(self.background.discard)
 
         if not stream:
             self.metrics.requests.labels(name, route, str(upstream.status_code)).inc()
-            await after()
+            after()
             return Response(upstream.content, status_code=upstream.status_code,
                             media_type=upstream.headers.get("content-type"))
 
@@ -520,7 +524,7 @@ class Gateway:
             finally:
                 await upstream.aclose()
                 self.metrics.requests.labels(name, route, str(upstream.status_code)).inc()
-                await after()
+                after()
 
         return Forward(chunks(), status_code=upstream.status_code, media_type=upstream.headers.get("content-type"))
 
@@ -532,6 +536,7 @@ class Gateway:
             await self.client.post(f"{base}/api/generate", json={"model": served, "keep_alive": keep_alive},
                                    timeout=self.settings.ollama_timeout)
             self.ollama_refreshed[name] = time.monotonic()
+            self.ollama_loaded.add(name)
         except httpx.HTTPError as exc:
             log.warning("gateway: could not set Ollama's keep_alive for %s: %s", name, type(exc).__name__)
 

@@ -367,3 +367,25 @@ def test_gateway_status_command(orch, gateway):
     text = orch.cli("gateway", "status", prog="imageworks-models").stdout
     assert "qwen-a" in text and "IN FLIGHT" in text
     assert os.environ.get("IMAGEWORKS_REGISTRY_DIR") == str(orch.registry)
+
+
+def test_preload_starts_with_the_gateway_and_pinned_is_never_evicted(orch, gateway):
+    testing.make_registry(orch.registry, entry("qwen-a", orch.weights, gateway={"preload": True, "pinned": True}),
+                          entry("qwen-b", orch.weights))
+    gw = gateway(IMAGEWORKS_GATEWAY_MEMORY_BUDGET="1", IMAGEWORKS_GATEWAY_IDLE_TTL="0.5")
+    assert wait_until(lambda: resident(gw) == {"qwen-a"}, 10)  # before any request
+    r = chat(gw, "qwen-b")  # no room beside the pinned model, which stays
+    assert r.status_code == 503 and "pinned" in r.json()["error"]["message"]
+    time.sleep(1.0)
+    assert resident(gw) == {"qwen-a"}  # pinned: no idle unload either
+
+
+def test_full_verify_before_serve_passes_unchanged_files(orch, gateway):
+    (orch.weights / "model.safetensors").write_bytes(b"x" * 100)
+    assert orch.cli("verify", "qwen-a").returncode == 0
+    gw = gateway(IMAGEWORKS_GATEWAY_VERIFY="full")
+    assert chat(gw, "qwen-a").status_code == 200
+    (orch.weights / "model.safetensors").unlink()
+    requests.post(f"http://127.0.0.1:{gw.port}/gateway/unload", json={"model": "qwen-a"}, timeout=10)
+    gone = chat(gw, "qwen-a")
+    assert gone.status_code == 409 and "model.safetensors" in gone.json()["error"]["message"]
