@@ -121,7 +121,8 @@ def write_state(state_dir: Path, data) -> Path:
 def commands_listed(help_text: str) -> list[str]:
     """The command names in the "Commands:" section of a group's --help."""
     section = help_text.split("Commands:", 1)[1]
-    return [line.split()[0] for line in section.splitlines() if line.startswith("  ") and line.strip()]
+    # a command's line starts with two spaces; a wrapped description continues on a line indented further
+    return [line.split()[0] for line in section.splitlines() if line.startswith("  ") and line[2:3].strip()]
 
 
 # --- list -----------------------------------------------------------------------------------------

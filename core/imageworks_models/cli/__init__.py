@@ -22,7 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "select": ("imageworks_models.cli.read:select_cmd", "Resolve a name, alias or role to an endpoint."),
     "list-roles": ("imageworks_models.cli.read:list_roles_cmd", "List roles and the entries that play them."),
     "stats": ("imageworks_models.cli.read:stats_cmd", "Counts by backend, format and quantization; disk use."),
-    "fit": ("imageworks_models.cli.read:fit_cmd", "Will a model fit here, and with how much context?"),
+    "fit": ("imageworks_models.cli.read:fit_cmd", "Will a model fit this machine, and with how much context?"),
     "verify": ("imageworks_models.cli.integrity:verify_cmd", "Check entries' files against the registry."),
     "lock": ("imageworks_models.cli.integrity:lock_cmd", "Lock entries; `lock export` writes models.lock."),
     "unlock": ("imageworks_models.cli.integrity:unlock_cmd", "Unlock entries."),

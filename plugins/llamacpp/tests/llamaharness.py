@@ -30,7 +30,7 @@ def engine_missing() -> str | None:
                          ("sse_starlette", "llama-cpp-python[server]")):
         if find_spec(module) is None:
             return (f"the llama.cpp engine is not installed ({what} is missing): run .ci/run, or see the README's "
-                    "'llama.cpp' section (uv sync --group engine, with the CPU build flags)")
+                    "'Installing the llama.cpp engine' (uv sync --group engine, with the CPU build flags)")
     return None
 
 

@@ -1,6 +1,7 @@
 """End to end with the real engine (llama-cpp-python's server) and tiny real models the tests write: download
 from the stand-in Hub, verify, lock, activate, chat through the OpenAI API (plain and streamed), switch, check,
-stop; the same for a model in the Ollama store served from its blob; and the engine's failures.
+stop; the same for a model in the Ollama store served from its blob; and the engine's failures. The refusals
+that come before anything starts (a missing shard, a held port) need no engine and are not marked ``engine``.
 
 Generations are short and greedy (temperature 0): deterministic, and fast on any CPU.
 """
@@ -21,7 +22,6 @@ from llamaharness import helper, port_free
 
 from imageworks_models.testing import make_registry
 
-pytestmark = pytest.mark.engine
 MESSAGES = [{"role": "user", "content": "say hello"}]
 
 
@@ -87,6 +87,7 @@ def hub(llama, monkeypatch):
         yield server
 
 
+@pytest.mark.engine
 def test_hub_gguf_download_verify_lock_activate_chat_switch_stop(llama, hub):
     names = []
     for repo in ("org/tiny-a-GGUF", "org/tiny-b-GGUF"):
@@ -125,22 +126,30 @@ def test_hub_gguf_download_verify_lock_activate_chat_switch_stop(llama, hub):
 
 @pytest.fixture
 def ollama_store(llama, monkeypatch):
-    """An Ollama store holding ``tiny:1b``, a tiny model pulled as Ollama lays it out (blob named by digest)."""
+    """An Ollama store holding ``tiny:1b`` and ``small:1b``, two tiny models pulled as Ollama lays them out
+    (blobs named by digest); returns the store and the two model blobs."""
     ollamastore = helper("ollamastore")
     store = llama.tmp / "ollama-models"
     (store / "manifests").mkdir(parents=True)
-    digest = ollamastore.put_blob_file(store, tinygguf.write_tiny_llama(llama.tmp / "tiny.gguf", seed=3))
-    ollamastore.write_model(store, "tiny", "1b", model_blob=digest, file_type="F32", model_type="0.1M")
+    blobs = []
+    for name, seed in (("tiny", 3), ("small", 4)):
+        digest = ollamastore.put_blob_file(store, tinygguf.write_tiny_llama(llama.tmp / f"{name}.gguf", seed=seed))
+        ollamastore.write_model(store, name, "1b", model_blob=digest, file_type="F32", model_type="0.1M")
+        blobs.append(ollamastore.blob_path(store, digest))
     monkeypatch.setenv("OLLAMA_MODELS", str(store))
-    monkeypatch.setenv("OLLAMA_HOST", "127.0.0.1:9")  # no Ollama server: llama.cpp serves the blob itself
-    return store, ollamastore.blob_path(store, digest)
+    monkeypatch.setenv("OLLAMA_HOST", "127.0.0.1:9")  # no Ollama server: llama.cpp serves the blobs itself
+    return store, blobs
 
 
-def test_ollama_blob_served_by_llamacpp_in_place(llama, ollama_store):
-    store, blob = ollama_store
+@pytest.mark.engine
+def test_ollama_blobs_served_by_llamacpp_in_place(llama, ollama_store):
+    store, (blob, other_blob) = ollama_store
     before = {p.name: (p.stat().st_mtime_ns, sha256(p)) for p in (store / "blobs").iterdir()}
     rows = llama.ok("import-ollama", prog="imageworks-download")["rows"]
-    name = next(r["name"] for r in rows if r["action"] == "add")
+    names = {r["served_model_id"]: r["name"] for r in rows if r["action"] == "add"}
+    name, other = names["tiny:1b"], names["small:1b"]
+    assert [(r["name"], r["status"]) for r in llama.ok("verify", name)["results"]] == [(name, "ok")]
+    assert llama.cli("lock", name).returncode == 0
 
     plan = llama.ok("activate-model", name, "--backend", "llamacpp", "--dry-run")
     active = llama.ok("activate-model", name, "--backend", "llamacpp")
@@ -151,12 +160,19 @@ def test_ollama_blob_served_by_llamacpp_in_place(llama, ollama_store):
     text, done = chat_streamed(llama.endpoint, "tiny:1b")
     assert text.strip() and done and chat(llama.endpoint, "tiny:1b") == text
     assert not llama.weights.exists() or not any(llama.weights.rglob("*"))
-    assert llama.ok("current-model")["backend"] == "llamacpp"
 
-    stopped = llama.ok("activate-model", name, "--stop")  # by name: the orchestrator serves it, not Ollama
+    switched = llama.ok("activate-model", other, "--backend", "llamacpp")
+
+    assert switched["stopped"]["name"] == name and not alive(active["pid"])
+    assert switched["command"][switched["command"].index("--model") + 1] == str(other_blob)
+    assert chat(llama.endpoint, "small:1b").strip()
+    current = llama.ok("current-model")
+    assert (current["name"], current["backend"], current["status"]) == (other, "llamacpp", "ready")
+
+    stopped = llama.ok("activate-model", other, "--stop")  # by name: the orchestrator serves it, not Ollama
 
     assert stopped["stopped"] is True and stopped["backend"] == "llamacpp"
-    assert not llama.processes() and port_free(llama.port)
+    assert llama.state() is None and not llama.processes() and port_free(llama.port)
     assert {p.name: (p.stat().st_mtime_ns, sha256(p)) for p in (store / "blobs").iterdir()} == before
 
 
@@ -167,6 +183,7 @@ def curated(llama, *entries):
     make_registry(llama.registry, *entries)
 
 
+@pytest.mark.engine
 def test_a_model_the_engine_refuses_fails_with_its_log_and_leaves_nothing(llama):
     bad = tinygguf.write_bad_arch(llama.tmp / "bad.gguf")
     curated(llama, {"name": "bad", "backend": "llamacpp", "backend_config": {"model_path": str(bad)}})
@@ -222,6 +239,7 @@ def established(port: int) -> bool:
     return False
 
 
+@pytest.mark.engine
 def test_stop_kills_a_server_that_keeps_generating_after_sigterm(llama):
     model = tinygguf.write_tiny_llama(llama.tmp / "long.gguf")
     curated(llama, {"name": "long", "backend": "llamacpp", "served_model_id": "long",

@@ -75,7 +75,8 @@ def build_launch(entry: dict[str, Any], *, settings) -> Launch:
     cfg = entry.get("backend_config") or {}
     if str(entry.get("format") or "").lower() == "gguf":
         raise NotActivatableError(f"{name}: LMDeploy cannot serve GGUF files",
-                                  hint="serve it with vllm or ollama (change its backend)")
+                                  hint="serve it with llamacpp, vllm or ollama (activate-model --backend, or change "
+                                       "its backend)")
     served = check_served_id(entry.get("served_model_id") or name, name=name)
     host = check_positional(cfg.get("host") or "127.0.0.1", what="backend_config.host", name=name)
     port = serving_port(cfg, settings, default_port=LMDEPLOY_PORT)
