@@ -145,8 +145,11 @@ class Fleet:
         self._closing = True
         if self._reaper:
             self._reaper.cancel()
-        for task in list(self._tasks):
+        tasks = list(self._tasks)
+        for task in tasks:
             task.cancel()
+        # a load being cancelled stops the server it started (see _load and _start_blocking)
+        await asyncio.wait(tasks, timeout=self.settings.stop_grace + 5) if tasks else None
         residents = list(self.residents.values())
         self.residents.clear()
         await asyncio.gather(*(asyncio.to_thread(self._stop_blocking, r) for r in residents if r.record),
@@ -378,6 +381,9 @@ class Fleet:
         began = time.monotonic()
         record = spawn_server(res.entry, launch, settings=self.settings, log_file=Path(res.log_path))
         res.record = record
+        if self._closing:  # the gateway began to shut down while this server started
+            self._stop_blocking(res)
+            raise GatewayError("the gateway is shutting down", status=503)
         self._write_state()
         wait_server_ready(record, impl, dataclasses.replace(launch), settings=self.settings,
                           timeout=self.settings.activation_timeout)
@@ -504,17 +510,20 @@ class Fleet:
 
         while True:
             await asyncio.sleep(self._watch_interval())
-            reap()
-            now = time.monotonic()
-            for res in list(self.residents.values()):
-                if res.status != "ready":
-                    continue
-                ident = ServerIdentity.from_state(res.record or {})
-                if ident is not None and assess(ident) != "alive":
-                    await self._drop(res, reason="exited")
-                elif (res.options.idle_ttl and not res.options.pinned and res.in_flight == 0 and res.queued == 0
-                      and now - res.last_used >= res.options.idle_ttl):
-                    await self._drop(res, reason="idle")
+            try:
+                reap()
+                now = time.monotonic()
+                for res in list(self.residents.values()):
+                    if res.status != "ready":
+                        continue
+                    ident = ServerIdentity.from_state(res.record or {})
+                    if ident is not None and assess(ident) != "alive":
+                        await self._drop(res, reason="exited")
+                    elif (res.options.idle_ttl and not res.options.pinned and res.in_flight == 0
+                          and res.queued == 0 and now - res.last_used >= res.options.idle_ttl):
+                        await self._drop(res, reason="idle")
+            except Exception as exc:  # noqa: BLE001 - the watcher must outlive one bad round
+                log.warning("gateway: watching the models failed: %s: %s", type(exc).__name__, exc)
 
     def _watch_interval(self) -> float:
         ttls = [r.options.idle_ttl for r in self.residents.values() if r.options.idle_ttl]

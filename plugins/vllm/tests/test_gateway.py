@@ -389,3 +389,14 @@ def test_full_verify_before_serve_passes_unchanged_files(orch, gateway):
     requests.post(f"http://127.0.0.1:{gw.port}/gateway/unload", json={"model": "qwen-a"}, timeout=10)
     gone = chat(gw, "qwen-a")
     assert gone.status_code == 409 and "model.safetensors" in gone.json()["error"]["message"]
+
+
+def test_sigterm_while_a_model_loads_leaves_no_orphan(orch, gateway):
+    gw = gateway(STANDIN_START_DELAY="30")
+    waiting = threading.Thread(target=lambda: chat(gw, "qwen-a", timeout=60), daemon=True)
+    waiting.start()
+    state = orch.registry / "_staging" / "gateway.json"
+    assert wait_until(lambda: state.exists() and json.loads(state.read_text())["models"], 10)  # spawned, loading
+    assert standin_processes()
+    assert gw.stop() == 0
+    assert not standin_processes() and not state.exists()
