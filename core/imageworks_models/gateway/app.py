@@ -190,7 +190,10 @@ class Catalog:
         return self._impls[backend]
 
     def servable(self) -> list[dict[str, Any]]:
-        """Entries the gateway can serve: a process backend or Ollama, files here, not deprecated."""
+        """Entries the gateway can serve: a process backend with its files here, or Ollama; not deprecated,
+        not a remote endpoint."""
+        from ..identity import has_files
+
         out = []
         for entry in sorted(self.registry(), key=lambda e: e["name"]):
             if (entry.get("flags") or {}).get("deprecated") or (entry.get("backend_config") or {}).get("base_url"):
@@ -199,7 +202,7 @@ class Catalog:
                 impl = self.impl(entry)
             except GatewayError:
                 continue
-            if hasattr(impl, "launch") or hasattr(impl, "activate"):
+            if (hasattr(impl, "launch") and has_files(entry)) or hasattr(impl, "activate"):
                 out.append(entry)
         return out
 

@@ -400,3 +400,16 @@ def test_sigterm_while_a_model_loads_leaves_no_orphan(orch, gateway):
     assert standin_processes()
     assert gw.stop() == 0
     assert not standin_processes() and not state.exists()
+
+
+def test_models_lists_only_what_it_can_serve(orch, gateway):
+    testing.make_registry(orch.registry, entry("qwen-a", orch.weights),
+                          entry("elsewhere", orch.tmp / "not-downloaded"),
+                          entry("old", orch.weights, flags={"deprecated": True}),
+                          entry("remote", orch.weights, backend="lmdeploy",
+                                backend_config={"base_url": "http://10.0.0.9:23333"}))
+    gw = gateway()
+    assert [m["id"] for m in requests.get(f"{gw.url}/models", timeout=5).json()["data"]] == ["qwen-a", "qwen-b"]
+    r = chat(gw, "elsewhere")
+    assert r.status_code >= 400 and "elsewhere" in r.json()["error"]["message"]
+    assert not standin_processes()
