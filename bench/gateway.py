@@ -84,7 +84,7 @@ class Client:
 
 def pct(values: list[float], q: float) -> float:
     values = sorted(values)
-    return values[min(len(values) - 1, int(round(q / 100 * (len(values) - 1))))]
+    return values[min(len(values) - 1, round(q / 100 * (len(values) - 1)))]
 
 
 def latency(name: str, direct_port: int, gw_port: int, model_direct: str, model_gw: str, n: int,

@@ -25,7 +25,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from ..errors import ServingError
 
@@ -51,7 +51,7 @@ class Options:
     max_concurrency: int = 0  # 0: no limit
 
     @classmethod
-    def of(cls, entry: dict[str, Any], settings) -> "Options":
+    def of(cls, entry: dict[str, Any], settings) -> Options:
         raw = entry.get("gateway") if isinstance(entry.get("gateway"), dict) else {}
 
         def number(key: str, default: float, kind=float) -> Any:
@@ -174,8 +174,7 @@ class Fleet:
 
     # --- requests --------------------------------------------------------------------------------------
 
-    async def acquire(self, entry: dict[str, Any], *, wait: float | None = None,
-                      on_wait: Callable[[], None] | None = None) -> Resident:
+    async def acquire(self, entry: dict[str, Any], *, wait: float | None = None) -> Resident:
         """A ready resident for ``entry`` with one request slot taken (give it back with :meth:`release`).
 
         Starts the model if it is not resident; waits while it loads, drains or is at ``max_concurrency``.
@@ -225,13 +224,11 @@ class Fleet:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise self._timeout(res)
-                if on_wait is not None:
-                    on_wait()
                 async with self.changed:
                     if self.residents.get(name) is res and res.status != "ready" or counted is not None:
                         try:
                             await asyncio.wait_for(self.changed.wait(), timeout=min(remaining, 1.0))
-                        except asyncio.TimeoutError:
+                        except TimeoutError:
                             pass
         finally:
             if counted is not None:
@@ -440,7 +437,7 @@ class Fleet:
                 async with self.changed:
                     try:
                         await asyncio.wait_for(self.changed.wait(), timeout=min(remaining, 1.0))
-                    except asyncio.TimeoutError:
+                    except TimeoutError:
                         pass
             await self._drop(victim, reason="memory")
 

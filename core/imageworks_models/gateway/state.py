@@ -107,7 +107,7 @@ def status(state_dir: Path, *, api_key: str | None = None, timeout: float = 2.0)
     if api_key:
         request.add_header("Authorization", f"Bearer {api_key}")
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - our own loopback URL
+        with urllib.request.urlopen(request, timeout=timeout) as response:
             live = json.loads(response.read(4 << 20))
         return {**base, "source": "gateway", "models": live.get("models") or []}
     except (OSError, ValueError):

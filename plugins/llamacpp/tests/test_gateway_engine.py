@@ -13,11 +13,11 @@ import os
 import signal
 import threading
 import time
+from pathlib import Path
 
 import pytest
 import requests
 import tinygguf
-
 from imageworks_models import testing
 
 pytestmark = pytest.mark.engine
@@ -177,7 +177,7 @@ def _connections(port: int) -> int:
     count = 0
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
-            rows = open(table).read().splitlines()[1:]
+            rows = Path(table).read_text().splitlines()[1:]
         except OSError:
             continue
         count += sum(1 for f in (r.split() for r in rows) if f[3] == "01" and int(f[2].rsplit(":", 1)[1], 16) == port)

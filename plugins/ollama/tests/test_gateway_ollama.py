@@ -9,9 +9,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
-from ollamastore import write_model
-
 from imageworks_models.testing import GatewayProcess, run_cli
+from ollamastore import write_model
 
 pytest.importorskip("uvicorn", reason="the gateway extra (starlette, uvicorn, httpx, prometheus_client) is missing")
 

@@ -17,9 +17,8 @@ from pathlib import Path
 
 import pytest
 import requests
-from orchestration import entry, standin_processes, wait_until
-
 from imageworks_models import testing
+from orchestration import entry, standin_processes, wait_until
 
 pytest.importorskip("uvicorn", reason="the gateway extra (starlette, uvicorn, httpx, prometheus_client) is missing")
 MESSAGES = [{"role": "user", "content": "one two three four five"}]
@@ -50,7 +49,7 @@ def events(response) -> list[str]:
     """The ``data:`` payloads and ``:`` comments of an SSE response, in order."""
     out = []
     for line in response.iter_lines(decode_unicode=True):
-        if line.startswith("data: ") or line.startswith(":"):
+        if line.startswith(("data: ", ":")):
             out.append(line)
     return out
 
