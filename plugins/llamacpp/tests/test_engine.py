@@ -183,16 +183,28 @@ def curated(llama, *entries):
     make_registry(llama.registry, *entries)
 
 
+def truncated(path):
+    """A tiny model cut short inside its tensor data (an interrupted copy)."""
+    tinygguf.write_tiny_llama(path)
+    with open(path, "r+b") as fh:
+        fh.truncate(path.stat().st_size - 4096)
+    return path
+
+
 @pytest.mark.engine
-def test_a_model_the_engine_refuses_fails_with_its_log_and_leaves_nothing(llama):
-    bad = tinygguf.write_bad_arch(llama.tmp / "bad.gguf")
+@pytest.mark.parametrize("write, says", [
+    (tinygguf.write_bad_arch, "unknown model architecture: 'nosucharch'"),
+    (truncated, "data is not within the file bounds"),
+], ids=["unknown-architecture", "truncated-tensor-data"])
+def test_a_model_the_engine_refuses_fails_with_its_log_and_leaves_nothing(llama, write, says):
+    bad = write(llama.tmp / "bad.gguf")
     curated(llama, {"name": "bad", "backend": "llamacpp", "backend_config": {"model_path": str(bad)}})
 
     proc = llama.cli("activate-model", "bad")
 
     assert proc.returncode == 1
     assert "error: bad: the server exited with code" in proc.stderr
-    assert "unknown model architecture: 'nosucharch'" in proc.stderr  # the engine's own words, from its log
+    assert says in proc.stderr  # the engine's own words, from its log
     assert str(llama.registry / "logs" / "bad.log") in proc.stderr
     assert llama.state() is None and not llama.processes() and port_free(llama.port)
 
