@@ -312,6 +312,12 @@ class Gateway:
             preload = []
         self.fleet.preload(preload)
 
+    def closing(self) -> None:
+        """Shutdown has begun: requests waiting for a model to load or for a slot get a 503 now, rather than
+        holding the shutdown up (a signal handler calls this: it only sets a flag)."""
+        if self.fleet is not None:
+            self.fleet._closing = True
+
     async def shutdown(self) -> None:
         if self.fleet is not None:
             await self.fleet.close()
@@ -620,6 +626,7 @@ def serve(*, settings, plugins, host: str, port: int, api_key: str | None,
                                 lifespan="on", timeout_graceful_shutdown=5, timeout_keep_alive=30,
                                 backlog=4096)
         server = _Server(config)
+        server.on_exit = gateway.closing
         if ready is not None:
             ready(url)
         try:
@@ -638,6 +645,13 @@ def _server_class():
     class Server(uvicorn.Server):
         """uvicorn's server, except that SIGTERM and SIGINT end a clean shutdown with exit code 0 (uvicorn
         re-raises the signal afterwards, so the process would report death by SIGTERM)."""
+
+        on_exit = None  # called at the first SIGTERM/SIGINT, before uvicorn waits for open requests
+
+        def handle_exit(self, sig, frame) -> None:
+            if self.on_exit is not None and not self.should_exit:
+                self.on_exit()
+            super().handle_exit(sig, frame)
 
         @contextlib.contextmanager
         def capture_signals(self):
