@@ -709,9 +709,9 @@ def test_purge_imported_for_an_unknown_provider_changes_nothing(cli, folder, wei
     make(folder, weights, SCENARIOS["purge-imported"])
     before = snapshot(folder)
 
-    data = invoke_json(cli, ("purge-imported", "--providers", "modelscope", "--apply"), "imageworks-loader")
+    result = cli("purge-imported", "--providers", "modelscope", "--apply", "--json", prog="imageworks-loader")
 
-    assert data["rows"] == [] and data["written"] == 0 and data["backup"] == []
+    assert result.exit_code == 64 and "unknown provider 'modelscope'" in result.stderr and result.stdout == ""
     assert snapshot(folder) == before
 
 

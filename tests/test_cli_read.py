@@ -171,7 +171,8 @@ def test_list_role_by_role_name_and_by_capability_name(cli, reg):
     assert names(rows) == [EXPERIMENT, VL_BIG, VL_SMALL]
     rows = run_json(cli, "--registry-dir", str(reg), "list", "--role", "embedding", "--include-non-installed")
     assert names(rows) == [EMBED]
-    assert run_json(cli, "--registry-dir", str(reg), "list", "--role", "no-such-role") == []
+    typo = cli("--registry-dir", str(reg), "list", "--role", "no-such-role", "--json")
+    assert typo.exit_code == 64 and "unknown role 'no-such-role'" in typo.stderr and typo.stdout == ""
 
 
 def test_list_backend_filter(cli, reg):
@@ -389,10 +390,11 @@ def test_select_role_where_no_candidate_has_the_capability(cli, reg):
 
 
 def test_select_unknown_capability_name(cli, reg):
+    # a usage error (exit 64) now: the option's values are a closed set, checked before the command runs
     result = cli("--registry-dir", str(reg), "select", "caption", "--require", "telepathy")
-    assert result.exit_code == 1
-    assert "error: unknown capability 'telepathy'" in result.stderr
-    assert "hint: known: text, vision, audio, embedding, tools, thinking, reasoning" in result.stderr
+    assert result.exit_code == 64
+    assert "unknown capability 'telepathy' (valid: text, vision, audio, embedding, tools, thinking, reasoning)" \
+        in result.stderr
 
 
 def test_select_unknown_target(cli, reg):
@@ -651,7 +653,8 @@ def test_models_help_lists_every_command(cli):
     assert commands_listed(result.stdout) == ["activate-model", "backfill-ollama-paths", "check-updates", "config",
                                               "current-model",
                                               "discover-all",
-                                              "download", "fit", "gateway", "gui", "health", "import-ollama",
+                                              "download", "export", "fit", "gateway", "gui", "health", "import",
+                                              "import-ollama",
                                               "ingest-local-hf", "list",
                                               "list-roles", "lock", "normalize-formats", "plugins", "prune-deprecated",
                                               "prune-duplicates", "purge-imported", "purge-logical-only",
@@ -667,7 +670,7 @@ def test_models_help_lists_every_command(cli):
 ])
 def test_a_verb_outside_a_view_is_no_such_command(cli, prog, verb):
     result = cli(verb, prog=prog)
-    assert result.exit_code == 2
+    assert result.exit_code == 64  # a usage error (EX_USAGE), never 2, verify's divergence code
     assert f"No such command '{verb}'" in result.stderr
 
 

@@ -399,3 +399,27 @@ def test_an_unknown_name_suggests_the_nearest_three(named):
     assert "did you mean house-qwen" in result.stderr
     suggestions = result.stderr.split("did you mean", 1)[1].split("?", 1)[0].split(",")
     assert 1 <= len(suggestions) <= 3
+
+
+def test_a_curated_entry_gets_its_files_back_after_its_discovered_part_was_reset(env):
+    reg, weights = env
+    folder = make_models(weights)["bf16"]
+    make_registry(reg, {"name": "house-qwen", "backend": "vllm", "roles": ["chat"]})
+    ok("scan", "--base", str(weights))  # the files get their rule-made entry...
+    with_name = discovered(reg)[BF16_NAME]
+    from imageworks_models.registry.store import RegistryStore
+
+    with RegistryStore(reg).edit() as layers:  # ...which a person folds into the curated entry (as the earlier
+        layers.discovered.remove(BF16_NAME)   # tool's registries have it: curated name, discovered files)
+        layers.discovered.put({**with_name, "name": "house-qwen"})
+    ok("lock", "house-qwen", "--set-expected")
+    ok("reset-discovered", "--backend", "vllm")
+    assert "house-qwen" not in discovered(reg)
+
+    data = scan(weights)
+
+    [row] = [r for r in data["rows"] if r["path"] == str(folder)]
+    assert row["name"] == "house-qwen" and row["action"] == "update", row  # not a second, rule-named entry
+    part = discovered(reg)["house-qwen"]
+    assert part["download"]["path"] == str(folder) and part["version_lock"]["locked"] is True
+    assert BF16_NAME not in discovered(reg)

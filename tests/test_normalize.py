@@ -586,7 +586,7 @@ def test_dry_run_and_apply_together_are_a_usage_error(cli, env):
 
     result = normalize(cli, "--dry-run", "--apply")
 
-    assert result.exit_code == 2
+    assert result.exit_code == 64  # EX_USAGE
     assert "--dry-run and --apply contradict each other" in result.stderr
     assert env.files() == before
 

@@ -62,7 +62,8 @@ def test_progress_bar_on_a_terminal(tmp_path, registry):
     text = seen.decode("utf-8", "replace")
     assert proc.returncode == 0, text
     assert "big-model-vllm (1 file)" in text  # the bar's label
-    assert "MB" in text or "MiB" in text or "GB" in text  # bytes done / total, rate
+    assert "MiB" in text  # bytes done / total and rate, in the one unit system (binary, as `hf` and `du -h`)
+    assert " MB" not in text and " GB" not in text and "MB/s" not in text
 
 
 def test_no_progress_bar_in_a_pipe(tmp_path, registry):

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
+from .dryrun import honours_dry_run
 from .errors import AcquisitionError, SourceNotFoundError
 from .hashing import SILENT, Progress
 from .records import FetchRequest
@@ -54,11 +55,17 @@ def _fetcher(spec: str, plugins):
         if accepts is None or accepts(spec):
             return record, impl
     installed = ", ".join(r.name for r, _ in sources) or "none"
+    shapes = [f"{shape} ({record.name})" for record, impl in sources for shape in getattr(impl, "shapes", ())]
+    if shapes:
+        raise SourceNotFoundError(f"no installed source can download {spec!r}; accepted: {'; '.join(shapes)}",
+                                  hint='e.g. "Qwen/Qwen2-VL-2B-Instruct@main" or '
+                                       "https://huggingface.co/Qwen/Qwen2-VL-2B-Instruct")
     raise SourceNotFoundError(f"no installed source can download {spec!r} (sources that fetch: {installed})",
                               hint="for Hugging Face repos (owner/repo) install the plugin: "
                                    "pip install 'imageworks-models[hf]'")
 
 
+@honours_dry_run
 def download(spec: str, *, format: str | None = None, location: str | None = None, weights: tuple[str, ...] = (),
              support_repo: str | None = None, include_optional: bool = False, force: bool = False,
              use_aria2: bool = True, dry_run: bool = False, backend: str | None = None, name: str | None = None,

@@ -10,6 +10,11 @@ One model is served at a time on the serving port (``CHAT_PROXY_VLLM_PORT``, def
 
 (``stop_grace``: the seconds between SIGTERM and SIGKILL the backend asked for, ``null`` for the setting.)
 
+A backend that loads models into its own running server (Ollama) leaves a record without a process:
+``{"schema_version", "kind": "loaded", "name", "backend", "served_model_id", "endpoint", "status": "ready",
+"started_at", "ready_at"}``; ``current`` asks that backend whether the model is still loaded, and ``stop``
+unloads it.
+
 Backends do the backend-specific work: a process backend's ``launch(entry, *, settings)`` says what to run
 (a :class:`~imageworks_models.records.Launch`) and ``probe(endpoint, served_model_id, *, settings)`` asks the
 server whether it is ready (a :class:`~imageworks_models.records.Probe`). This module holds the state
@@ -82,6 +87,14 @@ def server_state(active: dict[str, Any] | None) -> str:
     return assess(ident) if ident else "none"
 
 
+LOADED = "loaded"  # the record's "kind" for a model loaded into a backend's own server (Ollama)
+
+
+def is_loaded_record(active: dict[str, Any] | None) -> bool:
+    """Whether ``active`` records a model loaded into a backend's running server, with no process of ours."""
+    return bool(active) and active.get("kind") == LOADED
+
+
 def live_active(state_dir: Path) -> dict[str, Any] | None:
     """The recorded active model if its server process still runs (what ``list`` and ``select`` show); a
     record whose server is gone is not active, whatever the file says. Reads ``/proc`` only: no network."""
@@ -91,7 +104,9 @@ def live_active(state_dir: Path) -> dict[str, Any] | None:
     active = read_active(state_dir)
     if active is None:
         return None
-    if not _has_identity(active):  # written by the earlier tool, which kept no process identity: trust it
+    if is_loaded_record(active) or not _has_identity(active):
+        # a model loaded into Ollama (checking it needs the network: current-model does), or a record of the
+        # earlier tool, which kept no process identity: trust it
         return active
     return active if server_state(active) == "alive" else None
 
@@ -160,9 +175,13 @@ def _clear_state(settings) -> None:
         pass
 
 
-def _stop_recorded(active: dict[str, Any], settings) -> dict[str, Any]:
-    """Stop the recorded server if it is provably ours; returns what happened."""
+def _stop_recorded(active: dict[str, Any], settings, plugins=None) -> dict[str, Any]:
+    """Stop the recorded server if it is provably ours (or unload a model loaded into a backend's server);
+    returns what happened."""
     from .processes import ServerIdentity, stop_group
+
+    if is_loaded_record(active):
+        return _unload_recorded(active, settings, plugins)
 
     verdict = server_state(active)
     ident = ServerIdentity.from_state(active)
@@ -180,6 +199,52 @@ def _grace(active: dict[str, Any], settings) -> float:
     if isinstance(grace, (int, float)) and not isinstance(grace, bool) and grace >= 0:
         return float(grace)
     return settings.stop_grace
+
+
+def _unload_recorded(active: dict[str, Any], settings, plugins) -> dict[str, Any]:
+    """Unload a model recorded as loaded into its backend's server (``keep_alive: 0`` for Ollama)."""
+    from .plugins import get_plugins
+    from .serving import backend_impl
+
+    impl = backend_impl(active.get("backend") or "", plugins or get_plugins(settings))
+    impl.deactivate({"name": active.get("name"), "backend": active.get("backend"),
+                     "served_model_id": active.get("served_model_id")}, settings=settings)
+    return {"name": active.get("name"), "pid": None, "signal": None, "unloaded": active.get("served_model_id")}
+
+
+def record_loaded(result: dict[str, Any], *, settings, plugins=None, previous_stopped: bool = True) -> dict[str, Any]:
+    """Record a model a backend loaded into its own server (Ollama) as the live one, after stopping the live
+    process server, if any (one live model, as `activate-model` promises). Called by
+    :func:`imageworks_models.serving.activate` once the backend's ``activate`` succeeded.
+
+    Returns:
+        ``{"stopped": {"name", "pid", "signal"} | None}``: what was stopped first.
+    """
+    stopped = None
+    with _locked(settings, settings.stop_grace + settings.lock_timeout):
+        previous = read_active(settings.state_dir)
+        if previous is not None and not (is_loaded_record(previous) and previous.get("name") == result["name"]):
+            if is_loaded_record(previous):
+                try:
+                    stopped = _unload_recorded(previous, settings, plugins)
+                except Exception as exc:  # noqa: BLE001 - the other model may be gone already; ours is loaded
+                    log.warning("could not unload %s: %s", previous.get("name"), exc)
+            else:
+                stopped = _stop_recorded(previous, settings)
+        now = _now()
+        _write_state(settings, {"schema_version": SCHEMA_VERSION, "kind": LOADED, "name": result["name"],
+                                "backend": result.get("backend"), "served_model_id": result.get("served_model_id"),
+                                "endpoint": result.get("endpoint"), "status": "ready", "started_at": now,
+                                "ready_at": now})
+    return {"stopped": stopped}
+
+
+def forget_loaded(name: str, *, settings) -> None:
+    """Drop the record of ``name`` if it is the loaded live model (after its backend unloaded it)."""
+    with _locked(settings, settings.lock_timeout):
+        previous = read_active(settings.state_dir)
+        if is_loaded_record(previous) and previous.get("name") == name:
+            _clear_state(settings)
 
 
 # --- public operations -----------------------------------------------------------------------------
@@ -205,7 +270,8 @@ def _result(active: dict[str, Any], **extra: Any) -> dict[str, Any]:
 
 
 def start(entry: dict[str, Any], impl: Any, *, settings, plugins=None, timeout: float | None = None,
-          progress: Callable[[str], None] | None = None, force: bool = False) -> dict[str, Any]:
+          progress: Callable[[str], None] | None = None, force: bool = False,
+          takeover: bool = False) -> dict[str, Any]:
     """Make ``entry`` the active model: stop whatever runs on the serving port (if ours), start its server,
     wait until it is ready. Called by :func:`imageworks_models.serving.activate`.
 
@@ -216,6 +282,8 @@ def start(entry: dict[str, Any], impl: Any, *, settings, plugins=None, timeout: 
         timeout: seconds to wait for readiness (default ``activation_timeout``).
         progress: called with one line at each step (``"stopping qwen-a (pid 123)"``...).
         force: start it even if the memory estimate says it will not fit.
+        takeover: stop a server imageworks has no record of that holds the port, if its command line is the
+            kind this backend launches (same executable and subcommand); anything else is never signalled.
 
     Returns:
         The new state (see the module docstring) plus ``changed`` (``False`` when it was already active and
@@ -248,11 +316,13 @@ def start(entry: dict[str, Any], impl: Any, *, settings, plugins=None, timeout: 
                 say(f"{name} is already running (pid {previous.get('pid')}); checking it")
                 changed = _adopt(previous, impl, launch, settings=settings, deadline=began + timeout)
                 return _result(previous, changed=changed, stopped=None, seconds=round(time.monotonic() - began, 3))
-            if verdict in ("alive", "exited"):
+            if is_loaded_record(previous):
+                say(f"unloading {previous.get('name')} from {previous.get('backend')}")
+            elif verdict in ("alive", "exited"):
                 say(f"stopping {previous.get('name')} (pid {previous.get('pid')})")
-            stopped = _stop_recorded(previous, settings)
+            stopped = _stop_recorded(previous, settings, plugins)
             _clear_state(settings)
-        _check_port(launch)
+        _check_port(launch, takeover=takeover, settings=settings, say=say)
         active = _spawn(entry, launch, settings=settings, say=say)
         _wait_or_clean_up(active, impl, launch, settings=settings, deadline=began + timeout, timeout=timeout)
         active.update(status="ready", ready_at=_now())
@@ -323,15 +393,65 @@ def _adopt(active: dict[str, Any], impl, launch, *, settings, deadline: float) -
     return True
 
 
-def _check_port(launch) -> None:
+def launcher_prefix(argv) -> tuple[str, ...]:
+    """The executable and subcommand words of a launch (``vllm serve``, ``lmdeploy serve api_server``,
+    ``python stand_in.py serve``): its leading words before the first option, less the last one (the model)."""
+    words = []
+    for arg in argv:
+        if arg.startswith("-"):
+            break
+        words.append(arg)
+    return tuple(words[:-1] if len(words) > 1 else words)
+
+
+def launched_like(command: list[str] | None, launch) -> bool:
+    """Whether a process's command line is the kind of server ``launch`` starts (the same executable, compared
+    by file name, and the same subcommand words), so `--takeover` may stop it."""
+    import os
+
+    prefix = launcher_prefix(launch.argv)
+    if not command or not prefix or len(command) < len(prefix):
+        return False
+    head = list(command[:len(prefix)])
+    return os.path.basename(head[0]) == os.path.basename(prefix[0]) and head[1:] == list(prefix[1:])
+
+
+def untracked_holders(port: int) -> list[dict[str, Any]]:
+    """The processes listening on ``port`` that no record names: ``[{"pid", "command"}]`` (for messages)."""
+    from .processes import cmdline, port_owners
+
+    return [{"pid": pid, "command": cmdline(pid) or []} for pid in port_owners(port).foreign_pids]
+
+
+def _check_port(launch, *, takeover: bool = False, settings=None, say=lambda line: None) -> None:
     from .errors import PortInUseError
-    from .processes import describe, port_bindable, port_owners
+    from .processes import cmdline, describe, port_bindable, port_owners, terminate
 
     owners = port_owners(launch.port)
-    if owners.foreign or not port_bindable(launch.host, launch.port):
-        who = ", ".join(describe(pid) for pid in owners.foreign_pids) or "a process imageworks did not start"
-        raise PortInUseError(f"port {launch.port} is in use by {who}; it was not touched",
-                             hint="stop that process, or serve on another port (CHAT_PROXY_VLLM_PORT)")
+    if not (owners.foreign or not port_bindable(launch.host, launch.port)):
+        return
+    pids = list(owners.foreign_pids)
+    ours = [pid for pid in pids if launched_like(cmdline(pid), launch)]
+    who = ", ".join(describe(pid) for pid in pids) or "a process imageworks cannot see"
+    if takeover and pids and ours == pids:
+        for pid in pids:
+            say(f"--takeover: stopping the untracked server {describe(pid)}")
+            terminate(pid, grace=settings.stop_grace if settings is not None else 15.0)
+        if not port_owners(launch.port).foreign and port_bindable(launch.host, launch.port):
+            return
+        raise PortInUseError(f"port {launch.port} is still in use after stopping {who}",
+                             hint="stop it yourself, then activate again")
+    kill = " ".join(str(p) for p in pids)
+    if takeover:
+        raise PortInUseError(f"port {launch.port} is held by {who}, which is not a server this backend launches "
+                             f"({' '.join(launcher_prefix(launch.argv))} ...); --takeover left it alone",
+                             hint=(f"stop it yourself (kill {kill}), or " if pids else "") +
+                                  "serve on another port (CHAT_PROXY_VLLM_PORT)")
+    hint = (f"stop it with `kill {kill}`" if pids else "stop it") + (
+        ", or run again with --takeover (it is a server this backend launches, untracked since its record was "
+        "removed)" if pids and ours == pids else "") + ", or serve on another port (CHAT_PROXY_VLLM_PORT)"
+    raise PortInUseError(f"port {launch.port} is in use by {who}, which imageworks did not start (no record in "
+                         f"{STATE_FILE}); it was not touched", hint=hint)
 
 
 def _spawn(entry: dict[str, Any], launch, *, settings, say) -> dict[str, Any]:
@@ -485,7 +605,7 @@ def _sees_ports() -> bool:
     return (PROC / "net" / "tcp").exists()
 
 
-def stop(*, settings, name: str | None = None) -> dict[str, Any]:
+def stop(*, settings, name: str | None = None, plugins=None) -> dict[str, Any]:
     """Stop the active model's server (its whole process group) and clear the record.
 
     Args:
@@ -510,11 +630,13 @@ def stop(*, settings, name: str | None = None) -> dict[str, Any]:
         if name is not None and active.get("name") != name:
             raise ServingError(f"{name!r} is not the active model ({active.get('name')!r} is)",
                                hint="run `imageworks-loader activate-model --stop` to stop whatever is active")
-        out = _stop_recorded(active, settings)
+        out = _stop_recorded(active, settings, plugins)
         _clear_state(settings)
     _audit(settings, "stop", active, signal=out["signal"], stale=out.get("stale"))
     return {"stopped": out["name"], "backend": active.get("backend"), "pid": out["pid"], "signal": out["signal"],
-            "grace": out["grace"], **({"stale": out["stale"]} if "stale" in out else {})}
+            **({"grace": out["grace"]} if "grace" in out else {}),
+            **({"stale": out["stale"]} if "stale" in out else {}),
+            **({"unloaded": out["unloaded"]} if out.get("unloaded") else {})}
 
 
 def current(*, settings, plugins=None, probe: bool = True) -> dict[str, Any]:
@@ -543,7 +665,10 @@ def _current(*, settings, plugins=None, probe: bool = True) -> dict[str, Any]:
     active = read_active(settings.state_dir)
     empty = {"active": False, "status": "none", "name": None, "previous": None}
     if active is None:
-        return empty
+        untracked = untracked_holders(settings.vllm_port)
+        return {**empty, "untracked": untracked} if untracked else empty
+    if is_loaded_record(active):
+        return _current_loaded(active, settings, plugins, probe)
     if not _has_identity(active):
         return {**_result(active), "active": True, "status": active.get("status") or "unknown",
                 "detail": "recorded by the earlier tool: no process to check", "previous": None}
@@ -562,6 +687,35 @@ def _current(*, settings, plugins=None, probe: bool = True) -> dict[str, Any]:
     if probe and active.get("status") == "ready":
         out["status"], out["detail"] = _probe_status(active, settings, plugins)
     return out
+
+
+def _current_loaded(active: dict[str, Any], settings, plugins, probe: bool) -> dict[str, Any]:
+    """A model loaded into a backend's server: still loaded there (``/api/ps``), or the record is dropped."""
+    from .errors import ImageworksError, LockTimeoutError
+    from .plugins import get_plugins
+    from .serving import backend_impl
+
+    out = {**_result(active), "active": True, "status": "ready", "previous": None, "detail": None,
+           "uptime_s": _uptime(active.get("started_at"))}
+    if not probe:
+        return out
+    try:
+        impl = backend_impl(active.get("backend") or "", plugins or get_plugins(settings))
+        loaded = [m.get("model") for m in impl.loaded(settings=settings)]
+    except ImageworksError as exc:  # the server is down or unreachable: say so, keep the record
+        return {**out, "status": "unhealthy", "detail": exc.message}
+    if active.get("served_model_id") in loaded:
+        return out
+    try:
+        with _locked(settings, 0.2):
+            if read_active(settings.state_dir) == active:
+                _clear_state(settings)
+    except LockTimeoutError:
+        pass
+    return {"active": False, "status": "none", "name": None,
+            "previous": {"name": active.get("name"),
+                         "reason": f"{active.get('backend')} no longer has it loaded (it expired or was unloaded "
+                                   "outside imageworks)"}}
 
 
 def _probe_status(active: dict[str, Any], settings, plugins) -> tuple[str, str | None]:
@@ -618,7 +772,11 @@ def plan(entry: dict[str, Any], impl: Any, *, settings, plugins=None) -> dict[st
     if would_stop:
         lines.insert(0, f"would stop {would_stop['name']} (pid {would_stop['pid']}) first")
     if holder:
-        lines.append(f"but port {launch.port} is held by {holder}: activation would be refused")
+        from .processes import cmdline
+
+        takeable = owners.foreign_pids and all(launched_like(cmdline(p), launch) for p in owners.foreign_pids)
+        lines.append(f"but port {launch.port} is held by {holder}: activation would be refused" +
+                     (" (--takeover would stop it: it is a server this backend launches)" if takeable else ""))
     from .fit import check_activation
 
     estimate = check_activation(entry, settings=settings, plugins=plugins, force=True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 from typing import Any, Callable
 
+from .dryrun import honours_dry_run
 from .discovery import Row
 from .maintenance import ChangeReport, edit_with_backup, entry_path
 from .views import aggregate, installed, locked
@@ -112,6 +113,7 @@ def duplicate_groups(entries: dict[str, dict[str, Any]]) -> list[tuple[str, list
             if len(group) > 1]
 
 
+@honours_dry_run
 def prune_duplicates(*, dry_run: bool = False, backup: bool = True, settings=None) -> ChangeReport:
     """Remove entries that register the same model twice, keeping the best of each group (curated by hand,
     locked, installed, not deprecated, then the shortest name). A duplicate with a curated part is never
@@ -145,6 +147,7 @@ def is_placeholder(entry: dict[str, Any]) -> bool:
     return bool((entry.get("flags") or {}).get("testing")) or not entry_path(entry)
 
 
+@honours_dry_run
 def prune_deprecated(*, placeholders_only: bool = False, dry_run: bool = False, backup: bool = True,
                      settings=None) -> ChangeReport:
     """Remove entries flagged ``deprecated`` (both layers: the flag is the decision), or with
@@ -178,6 +181,7 @@ def prune_deprecated(*, placeholders_only: bool = False, dry_run: bool = False, 
 # -- purge-logical-only ------------------------------------------------------------------------------------
 
 
+@honours_dry_run
 def purge_logical_only(*, dry_run: bool = False, backup: bool = True, settings=None) -> ChangeReport:
     """Remove entries that exist only as names: no files recorded, no artifacts, and no curated part (nobody
     described them by hand).
@@ -198,6 +202,7 @@ def purge_logical_only(*, dry_run: bool = False, backup: bool = True, settings=N
 # -- purge-imported ------------------------------------------------------------------------------------------
 
 
+@honours_dry_run
 def purge_imported(providers: list[str], *, dry_run: bool = True, backup: bool = True, settings=None) -> ChangeReport:
     """Forget what import and discovery recorded from ``providers`` (``hf``, ``ollama``...; ``all``: every
     provider): their discovered-layer parts go, curated parts stay. The start of a rediscovery from scratch

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable
 
+from .dryrun import honours_dry_run
 from .errors import AcquisitionError, SourceNotFoundError
 from .hashing import SILENT, Progress
 from .records import ArtifactInfo, Discovered
@@ -221,10 +222,15 @@ def plan(found: Iterable[Discovered], *, registry, plugins, settings, update_exi
 
     location = location or settings.location
     entries = list(registry)
+    store = getattr(registry, "store", None)
     if curated is None:
-        store = getattr(registry, "store", None)
         curated = store.curated_parts() if store is not None else {}
-    index = Index.build(entries, curated=curated)
+    remembered = {}
+    if store is not None:
+        from .registry.state import STATE_FILE, State
+
+        remembered = State.load(store.directory / STATE_FILE).paths()
+    index = Index.build(entries, curated=curated, remembered=remembered)
     rows: list[Row] = []
 
     def prepare(d: Discovered):
@@ -358,6 +364,7 @@ def discovered_from_sources(*, roots: Iterable[Path] = (), discover: bool = Fals
     return unique
 
 
+@honours_dry_run
 def scan(roots: Iterable[Path | str] = (), *, discover: bool = False, update_existing: bool = False,
          include_testing: bool = False, fallback_format: str | None = None, backend: str | None = None,
          location: str | None = None, dry_run: bool = False, sources: Iterable[str] | None = None,

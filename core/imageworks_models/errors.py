@@ -227,6 +227,14 @@ class DiskSpaceError(AcquisitionError):
     """Not enough free space for a download (checked before it starts) or the disk filled up."""
 
 
+# --- export and import (production stack, llama-swap) -------------------------------------------------
+
+
+class ExportError(ImageworksError):
+    """An export could not be written (the file exists, or would carry credentials) or an import file could not
+    be read; nothing was written."""
+
+
 # --- serving (backends: load, stop, health) --------------------------------------------------------
 
 

@@ -5,7 +5,8 @@ One model, one entry. Every command that finds model files (``download``, ``scan
 (documented in the README, "How entries are identified"):
 
 a. **path**: the files' real path equals an entry's ``download.path`` or its curated
-   ``backend_config.model_path`` (``~`` and ``$VARS`` expanded, links resolved);
+   ``backend_config.model_path`` (``~`` and ``$VARS`` expanded, links resolved), or the path the state file
+   remembers for an entry whose discovered part was purged;
 b. **source**: the same provider and repo id (for Ollama, the same model and tag), and no other
    quantization or format than the one the entry records;
 c. **name**: the name the files would get equals an entry's name or alias (any case), and that entry
@@ -148,12 +149,14 @@ class Index:
     by_source: dict[tuple[str, str], list[str]] = field(default_factory=dict)
     by_name: dict[str, list[str]] = field(default_factory=dict)
     curated: dict[str, dict[str, Any]] = field(default_factory=dict)  # curated parts, by name
+    remembered: dict[str, str] = field(default_factory=dict)  # real path -> name, from model_registry.state.json
     _built: bool = False
 
     @classmethod
-    def build(cls, entries: Iterable[dict[str, Any]], *,
-              curated: dict[str, dict[str, Any]] | None = None) -> "Index":
-        index = cls(entries={e["name"]: e for e in entries}, curated=dict(curated or {}))
+    def build(cls, entries: Iterable[dict[str, Any]], *, curated: dict[str, dict[str, Any]] | None = None,
+              remembered: dict[str, str] | None = None) -> "Index":
+        index = cls(entries={e["name"]: e for e in entries}, curated=dict(curated or {}),
+                    remembered=dict(remembered or {}))
         resolve = _Resolver()
         by_path = index.by_path
         for name, e in index.entries.items():
@@ -219,6 +222,8 @@ class Index:
         hit = self.by_path.get(path)
         if hit is None:
             hit = self._folder_holding(path)
+        if hit is None and path in self.remembered and self.remembered[path] in self.entries:
+            hit = self.remembered[path]  # its discovered part was purged; the entry (its curated part) is still here
         if hit is not None:
             return Match(hit, "path")
         self._secondary()

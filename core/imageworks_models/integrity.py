@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+from .dryrun import honours_dry_run
 from . import hashing, views
 from .errors import ImageworksError, IntegrityError, LockedEntryDriftError, NotVerifiableError
 from .manifest import EXCLUDED_DIRS, Change, FileRecord, Manifest, build_manifest, diff, short, walk
@@ -332,6 +333,7 @@ def _verify_install(entry: dict[str, Any], root: Path) -> VerifyResult:
     return result
 
 
+@honours_dry_run
 def verify(names: Sequence[str] = (), *, all_entries: bool = False, hashes: bool = True, quick: bool = False,
            fix_missing: bool = False, accept: bool = False, dry_run: bool = False, algorithm: str | None = None,
            settings: Any = None, plugins: Any = None, progress: hashing.Progress = hashing.SILENT) -> VerifyReport:
@@ -486,6 +488,7 @@ def _store_manifest(disc: dict[str, Any], manifest: Manifest, *, set_expected: b
 # -- lock / unlock ---------------------------------------------------------------------------------
 
 
+@honours_dry_run
 def lock(names: Sequence[str], *, set_expected: bool = False, quick: bool = False, algorithm: str | None = None,
          dry_run: bool = False, settings: Any = None, plugins: Any = None,
          progress: hashing.Progress = hashing.SILENT) -> list[LockResult]:
@@ -561,6 +564,7 @@ def lock(names: Sequence[str], *, set_expected: bool = False, quick: bool = Fals
     return results
 
 
+@honours_dry_run
 def unlock(names: Sequence[str], *, clear_expected: bool = False, dry_run: bool = False,
            settings: Any = None) -> list[LockResult]:
     """Unlock entries. The expected aggregate is kept (``verify`` still compares against it) unless

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .dryrun import honours_dry_run
 from .errors import ImageworksError, RegistryError
 from .hashing import SILENT, Progress
 
@@ -47,6 +48,7 @@ def lock_record(entry: dict[str, Any]) -> dict[str, Any] | None:
             "aggregate": expected, "files": sorted(files, key=lambda f: f["path"])}
 
 
+@honours_dry_run
 def export_lock(path: Path | str = LOCKFILE, *, dry_run: bool = False, settings=None) -> dict[str, Any]:
     """Write the lockfile of every locked entry to ``path`` (atomically).
 
@@ -160,6 +162,7 @@ def _compare(record: dict[str, Any], root: str, *, settings, plugins, progress) 
     return differing
 
 
+@honours_dry_run
 def sync_lock(path: Path | str = LOCKFILE, *, dry_run: bool = False, settings=None, plugins=None,
               progress: Progress = SILENT) -> SyncReport:
     """Make this machine hold what the lockfile says: check, download what is missing, verify, lock.

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .dryrun import honours_dry_run
 from .discovery import Row, configured_roots, within_roots
 from .errors import ImageworksError, RegistryError
 
@@ -60,6 +61,7 @@ def edit_with_backup(registry, label: str, body, *, backup: bool = True) -> tupl
 # -- reset-discovered --------------------------------------------------------------------------------
 
 
+@honours_dry_run
 def reset_discovered(backend: str, *, dry_run: bool = False, backup: bool = True, settings=None) -> ChangeReport:
     """Forget what discovery recorded for every entry of ``backend``: their discovered-layer parts go.
 
@@ -110,6 +112,7 @@ def reset_discovered(backend: str, *, dry_run: bool = False, backup: bool = True
 # -- restore-ollama ------------------------------------------------------------------------------------
 
 
+@honours_dry_run
 def restore_backup(backup: Path | str, *, backend: str = "ollama", dry_run: bool = False, take_backup: bool = True,
                    settings=None) -> ChangeReport:
     """Put back the ``backend`` entries of a layer backup (``backups/model_registry.<layer>.<time>...json``).

@@ -164,8 +164,15 @@ def normalize_formats(*, apply: bool = False, rebuild: bool = False, prune_missi
 
     settings = settings or load_settings()
     plugins = plugins or get_plugins(settings)
-    report = plan_normalize(rebuild=rebuild, prune_missing=prune_missing, settings=settings, plugins=plugins,
-                            progress=progress)
+    if not apply:  # a dry run writes nothing in the registry folder, not even the snapshot cache
+        from .dryrun import dry_run
+
+        with dry_run():
+            report = plan_normalize(rebuild=rebuild, prune_missing=prune_missing, settings=settings,
+                                    plugins=plugins, progress=progress)
+    else:
+        report = plan_normalize(rebuild=rebuild, prune_missing=prune_missing, settings=settings, plugins=plugins,
+                                progress=progress)
     if not apply or not any(r.action in ("update", "remove") for r in report.rows):
         report.dry_run = not apply
         return report

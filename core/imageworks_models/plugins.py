@@ -86,20 +86,76 @@ def _entry_points(group: str):
     return sorted(eps, key=lambda ep: (normalize_name(ep.dist.name) if ep.dist else "", ep.name))
 
 
+def _declared_entry_points(groups: tuple[str, ...]) -> dict[str, list[tuple[str, str, str]]]:
+    """``{group: [(name, value, distribution)]}`` read straight from each installed distribution's
+    ``*.dist-info/entry_points.txt`` on ``sys.path`` (the first copy of a distribution wins, as with
+    importlib.metadata), sorted as :func:`_entry_points` sorts. Importing importlib.metadata (email, zipfile,
+    csv...) costs more than the rest of ``--help``; this reads a few small files instead."""
+    import os
+    import sys
+
+    out: dict[str, list[tuple[str, str, str]]] = {g: [] for g in groups}
+    seen: set[str] = set()
+    for folder in sys.path:
+        try:
+            names = sorted(n for n in os.listdir(folder or ".") if n.endswith(".dist-info"))
+        except OSError:
+            continue
+        for info in names:
+            dist = info[:-len(".dist-info")].rsplit("-", 1)[0]
+            if normalize_name(dist) in seen:
+                continue
+            seen.add(normalize_name(dist))
+            try:
+                with open(os.path.join(folder or ".", info, "entry_points.txt"), encoding="utf-8") as fh:
+                    text = fh.read()
+            except OSError:
+                continue
+            group, found = None, []
+            for line in text.splitlines():
+                line = line.strip()
+                if line.startswith("[") and line.endswith("]"):
+                    group = line[1:-1].strip()
+                elif group in out and "=" in line and not line.startswith(("#", ";")):
+                    name, _, value = line.partition("=")
+                    found.append((group, name.strip(), value.strip()))
+            if found:
+                dist = _metadata_name(os.path.join(folder or ".", info, "METADATA")) or dist
+            for group, name, value in found:
+                out[group].append((name, value, dist))
+    for group in groups:
+        out[group].sort(key=lambda ep: (normalize_name(ep[2]), ep[0]))
+    return out
+
+
+def _metadata_name(path: str) -> str | None:
+    """The ``Name:`` header of a distribution's METADATA (its spelling as published), or ``None``."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            for line in fh:
+                if not line.strip():
+                    break  # the headers end at the first blank line
+                if line.lower().startswith("name:"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        return None
+    return None
+
+
 def command_entry_points(settings: "Settings | None" = None) -> dict[str, tuple[str, str | None]]:
     """Plugin command names declared in entry-point metadata: ``{name: (module, distribution)}``.
 
-    Read without importing any plugin, so ``--help`` can list plugin commands cheaply.
+    Read without importing any plugin (or importlib.metadata), so ``--help`` can list plugin commands cheaply.
     """
     found: dict[str, tuple[str, str | None]] = {}
     plugin_names: dict[str | None, list[str]] = {}  # allow/deny lists may name the plugin, not its distribution
+    declared = _declared_entry_points((ENTRY_POINT_GROUP, COMMANDS_GROUP))
     if settings is not None and (settings.plugins is not None or settings.disable_plugins):
-        for ep in _entry_points(ENTRY_POINT_GROUP):
-            plugin_names.setdefault(ep.dist.name if ep.dist else None, []).append(ep.name)
-    for ep in _entry_points(COMMANDS_GROUP):
-        dist = ep.dist.name if ep.dist else None
-        if _allowed([dist, *plugin_names.get(dist, [])], settings) and ep.name not in found:
-            found[ep.name] = (ep.value, dist)
+        for name, _, dist in declared[ENTRY_POINT_GROUP]:
+            plugin_names.setdefault(normalize_name(dist), []).append(name)
+    for name, value, dist in declared[COMMANDS_GROUP]:
+        if _allowed([dist, *plugin_names.get(normalize_name(dist), [])], settings) and name not in found:
+            found[name] = (value, dist)
     return found
 
 

@@ -194,6 +194,44 @@ def stop_group(ident: ServerIdentity, *, grace: float, poll: float = 0.02) -> st
     return used
 
 
+def terminate(pid: int, *, grace: float, poll: float = 0.02) -> str | None:
+    """Stop a process imageworks has no record of (``activate-model --takeover``, after its command line was
+    checked): its whole group if it leads one, else the process; SIGTERM, up to ``grace`` seconds, then SIGKILL.
+
+    Returns:
+        ``"TERM"`` or ``"KILL"``, or ``None`` when it was already gone.
+    """
+    stat = proc_stat(pid)
+    if not alive(stat):
+        return None
+    leader = proc_stat(stat.pgid) if stat.pgid != os.getpgrp() else None
+    if alive(leader):
+        # a server runs in its own group (under a launcher, as ours do, or as a shell's job): stop all of it,
+        # so no worker or launcher is left behind; never our own group
+        ident = ServerIdentity(pid=leader.pid, start_ticks=leader.start_ticks, boot_id=boot_id(),
+                               command=tuple(cmdline(leader.pid) or ()))
+        return stop_group(ident, grace=grace, poll=poll)
+
+    def same() -> bool:
+        now = proc_stat(pid)
+        return alive(now) and now.start_ticks == stat.start_ticks
+
+    used = "TERM"
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + max(0.0, grace)
+    while same() and time.monotonic() < deadline:
+        _wait_child(pid, 0)
+        time.sleep(poll)
+    if same():
+        used = "KILL"
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 5.0
+        while same() and time.monotonic() < deadline:
+            _wait_child(pid, 0)
+            time.sleep(poll)
+    return used
+
+
 def _killpg(pgid: int, sig: int) -> None:
     try:
         os.killpg(pgid, sig)

@@ -77,7 +77,7 @@ def _with_backend(entry: dict[str, Any], backend: str | None) -> dict[str, Any]:
 
 def activate(name: str, *, settings=None, plugins=None, timeout: float | None = None,
              progress: Callable[[str], None] | None = None, force: bool = False,
-             backend: str | None = None) -> dict[str, Any]:
+             backend: str | None = None, takeover: bool = False) -> dict[str, Any]:
     """Make the entry ``name`` (a name or alias) live; returns where to call it.
 
     A process backend (vLLM, LMDeploy) gets its server started on the serving port, replacing the active
@@ -89,6 +89,7 @@ def activate(name: str, *, settings=None, plugins=None, timeout: float | None = 
         progress: called with a line at each step.
         force: activate it even if the memory estimate says it will not fit.
         backend: serve it with this backend instead of the entry's own (the state records which).
+        takeover: stop an untracked server on the port if it is one this backend launches (process backends).
 
     Returns:
         ``{"name", "backend", "endpoint", "served_model_id", ...}``; process backends add the state fields
@@ -101,7 +102,7 @@ def activate(name: str, *, settings=None, plugins=None, timeout: float | None = 
         UnsafeLaunchError, PortInUseError, ServerStartError, ServerNotReadyError: see ``activation.start``.
         BackendNotRunningError, ModelNotPulledError, BackendTimeoutError: the Ollama server failed.
     """
-    from .activation import preflight, start
+    from .activation import preflight, record_loaded, start
     from .plugins import get_plugins
     from .registry import open_registry
     from .settings import load_settings
@@ -112,12 +113,16 @@ def activate(name: str, *, settings=None, plugins=None, timeout: float | None = 
     impl = _activatable(entry, plugins, "load")
     if hasattr(impl, "launch"):
         return start(entry, impl, settings=settings, plugins=plugins, timeout=timeout, progress=progress,
-                     force=force)
+                     force=force, takeover=takeover)
     from .fit import check_activation
 
     preflight(entry, settings=settings, plugins=plugins)
     check_activation(entry, settings=settings, plugins=plugins, force=force)
-    return impl.activate(entry, settings=settings)
+    result = impl.activate(entry, settings=settings)
+    # the loaded model is now the live one: current-model shows it, --stop unloads it
+    record_loaded({**result, "name": entry["name"], "backend": entry.get("backend")}, settings=settings,
+                  plugins=plugins)
+    return result
 
 
 def plan_activation(name: str, *, settings=None, plugins=None, backend: str | None = None) -> dict[str, Any]:
@@ -163,23 +168,24 @@ def deactivate(name: str | None = None, *, settings=None, plugins=None) -> dict[
         EntryNotFoundError, NotActivatableError, ServingError (not the active model),
         BackendNotRunningError, ModelNotPulledError, BackendTimeoutError.
     """
-    from .activation import read_active, stop
+    from .activation import forget_loaded, is_loaded_record, read_active, stop
     from .plugins import get_plugins
     from .registry import open_registry
     from .settings import load_settings
 
     settings = settings or load_settings()
     if name is None:
-        out = stop(settings=settings)
-        return {"name": out.pop("stopped"), "stopped": out["pid"] is not None, **out}
+        out = stop(settings=settings, plugins=plugins)
+        return {"name": out.pop("stopped"), "stopped": out["pid"] is not None or bool(out.get("unloaded")), **out}
     plugins = plugins or get_plugins(settings)
     entry = open_registry(settings).get(name)
     active = read_active(settings.state_dir)
     # the orchestrator serves it, perhaps with another backend than its own (activate-model --backend)
-    served_here = active is not None and active.get("name") == entry["name"]
+    served_here = active is not None and active.get("name") == entry["name"] and not is_loaded_record(active)
     impl = None if served_here else _activatable(entry, plugins, "stop")
     if served_here or hasattr(impl, "launch"):
-        out = stop(settings=settings, name=entry["name"])
-        return {"name": out.pop("stopped"), "stopped": out["pid"] is not None, **out}
+        out = stop(settings=settings, name=entry["name"], plugins=plugins)
+        return {"name": out.pop("stopped"), "stopped": out["pid"] is not None or bool(out.get("unloaded")), **out}
     impl.deactivate(entry, settings=settings)
+    forget_loaded(entry["name"], settings=settings)
     return {"name": entry["name"], "backend": entry.get("backend"), "stopped": True}

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .dryrun import honours_dry_run
 from .discovery import Row, describe, real_path, refresh_entry
 from .errors import SourceNotFoundError
 from .hashing import SILENT, Progress
@@ -336,6 +337,7 @@ def apply(rows: list[Row], found_by_path: dict[str, Discovered], layers, *, plug
     return written
 
 
+@honours_dry_run
 def import_store(provider: str = "ollama", *, backend: str | None = None, location: str | None = None,
                  dry_run: bool = False, deprecate_placeholders: bool = False, prune_stale: bool = False,
                  include_testing: bool = False, check_blobs: bool = False, backup_label: str = "import-ollama",
@@ -424,6 +426,7 @@ def _open(provider: str, settings, plugins, dry_run: bool):
     return settings, plugins, source, report, found, present
 
 
+@honours_dry_run
 def backfill_paths(provider: str = "ollama", *, location: str | None = None, dry_run: bool = False,
                    settings=None, plugins=None) -> ImportReport:
     """Give entries of ``provider`` that have no files recorded (the earlier tool's ``ollama:/name:tag``

@@ -15,6 +15,13 @@ import click
 
 from .. import __version__
 
+# Exit codes, one meaning each (the README's table; tests/test_cli_ux.py pins them).
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_DIVERGED = 2  # verify found files that differ from the registry (the loader runbook's code)
+EXIT_USAGE = 64  # sysexits.h EX_USAGE: the command line itself is wrong (click would say 2)
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
+
 # name -> (module:attribute, one-line help). Keep the help in step with each command's docstring.
 COMMANDS: dict[str, tuple[str, str]] = {
     "list": ("imageworks_models.cli.read:list_cmd", "List registry entries (installed ones by default)."),
@@ -29,6 +36,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sync": ("imageworks_models.cli.integrity:sync_cmd", "Reproduce a models.lock here: fetch, verify, lock."),
     "check-updates": ("imageworks_models.cli.integrity:check_updates_cmd",
                       "Show entries whose upstream revision moved."),
+    "export": ("imageworks_models.cli.fleet:export_cmd", "Write vllm-stack Helm values, llama-swap config, models.lock."),
+    "import": ("imageworks_models.cli.fleet:import_cmd", "Add a llama-swap config's models as entries."),
     "download": ("imageworks_models.cli.acquire:download_cmd", "Download a Hugging Face model and register it."),
     "scan": ("imageworks_models.cli.acquire:scan_cmd", "Find models in a weights folder and record them."),
     "ingest-local-hf": ("imageworks_models.cli.acquire:ingest_local_hf_cmd",
@@ -83,6 +92,7 @@ class CliState:
         self.prog = prog
         self.flags: dict[str, object] = {}
         self._settings = None
+        self._registry = None
 
     def settings(self):
         if self._settings is None:
@@ -95,6 +105,14 @@ class CliState:
         from ..plugins import get_plugins
 
         return get_plugins(self.settings())
+
+    def registry(self):
+        """The effective registry, loaded once per invocation (option checks and the command share it)."""
+        if self._registry is None:
+            from ..registry import store_for
+
+            self._registry = store_for(self.settings()).load()
+        return self._registry
 
 
 class LazyGroup(click.Group):
@@ -170,10 +188,54 @@ class LazyGroup(click.Group):
                 return super().invoke(ctx)
             except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
                 raise
+            except BrokenPipeError:  # the reader went away (`list | head -1`): what it wanted, it has
+                _quiet_stdout()
+                ctx.exit(EXIT_OK)
             except Exception as exc:  # one clear line, a traceback only when asked for
                 _audit_failure(ctx, argv, exc)
                 report_error(exc)
                 ctx.exit(getattr(exc, "exit_code", 1) if _is_ours(exc) else 1)
+
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        """click's ``main`` with this tool's exit codes: 64 for a usage error (click's own is 2, which
+        ``verify`` uses for divergence), 130 when interrupted, 0 when the reader of our output closed the pipe."""
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        code = EXIT_OK
+        try:
+            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+            code = rv if isinstance(rv, int) and not isinstance(rv, bool) else EXIT_OK
+            sys.stdout.flush()
+        except click.UsageError as exc:
+            exc.show()
+            code = EXIT_USAGE
+        except click.ClickException as exc:
+            exc.show()
+            code = exc.exit_code
+        except click.exceptions.Abort as exc:
+            if isinstance(exc.__cause__, KeyboardInterrupt) or isinstance(exc.__context__, KeyboardInterrupt):
+                click.echo("interrupted", err=True)
+                code = EXIT_INTERRUPTED
+            else:  # a prompt found no input (stdin closed)
+                click.echo("error: aborted: no answer to the question (stdin is closed)", err=True)
+                code = EXIT_ERROR
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            code = EXIT_INTERRUPTED
+        except BrokenPipeError:
+            _quiet_stdout()
+        sys.exit(code)
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's last flush cannot fail on the closed pipe (the
+    recipe of Python's signal module documentation, "Note on SIGPIPE")."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # not a real file (a test runner's buffer)
+        pass
 
 
 # Commands that change the registry, files or the live model. With IMAGEWORKS_DEBUG=1 their failures are kept in
@@ -181,7 +243,8 @@ class LazyGroup(click.Group):
 WRITE_COMMANDS = frozenset({"download", "scan", "ingest-local-hf", "discover-all", "import-ollama", "rebuild-ollama",
                             "backfill-ollama-paths", "reset-discovered", "restore-ollama", "remove", "lock", "unlock",
                             "verify", "activate-model", "normalize-formats", "prune-duplicates", "prune-deprecated",
-                            "purge-logical-only", "purge-imported", "sync"})
+                            "purge-logical-only", "purge-imported", "sync",
+                            "export", "import"})
 
 
 def _audit_failure(ctx: click.Context, argv: list[str], exc: BaseException) -> None:

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import click
 
-from .output import common_options, emit_json, emit_json_report, human_bytes, json_option, state, table
+from .output import (Choice, common_options, dry_run_option, emit_json, emit_json_report, human_bytes, json_option,
+                     state, table, wide_option)
 
 
 def _print_scan(report, *, prog: str) -> None:
@@ -16,7 +17,8 @@ def _print_scan(report, *, prog: str) -> None:
         click.echo(table(("ACTION", "NAME", "FORMAT", "QUANT", "FILES", "SIZE", "PATH / REASON"),
                          [(("would " if report.dry_run and r.action in ("add", "update") else "") + r.action,
                            r.name or "-", r.format or "-", r.quantization or "-", r.files, human_bytes(r.size_bytes),
-                           r.path + (f"  ({r.reason})" if r.reason else "")) for r in rows]))
+                           r.path + (f"  ({r.reason})" if r.reason else "")) for r in rows],
+                         drop=("QUANT", "FILES", "FORMAT", "SIZE"), fold=("PATH / REASON",)))
     counts = ", ".join(f"{n} {a}" for a, n in report.counts().items()) or "no models found"
     click.echo(f"{counts} ({report.inspected} inspected, {report.cached} from cache, {report.seconds:.2f} s)", err=True)
     if report.dry_run:
@@ -30,12 +32,13 @@ def _print_scan(report, *, prog: str) -> None:
 
 def _scan_options(func):
     for option in reversed((
-        click.option("--dry-run", is_flag=True, help="Print the table of changes; write nothing."),
+        dry_run_option("Print the table of changes; write nothing."),
         click.option("--include-testing", is_flag=True, help="Also record placeholders (flagged testing)."),
-        click.option("--format", "fallback_format", metavar="F",
+        click.option("--format", "fallback_format", type=Choice("format"),
                      help="Format for models whose format cannot be detected (a fallback only)."),
-        click.option("--backend", metavar="NAME", help="Backend of new entries (default: vllm)."),
+        click.option("--backend", type=Choice("backend"), help="Backend of new entries (default: vllm)."),
         click.option("--location", metavar="LABEL", help="Location label recorded (default: the setting)."),
+        wide_option,
         json_option,
         common_options,
     )):
@@ -138,14 +141,22 @@ def _ask(question: str, options: list[str]) -> str:
 def _banner(result) -> None:
     verb = {"add": "registered", "update": "updated"}.get(result.action, result.action)
     template = result.chat_template
+    where = f"{result.repo_id}@{(result.commit or '')[:12]} ({result.revision})"
+    count = f"{len(result.files)} file{'s' if len(result.files) != 1 else ''}"
+    if result.transferred_bytes:
+        head = f"✅ Downloaded {where}"
+        moved = (f"fetched {human_bytes(result.transferred_bytes)}" +
+                 (f", resumed or present {human_bytes(result.reused_bytes)}" if result.reused_bytes else ""))
+    else:  # a rerun: every file was already here and checked; saying "Downloaded" would be a lie
+        head = f"✅ {where}: nothing to download, {count} already verified"
+        moved = "nothing fetched"
     lines = [
-        f"✅ Downloaded {result.repo_id}@{(result.commit or '')[:12]} ({result.revision})",
+        head,
         f"   entry:          {result.name} ({verb})",
         f"   path:           {result.path}",
         f"   location:       {result.location}",
         f"   format / quant: {result.format or '-'} / {result.quantization or '-'}",
-        f"   files:          {len(result.files)} ({human_bytes(result.total_bytes)}; fetched "
-        f"{human_bytes(result.transferred_bytes)}, resumed or present {human_bytes(result.reused_bytes)})",
+        f"   files:          {count} ({human_bytes(result.total_bytes)}; {moved})",
         "   chat template:  " + (f"detected ({template.get('source')}: {template.get('path')})"
                                  if template else "none detected"),
     ]
@@ -158,7 +169,7 @@ def _banner(result) -> None:
 
 @click.command("download")
 @click.argument("spec", metavar='"OWNER/REPO[@REV]"')
-@click.option("--format", metavar="F",
+@click.option("--format", type=Choice("format"),
               help="Wanted format: safetensors, awq, gptq, fp8, gguf... (default: the repo's).")
 @click.option("--location", metavar="LABEL", help="Location label; a label under `locations` in the config picks "
                                                   "that folder (default: the location setting, weights_root).")
@@ -168,11 +179,11 @@ def _banner(result) -> None:
 @click.option("--non-interactive", is_flag=True, help="Never ask (pick the default GGUF quant, or fail).")
 @click.option("--force", is_flag=True, help="Download again and replace an existing copy.")
 @click.option("--no-aria2", is_flag=True, help="Use the built-in downloader even if aria2c is on PATH.")
-@click.option("--backend", metavar="NAME", help="Backend of the new entry (default: vllm).")
+@click.option("--backend", type=Choice("backend"), help="Backend of the new entry (default: vllm).")
 @click.option("--name", "entry_name", metavar="NAME",
               help="Register the files under this entry name (default: the catalog entry of the repo, else the "
                    "naming rule's).")
-@click.option("--dry-run", is_flag=True, help="Resolve the revision and print the files; write nothing.")
+@dry_run_option("Resolve the revision and print the files; write nothing.")
 @json_option
 @common_options
 def download_cmd(spec, format, location, weights, support_repo, include_optional, non_interactive, force, no_aria2,

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import click
 
-from .output import common_options, emit_json, json_option, state, table
+from .output import common_options, emit_json, json_option, state, table, wide_option
 
 
 @click.command("config")
+@wide_option
 @json_option
 @common_options
 def config_cmd(as_json):
@@ -34,11 +35,13 @@ def config_cmd(as_json):
     if as_json:
         emit_json(data)
         return
-    click.echo(table(["SETTING", "VALUE", "FROM"], [(k, v["value"], v["origin"]) for k, v in data.items()]))
+    click.echo(table(["SETTING", "VALUE", "FROM"], [(k, v["value"], v["origin"]) for k, v in data.items()],
+                     fold=("VALUE",)))
     click.echo(f"config file: {settings.config_file or 'none'}", err=True)
 
 
 @click.command("plugins")
+@wide_option
 @json_option
 @common_options
 def plugins_cmd(as_json):
@@ -62,7 +65,8 @@ def plugins_cmd(as_json):
         provides = "; ".join(f"{k}: {', '.join(v)}" for k, v in p["provides"].items()) or "-"
         rows.append((p["name"], p["distribution"] or "(core)", p["version"] or "-", p["status"], provides,
                      ", ".join(p["hooks"]) or "-"))
-    click.echo(table(["NAME", "DISTRIBUTION", "VERSION", "STATUS", "PROVIDES", "HOOKS"], rows))
+    click.echo(table(["NAME", "DISTRIBUTION", "VERSION", "STATUS", "PROVIDES", "HOOKS"], rows,
+                     drop=("HOOKS", "VERSION", "DISTRIBUTION"), fold=("PROVIDES",)))
     for p in infos:
         for err in p["errors"]:
             click.echo(f"{p['name']}: {err}")

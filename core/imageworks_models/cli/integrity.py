@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import click
 
-from .output import common_options, emit_json, human_bytes, json_option, state, table
+from .output import (Choice, common_options, dry_run_option, emit_json, human_bytes, human_rate, json_option, state,
+                     table, wide_option)
 
 _STATUS = {"ok": "ok", "recorded": "recorded", "accepted": "accepted", "diverged": "DIVERGED", "missing": "MISSING",
            "incomplete": "INCOMPLETE", "changed": "CHANGED", "not-installed": "not installed", "skipped": "skipped",
            "error": "ERROR"}
 
 
-def _rate(nbytes: int, seconds: float) -> str:
-    return f"{nbytes / seconds / 1e9:.2f} GB/s" if seconds > 0 and nbytes else "-"
 
 
 def _describe(r) -> str:
@@ -29,7 +28,8 @@ def _describe(r) -> str:
     if r.status == "diverged":
         parts = [f"expected {short(r.expected)}, found {short(r.actual)}"]
     if r.hashed_files:
-        parts.append(f"hashed {r.hashed_files} in {r.seconds:.1f} s ({_rate(r.hashed_bytes, r.seconds)})")
+        rate = human_rate(r.hashed_bytes, r.seconds)
+        parts.append(f"hashed {r.hashed_files} in {r.seconds:.1f} s" + (f" ({rate})" if rate else ""))
     if r.cached_files:
         parts.append(f"{r.cached_files} unchanged by stat")
     text = "; ".join(parts)
@@ -75,8 +75,9 @@ def _print_report(report, prog: str, *, named: bool) -> None:
 @click.option("--quick", is_flag=True, help="Skip files whose size, times and inode are unchanged since hashed.")
 @click.option("--fix-missing", is_flag=True, help="Mark entries whose files are gone; clear the mark when fine again.")
 @click.option("--accept", is_flag=True, help="Record an unlocked entry's changed files as its expected state.")
-@click.option("--algorithm", metavar="NAME", help="Hasher for a first manifest (sha256, blake3); default: setting.")
-@click.option("--dry-run", is_flag=True, help="Check and report; record nothing in the registry.")
+@click.option("--algorithm", type=Choice("algorithm"),
+              help="Hasher for a first manifest (sha256, blake3); default: setting.")
+@dry_run_option("Check and report; record nothing in the registry.")
 @json_option
 @common_options
 def verify_cmd(names, all_entries, hashes, quick, fix_missing, accept, algorithm, dry_run, as_json):
@@ -136,8 +137,8 @@ def _print_lock_results(results, dry_run: bool, as_json: bool) -> None:
 @click.option("--set-expected", is_flag=True,
               help="Hash the files now and record the result as the expected aggregate.")
 @click.option("--quick", is_flag=True, help="With --set-expected: reuse digests of files unchanged since hashed.")
-@click.option("--algorithm", metavar="NAME", help="Hasher for --set-expected (sha256, blake3); default: setting.")
-@click.option("--dry-run", is_flag=True, help="Show what would change; record nothing.")
+@click.option("--algorithm", type=Choice("algorithm"), help="Hasher for --set-expected (sha256, blake3); default: setting.")
+@dry_run_option("Show what would change; record nothing.")
 @click.option("--output", "-o", metavar="FILE", help="With `lock export`: the lockfile to write (default models.lock).")
 @json_option
 @common_options
@@ -189,7 +190,8 @@ def _export(extra, output, dry_run, as_json) -> None:
 
 @click.command("sync")
 @click.argument("lockfile", default="models.lock", type=click.Path(dir_okay=False))
-@click.option("--dry-run", is_flag=True, help="Check what is here and say what would be downloaded; change nothing.")
+@dry_run_option("Check what is here and say what would be downloaded; change nothing.")
+@wide_option
 @json_option
 @common_options
 def sync_cmd(lockfile, dry_run, as_json):
@@ -216,7 +218,8 @@ def sync_cmd(lockfile, dry_run, as_json):
     else:
         click.echo(table(("ACTION", "NAME", "DETAIL"),
                          [(r.action, r.name, (r.reason or "") + (f" (registered as {r.registered_as})"
-                                                                 if r.registered_as else "")) for r in report.rows]))
+                                                                 if r.registered_as else "")) for r in report.rows],
+                         fold=("DETAIL",)))
         for r in report.rows:
             for path in r.differing:
                 click.echo(f"{r.name}: differs: {path}", err=True)
@@ -228,6 +231,7 @@ def sync_cmd(lockfile, dry_run, as_json):
 
 @click.command("check-updates")
 @click.argument("names", nargs=-1, metavar="[NAME...]")
+@wide_option
 @json_option
 @common_options
 def check_updates_cmd(names, as_json):
@@ -261,7 +265,7 @@ def check_updates_cmd(names, as_json):
 @click.command("unlock")
 @click.argument("names", nargs=-1, required=True, metavar="NAME...")
 @click.option("--clear-expected", is_flag=True, help="Also forget the pinned expected aggregate.")
-@click.option("--dry-run", is_flag=True, help="Show what would change; record nothing.")
+@dry_run_option("Show what would change; record nothing.")
 @json_option
 @common_options
 def unlock_cmd(names, clear_expected, dry_run, as_json):

@@ -9,7 +9,8 @@ import shlex
 
 import click
 
-from .output import common_options, emit_json, human_bytes, json_option, state, table
+from .output import (Choice, common_options, dry_run_option, dry_run_scope, emit_json, human_bytes, json_option,
+                     state, table, wide_option)
 from .stores import emit, print_footer
 
 # Every maintenance write takes a backup first; this is the one way to skip it.
@@ -17,9 +18,10 @@ no_backup_option = click.option("--no-backup", is_flag=True, help="Skip the back
 
 
 @click.command("reset-discovered")
-@click.option("--backend", required=True, metavar="NAME", help="Backend whose discovered entries to forget.")
-@click.option("--dry-run", is_flag=True, help="Print the entries that would go; write nothing.")
+@click.option("--backend", required=True, type=Choice("backend"), help="Backend whose discovered entries to forget.")
+@dry_run_option("Print the entries that would go; write nothing.")
 @no_backup_option
+@wide_option
 @json_option
 @common_options
 def reset_discovered_cmd(backend, dry_run, no_backup, as_json):
@@ -41,8 +43,9 @@ def reset_discovered_cmd(backend, dry_run, no_backup, as_json):
 @click.command("restore-ollama")
 @click.option("--backup", "backup", required=True, type=click.Path(dir_okay=False, exists=True), metavar="FILE",
               help="A backup taken by an earlier command (in the registry's backups/ folder).")
-@click.option("--dry-run", is_flag=True, help="Print the changes; write nothing.")
+@dry_run_option("Print the changes; write nothing.")
 @click.option("--no-backup", is_flag=True, help="Do not back up the current layer first (it cannot be undone then).")
+@wide_option
 @json_option
 @common_options
 def restore_ollama_cmd(backup, dry_run, no_backup, as_json):
@@ -84,7 +87,7 @@ def _describe(plan) -> list[str]:
 @click.option("--delete-files", is_flag=True, help="Delete the files (keep the entry unless --purge).")
 @click.option("--purge", is_flag=True, help="Remove the registry entry too (with --delete-files: both).")
 @click.option("--force", is_flag=True, help="Really do it (without it, the plan is printed and nothing changes).")
-@click.option("--dry-run", is_flag=True, help="Print the plan; change nothing.")
+@dry_run_option("Print the plan; change nothing.")
 @click.option("--no-backup", is_flag=True, help="Skip the registry backup (throw-away pipelines only).")
 @json_option
 @common_options
@@ -107,6 +110,7 @@ def remove_cmd(name, delete_files, purge, force, dry_run, no_backup, as_json):
 
     st = state()
     if dry_run or not force:
+        dry_run_scope()
         plan = plan_removal(name, delete_files=delete_files, purge=purge, settings=st.settings(),
                             plugins=st.plugins())
         if as_json:
@@ -133,8 +137,9 @@ def remove_cmd(name, delete_files, purge, force, dry_run, no_backup, as_json):
 
 def cleanup_options(func):
     for option in reversed((
-        click.option("--dry-run", is_flag=True, help="Print the entries that would go; write nothing."),
+        dry_run_option("Print the entries that would go; write nothing."),
         no_backup_option,
+        wide_option,
         json_option,
         common_options,
     )):
@@ -202,13 +207,15 @@ def purge_logical_only_cmd(dry_run, no_backup, as_json):
 
 
 @click.command("purge-imported")
-@click.option("--providers", default="all", show_default=True, metavar="LIST",
+@click.option("--providers", default="all", show_default=True, type=Choice("provider", comma=True),
               help="Comma list of providers (hf, ollama, local...) or all.")
 @click.option("--apply", is_flag=True, help="Write the changes (without it: a dry run).")
+@dry_run_option("Print the entries that would go; write nothing (the default without --apply).")
 @no_backup_option
+@wide_option
 @json_option
 @common_options
-def purge_imported_cmd(providers, apply, no_backup, as_json):
+def purge_imported_cmd(providers, apply, dry_run, no_backup, as_json):
     """Forget imported entries, to rediscover them from scratch.
 
     Removes the discovered-layer part of every entry imported from the providers (curated parts stay).
@@ -216,11 +223,15 @@ def purge_imported_cmd(providers, apply, no_backup, as_json):
 
     \b
     Examples:
-      imageworks-loader purge-imported --providers ollama
+      imageworks-loader purge-imported --providers ollama --dry-run
       imageworks-loader purge-imported --apply --providers all
     """
     from ..cleanup import purge_imported
 
+    if dry_run and apply:
+        raise click.UsageError("--dry-run and --apply contradict each other; pick one")
+    if not apply:
+        dry_run_scope()
     emit(purge_imported(providers.split(","), dry_run=not apply, backup=not no_backup,
                         settings=state().settings()), as_json)
 
@@ -237,11 +248,12 @@ def _cell(row, key: str) -> str:
 
 
 @click.command("normalize-formats")
-@click.option("--dry-run", "dry_run", is_flag=True, help="Print the diff table; write nothing (the default).")
+@dry_run_option("Print the diff table; write nothing (the default).")
 @click.option("--apply", is_flag=True, help="Write the changes.")
 @click.option("--rebuild", is_flag=True, help="Hash every byte again instead of trusting the stat cache.")
 @click.option("--prune-missing", is_flag=True, help="Drop entries whose files are gone (curated parts stay).")
 @no_backup_option
+@wide_option
 @json_option
 @common_options
 def normalize_formats_cmd(dry_run, apply, rebuild, prune_missing, no_backup, as_json):
@@ -264,6 +276,8 @@ def normalize_formats_cmd(dry_run, apply, rebuild, prune_missing, no_backup, as_
 
     if dry_run and apply:
         raise click.UsageError("--dry-run and --apply contradict each other; pick one")
+    if not apply:
+        dry_run_scope()
     report = normalize_formats(apply=apply, rebuild=rebuild, prune_missing=prune_missing, backup=not no_backup,
                                settings=state().settings(), progress=progress_for_terminal())
     if as_json:
@@ -274,7 +288,8 @@ def normalize_formats_cmd(dry_run, apply, rebuild, prune_missing, no_backup, as_
             click.echo(table(("ACTION", "NAME", "FORMAT", "QUANT", "SIZE", "FILES", "CHECKSUM"),
                              [(("would " if report.dry_run and r.action in ("update", "remove") else "") + r.action,
                                r.name, _cell(r, "format"), _cell(r, "quantization"), _cell(r, "size_bytes"),
-                               _cell(r, "file_count"), _cell(r, "aggregate")) for r in shown]))
+                               _cell(r, "file_count"), _cell(r, "aggregate")) for r in shown],
+                             drop=("FILES", "QUANT", "SIZE")))
             for r in shown:
                 if r.reason:
                     click.echo(f"{r.name}: {r.reason}", err=True)

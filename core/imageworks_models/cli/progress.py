@@ -13,11 +13,18 @@ class RichProgress(Progress):
 
     def __init__(self):
         from rich.console import Console
-        from rich.progress import (BarColumn, DownloadColumn, Progress as _Bar, TextColumn, TimeRemainingColumn,
-                                   TransferSpeedColumn)
+        from rich.progress import BarColumn, DownloadColumn, Progress as _Bar, TextColumn, TimeRemainingColumn
+        from rich.text import Text
 
-        self._bar = _Bar(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-                         TimeRemainingColumn(), console=Console(stderr=True), transient=True)
+        from ..units import human_rate
+
+        class _Speed(TextColumn):  # rich's TransferSpeedColumn counts in decimal GB; ours are GiB, like `hf`
+            def render(self, task):
+                rate = human_rate(int(task.speed or 0), 1.0) if task.speed else None
+                return Text(rate or "", style="progress.data.speed")
+
+        self._bar = _Bar(TextColumn("{task.description}"), BarColumn(), DownloadColumn(binary_units=True),
+                         _Speed(""), TimeRemainingColumn(), console=Console(stderr=True), transient=True)
         self._task = None
 
     def start(self, *, total_bytes: int, files: int, label: str) -> None:

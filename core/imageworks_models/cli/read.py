@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import click
 
-from .output import common_options, emit_json, emit_json_rows, human_bytes, json_option, state, table
+from .output import (Choice, common_options, emit_json, emit_json_rows, human_bytes, json_option, state, table,
+                     wide_option)
 
 
 def _registry():
-    from ..registry import store_for
-
-    return store_for(state().settings()).load()
+    return state().registry()
 
 
 def _active():
@@ -20,15 +19,21 @@ def _active():
 
 
 _LOCK_CELL = {"unlocked": "-", "locked": "locked", "drift": "DRIFT"}
+# On a narrow terminal: the columns hidden first (lowest value first), and those that may wrap onto more lines.
+_LIST_DROP = ("PATH", "SERVED ID", "LOCATION", "DISPLAY NAME", "HASH", "INSTALLED", "SIZE", "QUANT", "FORMAT",
+              "CAPABILITIES", "ROLES", "MAX CTX", "NEEDS")
+_LIST_FOLD = ("ROLES", "CAPABILITIES", "PATH", "DISPLAY NAME", "SERVED ID")
 
 
 @click.command("list")
-@click.option("--role", help="Only entries playing this role (or having this capability, e.g. vision).")
-@click.option("--backend", help="Only entries of this backend (vllm, ollama, lmdeploy, ...).")
+@click.option("--role", type=Choice("role"),
+              help="Only entries playing this role (or having this capability, e.g. vision).")
+@click.option("--backend", type=Choice("backend"), help="Only entries of this backend (vllm, ollama, lmdeploy, ...).")
 @click.option("--include-non-installed", is_flag=True, help="Also entries whose files are not on disk.")
 @click.option("--include-testing", is_flag=True, help="Also testing and placeholder entries.")
 @click.option("--details", is_flag=True, help="More columns: format, quantization, size, location, path.")
 @click.option("--fits", is_flag=True, help="Add the memory-fit verdict of each entry on this machine (see `fit`).")
+@wide_option
 @json_option
 @common_options
 def list_cmd(role, backend, include_non_installed, include_testing, details, fits, as_json):
@@ -81,7 +86,7 @@ def list_cmd(role, backend, include_non_installed, include_testing, details, fit
             line += [r["fit"]["verdict"], human_bytes(r["fit"]["total_bytes"]), r["fit"]["largest_context"] or "-"]
         out.append(line)
     if rows:
-        click.echo(table(headers, out))
+        click.echo(table(headers, out, drop=_LIST_DROP, fold=_LIST_FOLD))
     notes = []
     if hidden["not_installed"]:
         notes.append(f"{hidden['not_installed']} not installed (add --include-non-installed)")
@@ -99,6 +104,7 @@ def list_cmd(role, backend, include_non_installed, include_testing, details, fit
 @click.command("show")
 @click.argument("name")
 @click.option("--provenance", is_flag=True, help="Show which layer (curated, discovered, default) each field came from.")
+@wide_option
 @json_option
 @common_options
 def show_cmd(name, provenance, as_json):
@@ -124,12 +130,12 @@ def show_cmd(name, provenance, as_json):
         emit_json({"entry": entry, "provenance": prov})
         return
     rows = [(key, prov.get(key, "?"), json.dumps(value, ensure_ascii=False)[:100]) for key, value in entry.items()]
-    click.echo(table(["FIELD", "FROM", "VALUE"], rows))
+    click.echo(table(["FIELD", "FROM", "VALUE"], rows, fold=("VALUE",)))
 
 
 @click.command("select")
 @click.argument("target")
-@click.option("--require", "require", multiple=True, metavar="CAPS",
+@click.option("--require", "require", multiple=True, type=Choice("capability", comma=True),
               help="Required capabilities, comma-separated (vision,tools,...); repeatable.")
 @json_option
 @common_options
@@ -166,6 +172,7 @@ def select_cmd(target, require, as_json):
 
 @click.command("list-roles")
 @click.option("--show-capabilities", is_flag=True, help="Show each entry's capabilities too.")
+@wide_option
 @json_option
 @common_options
 def list_roles_cmd(show_capabilities, as_json):
@@ -191,10 +198,11 @@ def list_roles_cmd(show_capabilities, as_json):
                 row.append(",".join(m["capabilities"]) or "-")
             rows.append(row)
     headers = ["ROLE", "ENTRY", "PRIORITY", "BACKEND", "INSTALLED"] + (["CAPABILITIES"] if show_capabilities else [])
-    click.echo(table(headers, rows) if rows else "no roles defined")
+    click.echo(table(headers, rows, fold=("CAPABILITIES",)) if rows else "no roles defined")
 
 
 @click.command("stats")
+@wide_option
 @json_option
 @common_options
 def stats_cmd(as_json):
@@ -230,7 +238,8 @@ def stats_cmd(as_json):
 @click.option("--context", type=click.IntRange(min=1), default=None, metavar="TOKENS",
               help="Tokens per sequence (default: the entry's configured context, else the model's maximum).")
 @click.option("--parallel", type=click.IntRange(min=1), default=1, metavar="N", help="Sequences served at once.")
-@click.option("--kv-dtype", default=None, metavar="T", help="KV cache dtype: auto (fp16/bf16), fp8, q8_0, q4_0, f32.")
+@click.option("--kv-dtype", default=None, type=Choice("KV cache dtype", metavar="T"),
+              help="KV cache dtype: auto (fp16/bf16), fp8, q8_0, q4_0, f32.")
 @click.option("--gpu", type=click.IntRange(min=0), default=None, metavar="I",
               help="The GPU to check (default: the one with the most free memory).")
 @json_option

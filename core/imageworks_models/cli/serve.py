@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import click
 
-from .output import common_options, emit_json, json_option, state, table
+from .output import Choice, common_options, dry_run_option, emit_json, json_option, state, table, wide_option
 
 
 @click.command("activate-model")
@@ -18,11 +18,14 @@ from .output import common_options, emit_json, json_option, state, table
 @click.option("--backend", metavar="BACKEND",
               help="Serve it with this backend instead of the entry's own, e.g. llamacpp for a model imported from "
                    "the Ollama store (served from its blob, not copied).")
-@click.option("--dry-run", is_flag=True, help="Check everything and print the command; start and stop nothing.")
+@dry_run_option("Check everything and print the command; start and stop nothing.")
 @click.option("--force", is_flag=True, help="Start it even if the memory estimate says it will not fit.")
+@click.option("--takeover", is_flag=True,
+              help="Stop a server imageworks has no record of that holds the port, if it is the kind this backend "
+                   "launches (same executable and subcommand); anything else is never touched.")
 @json_option
 @common_options
-def activate_model_cmd(name, stop, timeout, backend, dry_run, force, as_json):
+def activate_model_cmd(name, stop, timeout, backend, dry_run, force, takeover, as_json):
     """Make NAME the live model, or stop it with --stop.
 
     vLLM and LMDeploy entries: starts the server (`vllm serve ...` / `lmdeploy serve api_server ...`, never
@@ -31,14 +34,18 @@ def activate_model_cmd(name, stop, timeout, backend, dry_run, force, as_json):
     waits until /health answers and /v1/models lists the served id. State: _staging/active_vllm.json; server
     output: logs/<name>.log. Activating the model that is already live and ready changes nothing. If the
     server exits, never gets ready, or the port belongs to another process, it says why (with the log's last
-    lines) and leaves nothing running. --stop without NAME stops whatever is active.
+    lines) and leaves nothing running. --stop without NAME stops whatever is active. A port held by a server
+    imageworks has no record of (say, after _staging/active_vllm.json was deleted) is named with its pid and
+    command line; --takeover stops it when it is a server this backend launches.
 
     llama.cpp entries: starts llama-server (or python -m llama_cpp.server) on the entry's GGUF file the same
     way. --backend llamacpp serves any GGUF entry with it, e.g. one imported from the Ollama store, from its
     blob and projector blob (read-only, never copied).
 
     Ollama entries: loads the model into the Ollama server (OLLAMA_HOST) and keeps it loaded
-    (IMAGEWORKS_OLLAMA_KEEP_ALIVE); --stop unloads it. A locked entry whose files differ is refused (exit 2).
+    (IMAGEWORKS_OLLAMA_KEEP_ALIVE); it is then the live model (current-model shows it; a running vLLM or
+    LMDeploy server is stopped first) and --stop unloads it (keep_alive: 0). A locked entry whose files differ
+    is refused (exit 2).
     A model the memory estimate says will not fit the free memory is refused, naming the shortfall and
     the largest context that fits (`imageworks-models fit NAME`); --force starts it anyway.
 
@@ -47,6 +54,7 @@ def activate_model_cmd(name, stop, timeout, backend, dry_run, force, as_json):
       imageworks-loader activate-model qwen2-vl-2b
       imageworks-loader activate-model qwen2-vl-2b --dry-run
       imageworks-loader activate-model --stop
+      imageworks-loader activate-model qwen2-vl-2b --takeover
       imageworks-loader activate-model qwen3-8b-ollama-gguf-q4_k_m --json
       imageworks-loader activate-model qwen3-8b-ollama-gguf-q4_k_m --backend llamacpp
     """
@@ -58,12 +66,16 @@ def activate_model_cmd(name, stop, timeout, backend, dry_run, force, as_json):
             raise click.UsageError("--dry-run applies to activation; `current-model` shows what --stop would stop")
         if backend:
             raise click.UsageError("--backend applies to activation; --stop stops the model however it is served")
+        if takeover:
+            raise click.UsageError("--takeover applies to activation (it stops an untracked server on the port)")
         result = deactivate(name, settings=st.settings(), plugins=st.plugins())
         if as_json:
             emit_json(result)
         elif not result["stopped"]:
             click.echo("nothing was active" + (f" (dropped a stale record of {result['name']}: {result['stale']})"
                                                if result.get("stale") else ""))
+        elif result.get("unloaded"):
+            click.echo(f"unloaded {result['name']} ({result['unloaded']}) from {result['backend']}")
         else:
             how = f" (pid {result['pid']}, SIG{result['signal']})" if result.get("signal") else ""
             click.echo(f"stopped {result['name']} ({result['backend']}){how}")
@@ -72,6 +84,8 @@ def activate_model_cmd(name, stop, timeout, backend, dry_run, force, as_json):
         return
     if not name:
         raise click.UsageError("name the entry to activate, or pass --stop")
+    if dry_run and takeover:
+        raise click.UsageError("--dry-run stops nothing: it says whether --takeover would stop the port's holder")
     if dry_run:
         plan = plan_activation(name, settings=st.settings(), plugins=st.plugins(), backend=backend)
         if as_json:
@@ -83,7 +97,7 @@ def activate_model_cmd(name, stop, timeout, backend, dry_run, force, as_json):
     say = None if as_json else (lambda line: click.echo(line, err=True))
     with _sigterm_interrupts():
         result = activate(name, settings=st.settings(), plugins=st.plugins(), timeout=timeout, progress=say,
-                          force=force, backend=backend)
+                          force=force, backend=backend, takeover=takeover)
     if as_json:
         emit_json(result)
         return
@@ -132,7 +146,9 @@ def current_model_cmd(no_probe, as_json):
     """Show the live model on the serving port, checked now.
 
     Reads _staging/active_vllm.json and checks that its server process is still the one started (same boot,
-    pid and start time) and, unless --no-probe, that it answers /health and lists its served id. A record
+    pid and start time) and, unless --no-probe, that it answers /health and lists its served id. A model
+    activated into Ollama is live while Ollama has it loaded (/api/ps). With nothing recorded, a process that
+    holds the serving port anyway is named (pid, command line) with how to stop it. A record
     whose server is gone (crashed, killed, rebooted) is removed and reported as the previous model; nothing
     foreign is ever signalled. Models a running `imageworks-models gateway` serves are shown first (JSON:
     "gateway", a list). Exit code 0 whether or not a model is live.
@@ -154,6 +170,12 @@ def current_model_cmd(no_probe, as_json):
         click.echo("no active model")
         if info.get("previous"):
             click.echo(f"(the record of {info['previous']['name']} was dropped: {info['previous']['reason']})")
+        for holder in info.get("untracked") or ():
+            command = " ".join(holder["command"])[:160] or "?"
+            click.echo(f"but port {st.settings().vllm_port} is held by pid {holder['pid']} ({command}), which "
+                       f"imageworks did not start", err=True)
+            click.echo(f"hint: stop it with `kill {holder['pid']}`, or `imageworks-loader activate-model NAME "
+                       "--takeover` (stops it if it is a server that backend launches)", err=True)
         return
     click.echo(f"{info['name']} ({info['backend']}): {info['status']}" +
                (f" - {info['detail']}" if info.get("detail") else ""))
@@ -171,7 +193,8 @@ def _echo_gateway(models: list[dict]) -> None:
 
 
 @click.command("health")
-@click.argument("backends", nargs=-1)
+@click.argument("backends", nargs=-1, type=Choice("backend"))
+@wide_option
 @json_option
 @common_options
 def health_cmd(backends, as_json):
@@ -197,7 +220,8 @@ def health_cmd(backends, as_json):
         click.echo(table(("BACKEND", "STATUS", "URL", "VERSION", "LOADED"),
                          [(r["backend"] + (f" ({r['name']})" if r.get("name") else ""), "up" if r["ok"] else "down",
                            r["url"], r.get("version") or "-",
-                           ", ".join(m["model"] for m in r.get("loaded") or []) or "-") for r in rows]))
+                           ", ".join(m["model"] for m in r.get("loaded") or []) or "-") for r in rows],
+                         drop=("VERSION",), fold=("LOADED",)))
         for r in rows:
             if not r["ok"]:
                 click.echo(f"{r['backend']}: {r['error']}" + (f"\nhint: {r['hint']}" if r.get("hint") else ""),

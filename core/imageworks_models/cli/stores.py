@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import click
 
-from .output import common_options, emit_json_report, human_bytes, json_option, state, table
+from .output import (Choice, common_options, dry_run_option, emit_json_report, human_bytes, json_option, state,
+                     table, wide_option)
 
 
 def print_rows(report, *, empty: str = "nothing to do") -> None:
@@ -19,7 +20,8 @@ def print_rows(report, *, empty: str = "nothing to do") -> None:
                                                                               "duplicate", "error", "conflict")
                             else "") + r.action, r.name or "-", r.served_model_id or "-", r.quantization or "-",
                            human_bytes(r.size_bytes) if r.size_bytes else "-",
-                           r.path + (f"  ({r.reason})" if r.reason else "")) for r in rows]))
+                           r.path + (f"  ({r.reason})" if r.reason else "")) for r in rows],
+                         drop=("QUANT", "SERVED ID", "SIZE"), fold=("PATH / REASON",)))
     print_footer(report, empty=empty)
 
 
@@ -48,14 +50,15 @@ def emit(report, as_json: bool) -> None:
 
 def import_options(func):
     for option in reversed((
-        click.option("--dry-run", is_flag=True, help="Print the table of changes; write nothing."),
-        click.option("--backend", metavar="NAME", help="Backend of new entries (default: ollama)."),
+        dry_run_option("Print the table of changes; write nothing."),
+        click.option("--backend", type=Choice("backend"), help="Backend of new entries (default: ollama)."),
         click.option("--location", metavar="LABEL", help="Location label recorded (default: the setting)."),
         click.option("--deprecate-placeholders", is_flag=True,
                      help="Flag placeholder entries (no files of their own) for imported tags deprecated."),
         click.option("--prune-stale", is_flag=True, help="Remove imported entries whose tags are gone."),
         click.option("--verify-blobs", is_flag=True,
                      help="Hash every blob against its digest first (reads all bytes; slow)."),
+        wide_option,
         json_option,
         common_options,
     )):
@@ -102,11 +105,12 @@ def import_ollama_cmd(dry_run, backend, location, deprecate_placeholders, prune_
 
 
 @click.command("rebuild-ollama")
-@click.option("--dry-run", is_flag=True, help="Print the table of changes; write nothing.")
+@dry_run_option("Print the table of changes; write nothing.")
 @click.option("--location", metavar="LABEL", help="Location label recorded (default: the setting).")
 @click.option("--deprecate-placeholders", is_flag=True,
               help="Flag placeholder entries for imported tags deprecated.")
 @click.option("--verify-blobs", is_flag=True, help="Hash every blob against its digest first (slow).")
+@wide_option
 @json_option
 @common_options
 def rebuild_ollama_cmd(dry_run, location, deprecate_placeholders, verify_blobs, as_json):
@@ -126,8 +130,9 @@ def rebuild_ollama_cmd(dry_run, location, deprecate_placeholders, verify_blobs, 
 
 
 @click.command("backfill-ollama-paths")
-@click.option("--dry-run", is_flag=True, help="Print the table of changes; write nothing.")
+@dry_run_option("Print the table of changes; write nothing.")
 @click.option("--location", metavar="LABEL", help="Location label recorded (default: the setting).")
+@wide_option
 @json_option
 @common_options
 def backfill_ollama_paths_cmd(dry_run, location, as_json):

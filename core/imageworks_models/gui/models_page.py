@@ -176,6 +176,7 @@ def _sidebar(entries: dict[str, dict[str, Any]]) -> None:
 
 
 def _browse(entries, provenance, settings) -> None:
+    from ..units import human_bytes
     from ..views import rows_csv, stats
 
     st.text_input("Search", key="search", placeholder="fuzzy search over names and aliases (press f)")
@@ -211,6 +212,7 @@ def _browse(entries, provenance, settings) -> None:
         for col, (label, key) in zip(cols, (("Entries", "entries"), ("Installed", "installed"),
                                             ("Locked", "locked"), ("Not installed", "not_installed"))):
             col.metric(label, s[key])
+        st.caption(f"Disk: {human_bytes(s['disk_bytes'])}")  # the CLI's units (GiB); the JSON below keeps bytes
         st.json(s, expanded=False)
     with st.expander("Import discovered entries"):
         _import_wizard(settings)

@@ -87,6 +87,10 @@ class State:
         self.records[effective["name"]] = record
         self.changed = True
 
+    def paths(self) -> dict[str, str]:
+        """Real path -> entry name, for every remembered record with a path."""
+        return {r["path"]: name for name, r in self.records.items() if isinstance(r.get("path"), str)}
+
     def recall(self, name: str, path: str | None) -> dict[str, Any] | None:
         """The facts remembered for files at ``path`` (resolved), else for ``name``; forgotten once recalled."""
         key = None

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from .. import storage
+from ..dryrun import dry_run, in_dry_run  # noqa: F401 - dry_run re-exported
 from ..errors import (EntryNotFoundError, ReadOnlyRegistryError, RegistryError, RegistryFileError, RegistryValidationError,
                       SchemaVersionError, StorageError)
 from . import fields
@@ -38,6 +39,7 @@ MERGED_FILE = "model_registry.json"
 LOCK_FILE = ".model_registry.lock"
 BACKUP_DIR = "backups"
 MAX_FILE_BYTES = 256 * 1024 * 1024
+
 
 
 def dump_document(entries: list[dict[str, Any]], extra: dict[str, Any] | None = None) -> bytes:
@@ -512,6 +514,8 @@ class RegistryStore:
                              {"generated_by": f"imageworks-models {__version__}", "sources": sources})
 
     def _refresh_snapshot(self, entries: dict[str, dict[str, Any]], sources: dict[str, str]) -> None:
+        if in_dry_run():
+            return
         if self.merged_path.exists() and not self.merged_path.is_file():
             return  # not ours to replace; a write reports it
         existing = _read(self.merged_path) if self.merged_path.exists() else None
@@ -545,6 +549,12 @@ class RegistryStore:
             ReadOnlyRegistryError: a layer has a newer schema_version.
             RegistryValidationError: the edited registry is not valid; nothing was written.
         """
+        if in_dry_run():
+            layers = self.load_layers()
+            yield layers
+            if layers.curated.changed or layers.discovered.changed:
+                raise RuntimeError(f"a dry run tried to write the registry in {self.directory}")
+            return
         self.directory.mkdir(parents=True, exist_ok=True)
         with storage.file_lock(self.lock_path, timeout=self.lock_timeout, what=f"the registry in {self.directory}"):
             layers = self.load_layers()

@@ -204,11 +204,24 @@ def test_download_cli_banner_shows_path_location_format_files_and_template(env):
     assert f"path:           {dest}" in out
     assert "location:       linux_wsl" in out
     assert "format / quant: safetensors / fp16" in out
-    assert "files:          5 (" in out
+    assert "files:          5 files (" in out and "; fetched " in out
     assert "chat template:  detected" in out
     [entry] = env.entries()
     assert entry["name"] in out and entry["source"]["commit"] == commit
     assert run_cli("verify", entry["name"], prog="imageworks-loader").exit_code == 0
+
+
+def test_download_rerun_says_nothing_to_download_and_shows_no_rate(env):
+    commit, _ = tiny_repo(env.hub)
+    assert cli("org/tiny", "--non-interactive").exit_code == 0
+
+    again = cli("org/tiny", "--non-interactive")
+
+    assert again.exit_code == 0, again.stderr
+    first = again.stdout.splitlines()[0]
+    assert first == f"✅ org/tiny@{commit[:12]} (main): nothing to download, 5 files already verified"
+    assert "Downloaded" not in again.stdout and "/s" not in again.stdout and "nothing fetched" in again.stdout
+    assert " GB" not in again.stdout and " MB" not in again.stdout  # one unit system: B, KiB, MiB, GiB
 
 
 def test_download_cli_json_gives_the_download_result_shape(env):
@@ -675,7 +688,9 @@ def test_too_little_free_space_is_refused_before_any_body_byte(env, monkeypatch)
 
     message = info.value.message
     need = sum(len(data) for name, data in files.items() if name != "README.md")
-    assert f"needs {need / 1e6:.1f} MB" in message and "5.0 MB is free" in message, message
+    from imageworks_models.units import human_bytes
+
+    assert f"needs {human_bytes(need)}" in message and "4.8 MiB is free" in message, message  # binary units
     assert not any(env.hub.bytes_sent.values())  # not one body byte, config.json included
     assert not (env.weights / "org" / "tiny").exists()
     assert env.snapshot() == before

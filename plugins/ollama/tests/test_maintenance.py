@@ -300,7 +300,7 @@ def test_restore_of_a_missing_backup_is_a_usage_error(store, registry, tmp_path)
 
     result = dl("restore-ollama", "--backup", str(tmp_path / "no-such-backup.json"))
 
-    assert result.exit_code == 2
+    assert result.exit_code == 64  # a usage error: the --backup file does not exist
     assert "does not exist" in result.stderr and "no-such-backup.json" in result.stderr
     assert snapshot(registry) == before
 

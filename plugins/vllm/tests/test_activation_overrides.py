@@ -37,7 +37,7 @@ def test_backend_option_in_a_dry_run_and_refused_with_stop(orch):
     refused = orch.cli("activate-model", "--stop", "--backend", "vllm")
 
     assert plan["backend"] == "vllm" and plan["command"][2:4] == ["serve", str(orch.weights)]
-    assert refused.returncode == 2 and "--backend applies to activation" in refused.stderr
+    assert refused.returncode == 64 and "--backend applies to activation" in refused.stderr
     assert orch.state() is None
 
 

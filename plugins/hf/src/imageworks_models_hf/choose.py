@@ -195,7 +195,9 @@ def _pick_quant(repo: RemoteRepo, groups: "OrderedDict[str, list[RemoteFile]]", 
         return quants[0]
     if choose is not None:
         sizes = {q: sum(f.size for f in groups[q]) for q in quants}
-        labels = [f"{q} ({sizes[q] / 1e9:.1f} GB)" for q in quants]
+        from imageworks_models.units import human_bytes
+
+        labels = [f"{q} ({human_bytes(sizes[q])})" for q in quants]
         answer = choose(f"{repo.repo_id} has {len(quants)} GGUF quants; which one?", labels)
         return quants[labels.index(answer)]
     for q in GGUF_PREFERENCE:

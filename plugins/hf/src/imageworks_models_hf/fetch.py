@@ -15,6 +15,7 @@ copy of the model as they were.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -30,7 +31,7 @@ from imageworks_models.records import Discovered, Fetched, FetchRequest
 from imageworks_models.safepath import safe_join
 
 from . import choose as choosing
-from .remote import RemoteFile, file_url, get_token, parse_spec, resolve
+from .remote import RemoteFile, file_url, get_token, parse_reference, parse_spec, resolve
 
 STAGING = ".imageworks-staging"
 RESERVE = 64 << 20  # keep this much free beyond the download itself
@@ -53,8 +54,10 @@ def fetch(request: FetchRequest, *, settings, progress: Progress = SILENT, hash_
     """
     from imageworks_models.storage import file_lock
 
-    repo_id, revision = parse_spec(request.spec)
     endpoint = settings.hf_endpoint
+    repo_id, revision, file = parse_reference(request.spec, endpoint=endpoint)
+    if file and not request.weights:  # a link to one file of the repo: that file (and the essentials)
+        request = dataclasses.replace(request, weights=(file,))
     token = get_token()
     remote = resolve(repo_id, request.commit or revision, endpoint=endpoint, token=token)
     support = None
@@ -238,7 +241,9 @@ def _check_space(staging: Path, todo, done: set[str], parts_dir: Path) -> None:
 
 
 def _gb(n: int) -> str:
-    return f"{n / 1e9:.2f} GB" if n >= 1e8 else f"{n / 1e6:.1f} MB"
+    from imageworks_models.units import human_bytes
+
+    return human_bytes(n)
 
 
 def _refuse_pointer(part: Path, f: RemoteFile) -> None:

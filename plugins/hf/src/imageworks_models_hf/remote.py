@@ -8,8 +8,9 @@ from one commit even if the branch moves meanwhile.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from imageworks_models.errors import (
     AcquisitionError, RemoteAccessError, RemoteNotFoundError, RemoteUnavailableError, UnsafePathError,
@@ -68,6 +69,56 @@ def parse_spec(spec: str) -> tuple[str, str]:
     if revision and (len(revision) > 255 or any(ord(c) < 32 for c in revision) or ".." in revision):
         raise AcquisitionError(f"not a valid revision: {revision!r}", hint="use a branch, a tag or a commit sha")
     return repo_id, revision or "main"
+
+
+# What people paste: the Hub's page of a repo, of a revision, or of one file in it.
+SHAPES = ("owner/name", "owner/name@revision", "https://<hub>/owner/name", "https://<hub>/owner/name/tree/<revision>",
+          "https://<hub>/owner/name/blob/<revision>/<file>")
+_URL = re.compile(r"^https?://[^/\s]+/")
+_PUBLIC_HUBS = ("huggingface.co", "www.huggingface.co", "hf.co")
+
+
+def is_url(spec: str) -> bool:
+    """Whether ``spec`` is an http(s) URL (then :func:`parse_reference` reads its path)."""
+    return bool(_URL.match(spec.strip()))
+
+
+def parse_reference(spec: str, *, endpoint: str) -> tuple[str, str, str | None]:
+    """``(repo_id, revision, file or None)`` from any shape in :data:`SHAPES`.
+
+    A URL must be on the configured endpoint's host (or the public Hub's, e.g. a link copied from
+    huggingface.co while ``HF_ENDPOINT`` points at a mirror); the download always uses the configured
+    endpoint. ``/blob/<rev>/<file>`` and ``/resolve/<rev>/<file>`` name one file.
+
+    Raises:
+        AcquisitionError: not one of the shapes, a dataset or Space, or another host.
+    """
+    spec = spec.strip()
+    if not is_url(spec):
+        repo_id, revision = parse_spec(spec)
+        return repo_id, revision, None
+    parts = urlsplit(spec)
+    host = (parts.hostname or "").lower()
+    ours = (urlsplit(endpoint).hostname or "").lower()
+    if host != ours and host not in _PUBLIC_HUBS:
+        raise AcquisitionError(f"{host} is not the configured Hub ({ours or endpoint})",
+                               hint="set HF_ENDPOINT to that Hub, or write the model as owner/name")
+    segments = [unquote(s) for s in parts.path.split("/") if s]
+    if segments and segments[0] in ("datasets", "spaces"):
+        raise AcquisitionError(f"{spec} is a {segments[0][:-1]}, not a model repo",
+                               hint="download models only: https://<hub>/owner/name")
+    shape = ", ".join(SHAPES)
+    if len(segments) < 2:
+        raise AcquisitionError(f"no model repo in {spec!r}", hint=f"accepted: {shape}")
+    repo_id, rest = "/".join(segments[:2]), segments[2:]
+    revision, file = "main", None
+    if rest:
+        if rest[0] not in ("tree", "blob", "resolve") or len(rest) < 2 or (rest[0] != "tree" and len(rest) < 3):
+            raise AcquisitionError(f"not a model page, revision or file URL: {spec!r}", hint=f"accepted: {shape}")
+        revision = rest[1]
+        file = "/".join(rest[2:]) or None
+    repo_id, revision = parse_spec(f"{repo_id}@{revision}")
+    return repo_id, revision, file
 
 
 def check_endpoint(endpoint: str) -> str:

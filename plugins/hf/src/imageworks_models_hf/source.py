@@ -10,6 +10,8 @@ from typing import Iterator
 from imageworks_models.hashing import SILENT, Progress
 from imageworks_models.records import Discovered, Fetched, FetchRequest
 
+from .remote import SHAPES
+
 _SPEC = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*(@.+)?$")
 
 
@@ -26,10 +28,14 @@ def hub_cache_dir(env=None) -> Path:
 
 class HFSource:
     name = "hf"
+    shapes = SHAPES  # what `download` lists when no source accepts a reference
 
     def accepts(self, spec: str) -> bool:
-        """Whether ``spec`` names a Hub repo (``owner/repo[@revision]``) rather than a URL or a path."""
-        return bool(_SPEC.match(spec.strip())) and not os.path.exists(spec)
+        """Whether ``spec`` names a Hub repo: ``owner/repo[@revision]`` (not a local path) or an http(s) URL
+        of a repo, a revision or a file (its host is checked against the endpoint when fetching)."""
+        from .remote import is_url
+
+        return is_url(spec) or (bool(_SPEC.match(spec.strip())) and not os.path.exists(spec))
 
     def scan(self, root: Path, *, settings) -> Iterator[Discovered]:
         """Models under ``root``: HF model folders, HF cache repos and GGUF files."""
