@@ -16,8 +16,9 @@ import pytest
 FORBIDDEN_PREFIXES = (
     "imageworks_models_hf", "imageworks_models_ollama", "imageworks_models_vllm", "imageworks_models_lmdeploy",
     "huggingface_hub", "ollama", "requests", "streamlit", "pydantic", "pluggy", "filelock",
+    "starlette", "uvicorn", "httpx", "prometheus_client", "imageworks_models_llamacpp",
 )
-SUBCOMMANDS = ("list", "show", "select", "stats", "config")
+SUBCOMMANDS = ("list", "show", "select", "stats", "config", "gateway")
 MARK = "\n@@MODULES@@"
 
 RUNNER = textwrap.dedent("""

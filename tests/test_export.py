@@ -233,7 +233,8 @@ def test_llama_swap_config_has_the_documented_shape(cli, reg, tmp_path):
     small = models["llama-3.1-8b-instruct-vllm"]
     assert small["cmd"].startswith("vllm serve ") and "--port ${PORT}" in small["cmd"]
     assert small["useModelName"] == "llama3.1:8b" and small["aliases"] == ["llama8b", "llama3.1:8b"]
-    assert small["ttl"] == 600 and "ttl" not in models["llama-3.1-70b-vllm"]
+    assert small["ttl"] == 600
+    assert models["llama-3.1-70b-vllm"]["ttl"] == 1800  # no idle_ttl of its own: the gateway_idle_ttl setting
     assert doc["groups"]["pinned"] == {"swap": False, "exclusive": False, "persistent": True,
                                        "members": ["tiny-gguf-llamacpp"]}
     assert doc["groups"]["on-demand"]["swap"] is True
@@ -259,6 +260,8 @@ def test_export_then_import_gives_the_same_entries(cli, reg, tmp_path, monkeypat
     from imageworks_models.registry import open_registry
     from imageworks_models.settings import load_settings
 
+    # 0 (never unload) stands for "no idle_ttl": entries without one export the gateway_idle_ttl setting
+    monkeypatch.setenv("IMAGEWORKS_GATEWAY_IDLE_TTL", "0")
     first = tmp_path / "config.yaml"
     report = _export(cli, "llama-swap", first)
     exported = [r["name"] for r in report["exported"]]

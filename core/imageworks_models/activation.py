@@ -458,12 +458,29 @@ def _check_port(launch, *, takeover: bool = False, settings=None, say=lambda lin
 
 
 def _spawn(entry: dict[str, Any], launch, *, settings, say) -> dict[str, Any]:
+    active = spawn_server(entry, launch, settings=settings, say=say)
+    try:
+        _write_state(settings, active)
+    except BaseException:
+        _abandon(active, settings)
+        raise
+    return active
+
+
+def spawn_server(entry: dict[str, Any], launch, *, settings, say: Callable[[str], None] = lambda line: None,
+                 log_file: Path | None = None) -> dict[str, Any]:
+    """Start ``launch`` for ``entry`` through the log launcher; returns its record (the state file's shape,
+    ``status: "starting"``), written nowhere: the caller keeps it (the active-model state, or the gateway's).
+
+    Raises:
+        ServerStartError: the executable is missing or could not be started.
+    """
     import os
 
     from .errors import ServerStartError
     from .processes import spawn
 
-    log_file = log_path_for(settings, entry["name"])
+    log_file = log_file or log_path_for(settings, entry["name"])
     say(f"starting {entry['name']}: {_shell_line(launch.argv)}")
     try:
         proc, ident = spawn(list(launch.argv), env={**os.environ, **launch.env}, log_path=log_file,
@@ -477,12 +494,54 @@ def _spawn(entry: dict[str, Any], launch, *, settings, say) -> dict[str, Any]:
               "served_model_id": launch.served_model_id, "status": "starting", **ident.as_dict(),
               "command": list(launch.argv), "host": launch.host, "port": launch.port, "endpoint": launch.endpoint,
               "log": str(log_file), "started_at": _now(), "ready_at": None, "stop_grace": launch.stop_grace}
-    try:
-        _write_state(settings, active)
-    except BaseException:
-        _abandon(active, settings)
-        raise
     return active
+
+
+def wait_server_ready(record: dict[str, Any], impl, launch, *, settings, timeout: float) -> None:
+    """Wait until the server of ``record`` (from :func:`spawn_server`) is ready, as activation does; on any
+    failure (exit, foreign listener, timeout, interrupt) its whole group is stopped before the error goes on.
+
+    Raises:
+        ServerStartError, PortInUseError, ServerNotReadyError: see :func:`start`.
+    """
+    try:
+        _wait_ready(record, impl, launch, settings=settings, deadline=time.monotonic() + timeout, timeout=timeout)
+    except BaseException:
+        _stop_recorded(record, settings)
+        raise
+
+
+def stop_server(record: dict[str, Any], *, settings) -> dict[str, Any]:
+    """Stop the server of ``record`` if it is provably ours (its whole group: SIGTERM, grace, SIGKILL).
+
+    Returns:
+        ``{"name", "pid", "signal", "grace", "stale"?}``.
+    """
+    return _stop_recorded(record, settings)
+
+
+def check_port_free(launch) -> None:
+    """Refuse a port another process holds (P4).
+
+    Raises:
+        PortInUseError: someone listens there, or it cannot be bound.
+    """
+    _check_port(launch)
+
+
+def prepare_launch(entry: dict[str, Any], impl: Any, *, settings, plugins=None):
+    """Every refusal that comes before a server starts (remote entry, locked-entry drift, S7), then the
+    backend's launch plan for ``entry``.
+
+    Raises:
+        NotActivatableError, LockedEntryDriftError, NotVerifiableError, UnsafeLaunchError.
+    """
+    return _prepare(entry, impl, settings=settings, plugins=plugins)
+
+
+def record_footprint(settings, entry: dict[str, Any], record: dict[str, Any], estimate) -> None:
+    """Keep what the ready server of ``record`` holds and how long it took to load (never fails)."""
+    _record_footprint(settings, entry, record, estimate)
 
 
 def _abandon(active: dict[str, Any], settings) -> None:
@@ -584,6 +643,15 @@ def stop(*, settings, name: str | None = None, plugins=None) -> dict[str, Any]:
 
 
 def current(*, settings, plugins=None, probe: bool = True) -> dict[str, Any]:
+    """What is live on the serving port, checked now (P3: a crashed server is not reported as active), and
+    the models a running gateway serves (``gateway``: see :func:`imageworks_models.gateway.state.live_models`).
+    """
+    from .gateway.state import live_models
+
+    return {**_current(settings=settings, plugins=plugins, probe=probe), "gateway": live_models(settings.state_dir)}
+
+
+def _current(*, settings, plugins=None, probe: bool = True) -> dict[str, Any]:
     """What is live on the serving port, checked now (P3: a crashed server is not reported as active).
 
     A record whose server is gone is removed (when no activation holds the state) and reported under

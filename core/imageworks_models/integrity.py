@@ -424,8 +424,8 @@ def _fix_action(entry: dict[str, Any], r: VerifyResult) -> str | None:
 def _discovered_entry(layers, name: str) -> dict[str, Any]:
     entry = layers.discovered.get(name)
     if entry is None:
-        entry = {"name": name}
-        layers.discovered.put(entry)
+        layers.discovered.put({"name": name})
+        entry = layers.discovered.get(name)  # put() stores a copy of a new entry: change that one
     return entry
 
 

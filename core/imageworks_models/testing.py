@@ -107,3 +107,69 @@ def check_installed_plugin(plugin_dir: Path, name: str, *, hooks: list[str],
     assert row["provides"] == provides
     assert row["errors"] == []
     return row
+
+
+class GatewayProcess:
+    """``imageworks-models gateway`` as a real process, for tests and benchmarks (standard library only).
+
+    ``start()`` runs it on a free port with the current environment plus ``env`` and waits until it answers
+    ``/v1/models``; ``stop()`` sends SIGTERM and waits for it to exit (returns its exit code).
+    """
+
+    def __init__(self, *, env: dict[str, str] | None = None, host: str = "127.0.0.1", port: int | None = None,
+                 args: tuple[str, ...] = (), log_path: Path | None = None):
+        import socket
+
+        if port is None:
+            with socket.socket() as sock:
+                sock.bind(("127.0.0.1", 0))
+                port = sock.getsockname()[1]
+        self.host, self.port, self.env, self.args = host, port, env or {}, args
+        self.log_path = log_path
+        self.proc = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def start(self, *, timeout: float = 60.0, wait: bool = True) -> "GatewayProcess":
+        import os
+        import subprocess
+        import sys
+        import time
+        import urllib.error
+        import urllib.request
+
+        exe = Path(sys.executable).with_name("imageworks-models")
+        out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
+        self.proc = subprocess.Popen([str(exe), "gateway", "--host", self.host, "--port", str(self.port), *self.args],
+                                     env={**os.environ, **self.env}, stdout=out, stderr=out if self.log_path
+                                     else subprocess.PIPE)
+        if not wait:
+            return self
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                err = self.proc.stderr.read().decode() if self.proc.stderr else ""
+                raise RuntimeError(f"the gateway exited with {self.proc.returncode}: {err}")
+            try:
+                urllib.request.urlopen(f"{self.url}/models", timeout=1).read()
+                return self
+            except urllib.error.HTTPError:
+                return self  # it answers (401 without a key)
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("the gateway did not answer within the timeout")
+
+    def stop(self, timeout: float = 30.0) -> int | None:
+        import signal
+
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        except Exception:  # noqa: BLE001 - it hung: kill it, the test reports the orphans
+            self.proc.kill()
+            return self.proc.wait(5)

@@ -69,6 +69,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "health": ("imageworks_models.cli.serve:health_cmd", "Show backends' health and loaded models."),
     "doctor": ("imageworks_models.cli.admin:doctor_cmd",
                "Report clashing names, ports and served ids."),
+    "gateway": ("imageworks_models.cli.gateway:gateway_cmd", "One OpenAI endpoint for every model, loaded on demand."),
     "config": ("imageworks_models.cli.admin:config_cmd", "Show every resolved setting and where it came from."),
     "plugins": ("imageworks_models.cli.admin:plugins_cmd", "List plugins, their status and what they provide."),
     "gui": ("imageworks_models.cli.admin:gui_cmd", "Start the GUI (the Models page) on 127.0.0.1."),

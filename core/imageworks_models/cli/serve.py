@@ -150,7 +150,8 @@ def current_model_cmd(no_probe, as_json):
     activated into Ollama is live while Ollama has it loaded (/api/ps). With nothing recorded, a process that
     holds the serving port anyway is named (pid, command line) with how to stop it. A record
     whose server is gone (crashed, killed, rebooted) is removed and reported as the previous model; nothing
-    foreign is ever signalled. Exit code 0 whether or not a model is live.
+    foreign is ever signalled. Models a running `imageworks-models gateway` serves are shown first (JSON:
+    "gateway", a list). Exit code 0 whether or not a model is live.
 
     \b
     Examples:
@@ -164,6 +165,7 @@ def current_model_cmd(no_probe, as_json):
     if as_json:
         emit_json(info)
         return
+    _echo_gateway(info.get("gateway") or [])
     if not info["active"]:
         click.echo("no active model")
         if info.get("previous"):
@@ -181,6 +183,13 @@ def current_model_cmd(no_probe, as_json):
                        ("started", "started_at"), ("log", "log")):
         if info.get(key) is not None:
             click.echo(f"   {label + ':':<11}{info[key]}")
+
+
+def _echo_gateway(models: list[dict]) -> None:
+    """The gateway's models, before the serving port's (``current-model``)."""
+    if models:
+        click.echo(f"gateway at {models[0]['gateway']}: " + ", ".join(
+            f"{m['name']} ({m['backend']}, {m['status']}, pid {m['pid']})" for m in models))
 
 
 @click.command("health")

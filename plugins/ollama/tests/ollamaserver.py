@@ -14,6 +14,7 @@ import re
 import socket
 import sys
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -126,7 +127,9 @@ class StandInOllama:
 
     Endpoints: ``GET|HEAD /``, ``/api/version``, ``/api/tags``, ``POST /api/show``, ``GET /api/ps``,
     ``POST /api/generate`` (no prompt: load, or unload with ``keep_alive`` 0), ``POST /api/pull`` and
-    ``DELETE /api/delete``. The store is read afresh on every request, so tests may change it at any time.
+    ``DELETE /api/delete``, and the OpenAI-compatible ``POST /v1/chat/completions`` (not streamed: the last user
+    message echoed; like Ollama's, it loads the model with the default keep_alive, 5 minutes). The store is read
+    afresh on every request, so tests may change it at any time.
 
     Fault switches, plain attributes that tests may set at any time:
 
@@ -202,6 +205,7 @@ class _Handler(BaseHTTPRequestHandler):
         "/api/generate": {"POST": "generate"},
         "/api/pull": {"POST": "pull"},
         "/api/delete": {"DELETE": "delete"},
+        "/v1/chat/completions": {"POST": "openai_chat"},
     }
 
     server: _HTTPServer
@@ -368,6 +372,22 @@ class _Handler(BaseHTTPRequestHandler):
             self.owner.loaded.pop(info.served_id, None)
         self.send_json(200, {"model": model, "created_at": rfc3339(now), "response": "", "done": True,
                              "done_reason": "load" if keep_alive else "unload"})
+
+    def api_openai_chat(self, body):
+        """The OpenAI route: echo the last user message; the model stays loaded for Ollama's default 5 minutes."""
+        model = body.get("model", "")
+        info = find_model(self.store, model)
+        if info is None:
+            return self.send_json(404, {"error": {"message": f"model '{model}' not found", "type": "api_error",
+                                                  "param": None, "code": None}})
+        self.owner.loaded[info.served_id] = datetime.now(UTC) + parse_keep_alive(None)
+        text = next((m.get("content") for m in reversed(body.get("messages") or [])
+                     if isinstance(m, dict) and m.get("role") == "user"), "")
+        self.send_json(200, {"id": "chatcmpl-1", "object": "chat.completion", "created": int(time.time()),
+                             "model": model, "system_fingerprint": "fp_ollama",
+                             "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
+                                          "finish_reason": "stop"}],
+                             "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}})
 
     def api_pull(self, body):
         """PullHandler: write a catalogue model into the store, streaming Ollama's progress lines."""

@@ -23,7 +23,12 @@ Endpoints:
 - ``GET /version``: ``{"version": "0.11.0"}``.
 - ``POST /v1/chat/completions``: a minimal ``chat.completion`` whose assistant message echoes the text of the
   last user message; 404 error JSON (vLLM's shape) when ``model`` is given and is not the served name, 400 for
-  a body that is not JSON, 503 before ready.
+  a body that is not JSON, 503 before ready. With ``"stream": true``: Server-Sent Events, one
+  ``chat.completion.chunk`` per word (``max_tokens`` words at most; the text repeats when it is shorter), then
+  ``data: [DONE]``.
+- ``POST /v1/completions``: the same for ``prompt`` (``text_completion``, streamed as ``text_completion`` chunks).
+- ``POST /v1/embeddings``: ``{"object": "list", "data": [{"object": "embedding", "index": 0, "embedding": [8 floats
+  from the input's bytes]}], ...}``.
 - anything else: 404 ``{"object": "error", "message": ..., "type": "NotFoundError", "code": 404}``.
 
 Fault switches (environment variables):
@@ -39,6 +44,10 @@ Fault switches (environment variables):
   orchestrator must kill the whole group. Its pid is written to the file named by ``STANDIN_PID_FILE`` if set.
 - ``STANDIN_IGNORE_SIGTERM=1``: SIGTERM is ignored; only SIGKILL stops the server.
 - ``STANDIN_CRASH_AFTER``: seconds after becoming ready, print an ``ERROR`` line and exit with code 3.
+- ``STANDIN_TOKEN_DELAY``: seconds between streamed chunks (default 0).
+- ``STANDIN_DIE_MIDSTREAM``: exit with code 3 (no clean shutdown) after sending this many chunks of a stream;
+  with ``STANDIN_DIE_ONCE_FILE`` set, only if that file does not exist yet (it is created first), so a
+  restarted server streams normally.
 
 Otherwise SIGTERM (and SIGINT) shut it down cleanly: the socket is closed and it exits 0.
 """
@@ -107,6 +116,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 class StandinServer(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 1024  # many clients at once (a benchmark's 200 streams), as uvicorn's backlog allows
 
     def __init__(self, address, config: argparse.Namespace, ready_at: float):
         super().__init__(address, Handler)
@@ -122,6 +132,7 @@ class StandinServer(ThreadingHTTPServer):
 class Handler(BaseHTTPRequestHandler):
     server: StandinServer
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out as separate writes: no 40 ms delayed-ACK stall
 
     def log_message(self, format, *args):  # no access log
         pass
@@ -159,7 +170,7 @@ class Handler(BaseHTTPRequestHandler):
         path = self.path.split("?", 1)[0]
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
-        if path != "/v1/chat/completions":
+        if path not in ("/v1/chat/completions", "/v1/completions", "/v1/embeddings"):
             self.send_error_json(404, "Not Found", "NotFoundError")
             return
         if not self.server.ready:
@@ -177,8 +188,26 @@ class Handler(BaseHTTPRequestHandler):
         if model != name:
             self.send_error_json(404, f"The model `{model}` does not exist.", "NotFoundError")
             return
-        text = last_user_text(request.get("messages") or [])
+        if path == "/v1/embeddings":
+            data = str(request.get("input") or "").encode()
+            vector = [round((sum(data[i::8]) % 997) / 997, 6) for i in range(8)]
+            self.send_json(200, {"object": "list", "model": model, "data": [
+                {"object": "embedding", "index": 0, "embedding": vector}],
+                "usage": {"prompt_tokens": len(data.split()), "total_tokens": len(data.split())}})
+            return
+        chat = path == "/v1/chat/completions"
+        text = last_user_text(request.get("messages") or []) if chat else str(request.get("prompt") or "")
+        if request.get("stream") is True:
+            self.stream(model, text, chat=chat, max_tokens=request.get("max_tokens"))
+            return
         words = len(text.split())
+        if not chat:
+            self.send_json(200, {"id": f"cmpl-{uuid.uuid4().hex}", "object": "text_completion",
+                                 "created": int(time.time()), "model": model,
+                                 "choices": [{"index": 0, "text": text, "logprobs": None, "finish_reason": "stop"}],
+                                 "usage": {"prompt_tokens": words, "completion_tokens": words,
+                                           "total_tokens": 2 * words}})
+            return
         self.send_json(200, {
             "id": f"chatcmpl-{uuid.uuid4().hex}",
             "object": "chat.completion",
@@ -192,6 +221,59 @@ class Handler(BaseHTTPRequestHandler):
             }],
             "usage": {"prompt_tokens": words, "completion_tokens": words, "total_tokens": 2 * words},
         })
+
+
+    def stream(self, model: str, text: str, *, chat: bool, max_tokens) -> None:
+        """Server-Sent Events, one chunk per word, then ``data: [DONE]`` (chunked transfer encoding)."""
+        words = text.split() or ["ok"]
+        count = max_tokens if isinstance(max_tokens, int) and max_tokens > 0 else len(words)
+        delay = env_float("STANDIN_TOKEN_DELAY") or 0.0
+        die_after = os.environ.get("STANDIN_DIE_MIDSTREAM", "").strip()
+        ident = f"{'chatcmpl' if chat else 'cmpl'}-{uuid.uuid4().hex}"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+
+        def send(data: str) -> None:
+            raw = f"data: {data}\n\n".encode()
+            self.wfile.write(f"{len(raw):x}\r\n".encode() + raw + b"\r\n")
+            self.wfile.flush()
+
+        try:
+            for i in range(count):
+                if die_after and i >= int(die_after) and first_death():
+                    os._exit(3)
+                word = words[i % len(words)] + ("" if i == count - 1 else " ")
+                if chat:
+                    choice = {"index": 0, "delta": {"content": word} if i else {"role": "assistant", "content": word},
+                              "logprobs": None, "finish_reason": "stop" if i == count - 1 else None}
+                    chunk = {"id": ident, "object": "chat.completion.chunk", "created": int(time.time()),
+                             "model": model, "choices": [choice]}
+                else:
+                    chunk = {"id": ident, "object": "text_completion", "created": int(time.time()), "model": model,
+                             "choices": [{"index": 0, "text": word, "logprobs": None,
+                                          "finish_reason": "stop" if i == count - 1 else None}]}
+                send(json.dumps(chunk))
+                if delay:
+                    time.sleep(delay)
+            send("[DONE]")
+            self.wfile.write(b"0\r\n\r\n")
+            self.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+
+
+def first_death() -> bool:
+    """Whether to die now (``STANDIN_DIE_ONCE_FILE``: only the first time)."""
+    once = os.environ.get("STANDIN_DIE_ONCE_FILE", "").strip()
+    if not once:
+        return True
+    try:
+        os.close(os.open(once, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        return False
+    return True
 
 
 def last_user_text(messages) -> str:
