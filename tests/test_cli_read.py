@@ -652,7 +652,7 @@ def test_models_help_lists_every_command(cli):
     assert result.exit_code == 0
     assert commands_listed(result.stdout) == ["activate-model", "backfill-ollama-paths", "check-updates", "config",
                                               "current-model",
-                                              "discover-all",
+                                              "discover-all", "doctor",
                                               "download", "export", "fit", "gateway", "gui", "health", "import",
                                               "import-ollama",
                                               "ingest-local-hf", "list",

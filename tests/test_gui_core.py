@@ -211,6 +211,83 @@ def test_entry_edit_error_singular_message():
     assert err.lines() == ["x: 1 invalid field", "  roles: Input should be a valid list"]
 
 
+# --- editing: the checks activation makes, made when saving -----------------------------------------
+
+
+def refused(reg, name: str, changes: dict) -> dict[str, str]:
+    """The field errors of ``changes``; the apply is refused and neither layer file changes."""
+    before = layer_bytes(reg)
+    plan = editing.plan_edit(name, changes)
+    with pytest.raises(EntryEditError):
+        editing.apply_edit(name, changes, base=plan.base)
+    assert layer_bytes(reg) == before
+    return plan.errors
+
+
+def test_a_backend_no_loaded_plugin_provides_is_refused(reg):
+    errors = refused(reg, "alpha", {"backend": "tensorrt"})
+    assert list(errors) == ["backend"]
+    assert "no loaded plugin provides the 'tensorrt' backend" in errors["backend"]
+    assert "vllm" in errors["backend"] and "pip install imageworks-models-tensorrt" in errors["backend"]
+
+
+@pytest.mark.parametrize("extra_args, words", [
+    (["--port", "9000"], "may not set --port"),
+    (["--hos=0.0.0.0"], "may not set --host"),  # an argparse abbreviation
+    (["--served-model-name", "x"], "may not set --served-model-name"),
+    (["--trust-remote-code"], "--trust-remote-code"),
+    ("--max-model-len 4096", "list"),
+    (["4096"], "must start with an option"),
+])
+def test_extra_args_the_orchestrator_owns_or_forbids_are_refused(reg, extra_args, words):
+    errors = refused(reg, "alpha", {"backend_config": {"model_path": "/weights/alpha", "extra_args": extra_args}})
+    assert list(errors) == ["backend_config"], errors
+    assert words in errors["backend_config"]
+
+
+@pytest.mark.parametrize("env", [{"LD_PRELOAD": "/tmp/x.so"}, {"PYTHONPATH": "/tmp"}, {"PATH": "/tmp"},
+                                 {"BAD KEY": "1"}])
+def test_env_that_would_load_other_code_is_refused(reg, env):
+    errors = refused(reg, "alpha", {"backend_config": {"model_path": "/weights/alpha", "env": env}})
+    assert list(errors) == ["backend_config"] and "env" in errors["backend_config"], errors
+
+
+def test_allowed_extra_args_and_env_are_saved(reg):
+    changes = {"backend_config": {"model_path": "/weights/alpha", "extra_args": ["--max-model-len", "4096"],
+                                  "env": {"CUDA_VISIBLE_DEVICES": "0"}}}
+    plan = editing.plan_edit("alpha", changes)
+    assert plan.errors == {}
+    editing.apply_edit("alpha", changes, base=plan.base)
+    assert effective("alpha")["backend_config"]["extra_args"] == ["--max-model-len", "4096"]
+
+
+@pytest.mark.parametrize("port", [0, 70000, "http"])
+def test_a_port_out_of_range_is_refused(reg, port):
+    errors = refused(reg, "alpha", {"backend_config": {"port": port}})
+    assert list(errors) == ["backend_config"] and "port" in errors["backend_config"], errors
+
+
+@pytest.mark.parametrize("roles, words", [
+    (["Chat Bot!"], "is not a role name"),
+    (["chat", "  "], "blank"),
+    (["gamma"], "also an entry's name or alias"),  # `select gamma` picks the entry, never the role
+    (["al"], "also an entry's name or alias"),
+])
+def test_junk_roles_are_refused(reg, roles, words):
+    errors = refused(reg, "alpha", {"roles": roles})
+    assert list(errors) == ["roles"] and words in errors["roles"], errors
+
+
+def test_a_role_priority_for_a_role_the_entry_does_not_play_is_refused(reg):
+    errors = refused(reg, "alpha", {"role_priority": {"vision": 5}})
+    assert list(errors) == ["role_priority"], errors
+
+
+def test_a_remote_entry_is_not_checked_against_a_local_launch(reg):
+    changes = {"backend_config": {"base_url": "http://gpu-box:8000/v1"}}
+    assert editing.plan_edit("alpha", changes).errors == {}
+
+
 # --- editing: stale edits --------------------------------------------------------------------------
 
 
@@ -500,14 +577,38 @@ def test_row_has_aliases():
     assert views.row({"name": "b"})["aliases"] == []
 
 
-def test_search_name_display_name_aliases_with_substring_first():
+def test_search_ranks_exact_then_prefix_then_substring_then_fuzzy():
     rows = [make_row("zeta-qwen"), make_row("alpha-q-w-e-n"), make_row("beta", aliases=["old-qwen"]),
-            make_row("delta", display_name="QWEN thing"), make_row("gamma"), make_row("b-qwen-2")]
+            make_row("delta", display_name="QWEN thing"), make_row("gamma"), make_row("b-qwen-2"),
+            make_row("qwen")]
     got = [r["name"] for r in views.search(rows, "qwen")]
-    assert got == ["b-qwen-2", "zeta-qwen", "alpha-q-w-e-n", "beta", "delta"]
-    assert [r["name"] for r in views.search(rows, "QWEN")][:2] == ["b-qwen-2", "zeta-qwen"]
+    # exact; prefix (of the display name); substrings, the larger share of the text first, ties by name;
+    # the letters-apart match last
+    assert got == ["qwen", "delta", "b-qwen-2", "beta", "zeta-qwen", "alpha-q-w-e-n"]
+    assert [r["name"] for r in views.search(rows, "QWEN")] == got
     assert [r["name"] for r in views.search(rows, "gmm")] == ["gamma"]
     assert views.search(rows, "xyz") == []
+
+
+def test_search_ignores_separators_and_tolerates_a_typo():
+    rows = [make_row("qwen2.5-vl-7b-instruct-awq"), make_row("llama-3-8b"), make_row("mistral-7b")]
+    assert [r["name"] for r in views.search(rows, "qwen2.5 vl")] == ["qwen2.5-vl-7b-instruct-awq"]
+    assert [r["name"] for r in views.search(rows, "mistarl")] == ["mistral-7b"]  # two letters swapped
+    assert [r["name"] for r in views.search(rows, "LLAMA_3")] == ["llama-3-8b"]
+
+
+def test_search_score_tiers():
+    assert views.search_score("qwen", ["qwen"])[0] == 0
+    assert views.search_score("qwen", ["Qwen3-4B"])[0] == 1
+    assert views.search_score("4b", ["qwen3-4b"])[0] == 2
+    assert views.search_score("qwen3-5b", ["qwen3-4b"])[0] == 3  # a close spelling
+    assert views.search_score("qw4b", ["qwen3-4b"])[0] == 4  # the letters in order, apart
+    assert views.search_score("zzz", ["qwen3-4b"]) is None
+
+
+def test_a_close_spelling_ranks_before_letters_apart():
+    rows = [make_row("q-w-e-n-3-x"), make_row("qwen-3")]
+    assert [r["name"] for r in views.search(rows, "qwen 3x")] == ["qwen-3", "q-w-e-n-3-x"]
 
 
 @pytest.mark.parametrize("query", ["", "   "])

@@ -122,11 +122,17 @@ def env(tmp_path, monkeypatch) -> Env:
 # --- driving the page -------------------------------------------------------------------------------------
 
 
-def page() -> AppTest:
+def page(view: str | None = None) -> AppTest:
+    """The page as a new visitor sees it; ``view`` opens another tab (only the open tab's content runs)."""
     at = AppTest.from_file(str(PAGE), default_timeout=60)
+    if view:
+        at.session_state["view"] = view
     at.run()
     assert not at.exception, [x.value for x in at.exception]
     return at
+
+
+BROWSE, DOWNLOAD, MAINTENANCE, ADVANCED = "📚 Browse & Manage", "📥 Download & Import", "🔧 Registry Maintenance", "⚙️ Advanced Operations"
 
 
 def ok(at: AppTest) -> AppTest:
@@ -150,6 +156,33 @@ def texts(elements) -> list[str]:
 
 def select(at: AppTest, name: str) -> AppTest:
     return ok(at.selectbox(key="selected").select(name).run())
+
+
+def open_edit(at: AppTest, name: str) -> AppTest:
+    """Select ``name`` and open its "Edit entry" dialog."""
+    at = select(at, name)
+    return ok(at.button(key="edit_open").click().run())
+
+
+def save(at: AppTest) -> AppTest:
+    """Press "Save to curated" and, when the diff is shown with its question, "Confirm save"."""
+    at = ok(at.button(key="edit_save").click().run())
+    if [b for b in at.button if b.key == "edit_confirm"]:
+        assert [w for w in texts(at.warning) if w.endswith("change(s) to the curated layer?")], texts(at.warning)
+        at = ok(at.button(key="edit_confirm").click().run())
+    return at
+
+
+def settle(at: AppTest, timeout: float = 60) -> AppTest:
+    """Rerun while an activation or stop runs in the background (what the page's poll does every second)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while at.session_state["job"] if "job" in at.session_state else False:
+        assert time.monotonic() < deadline, "the action did not finish"
+        time.sleep(0.3)
+        at = ok(at.run())
+    return at
 
 
 def set_operator(at: AppTest, name: str) -> AppTest:
@@ -371,6 +404,8 @@ def test_activate_confirmed_starts_the_server_and_stop_stops_it(env, serving):
 
     at = ok(at.button(key="activate").click().run())
     at = ok(at.button(key="confirm_yes").click().run())
+    assert [s for s in at.status if s.label == f"Activating… {BF16}"] or not at.session_state["job"]
+    at = settle(at)
 
     endpoint = f"http://127.0.0.1:{serving}/v1"
     assert [(s.icon, s.value) for s in at.success] == [("✅", f"{BF16} is active at {endpoint}")], texts(at.error)
@@ -382,7 +417,7 @@ def test_activate_confirmed_starts_the_server_and_stop_stops_it(env, serving):
     at = ok(at.button(key="stop").click().run())
     assert texts(at.warning) == [f"Run `imageworks-models activate-model {BF16} --stop`?"]
     assert standin_processes()  # nothing stops before the confirmation
-    at = ok(at.button(key="confirm_yes").click().run())
+    at = settle(ok(at.button(key="confirm_yes").click().run()))
     assert f"stopped {BF16}" in texts(at.success)
     assert wait_until(lambda: not standin_processes(), 5)
     at = ok(at.run())
@@ -398,7 +433,7 @@ def test_a_failed_activation_shows_the_error_and_logs_it(env, serving, monkeypat
     at = select(page(), BF16)
 
     at = ok(at.button(key="activate").click().run())
-    at = ok(at.button(key="confirm_yes").click().run())
+    at = settle(ok(at.button(key="confirm_yes").click().run()))
 
     errors = texts(at.error)
     assert len(errors) == 1 and str(tmp_path / "no-such-vllm") in errors[0] and "IMAGEWORKS_VLLM_BIN" in errors[0]
@@ -418,7 +453,7 @@ def edit_key(name: str, field: str) -> str:
 
 
 def test_preview_shows_the_diff_and_writes_nothing(env):
-    at = select(page(), BF16)
+    at = open_edit(page(), BF16)
     before = env.snapshot()
 
     at.text_input(key=edit_key(BF16, "display_name")).input("Qwen Renamed")
@@ -434,12 +469,12 @@ def test_preview_shows_the_diff_and_writes_nothing(env):
 
 
 def test_save_writes_only_the_curated_layer(env):
-    at = select(set_operator(page(), "dora"), BF16)
+    at = open_edit(set_operator(page(), "dora"), BF16)
     discovered_before = (env.reg / DISCOVERED_FILE).read_bytes()
 
     at.text_input(key=edit_key(BF16, "display_name")).input("Qwen Renamed")
     at.text_input(key=edit_key(BF16, "roles")).input("chat, vision-helper")
-    at = ok(at.button(key="edit_save").click().run())
+    at = save(at)
 
     assert f"saved 2 field(s) of {BF16} to the curated layer" in texts(at.success), texts(at.error)
     assert env.curated(BF16) == {"name": BF16, "display_name": "Qwen Renamed", "roles": ["chat", "vision-helper"],
@@ -452,12 +487,12 @@ def test_save_writes_only_the_curated_layer(env):
 
 
 def test_invalid_backend_config_json_is_a_field_error_and_nothing_is_written(env):
-    at = select(page(), BF16)
+    at = open_edit(page(), BF16)
     before = env.snapshot()
 
     at.text_input(key=edit_key(BF16, "display_name")).input("Qwen Renamed")
     at.text_area(key=edit_key(BF16, "backend_config")).input('{"model_path": ')
-    at = ok(at.button(key="edit_save").click().run())
+    at = save(at)
 
     errors = texts(at.error)
     assert len(errors) == 1 and errors[0].startswith("backend_config: not JSON"), errors
@@ -465,11 +500,11 @@ def test_invalid_backend_config_json_is_a_field_error_and_nothing_is_written(env
 
 
 def test_invalid_backend_name_is_a_field_error_and_nothing_is_written(env):
-    at = select(page(), BF16)
+    at = open_edit(page(), BF16)
     before = env.snapshot()
 
     at.text_input(key=edit_key(BF16, "backend")).input("Not A Backend!")
-    at = ok(at.button(key="edit_save").click().run())
+    at = save(at)
 
     errors = texts(at.error)
     assert len(errors) == 1 and errors[0].startswith("backend: "), errors
@@ -477,7 +512,7 @@ def test_invalid_backend_name_is_a_field_error_and_nothing_is_written(env):
 
 
 def test_several_invalid_fields_are_each_reported_and_nothing_is_written(env):
-    at = select(page(), BF16)
+    at = open_edit(page(), BF16)
     before = env.snapshot()
 
     at.text_input(key=edit_key(BF16, "backend")).input("Not A Backend!")
@@ -486,31 +521,31 @@ def test_several_invalid_fields_are_each_reported_and_nothing_is_written(env):
     at = ok(at.button(key="edit_preview").click().run())
 
     errors = texts(at.error)
-    assert [e.split(":", 1)[0] for e in errors] == ["backend", "metadata", "served_model_id"], errors
-    assert errors[1].startswith("metadata: not JSON")
+    assert [e.split(":", 1)[0] for e in errors] == ["served_model_id", "backend", "metadata"], errors
+    assert errors[2].startswith("metadata: not JSON")
     assert env.snapshot() == before
 
 
 def test_capabilities_are_chosen_from_the_canonical_keys_and_saved_as_flags(env):
-    at = select(page(), BF16)
+    at = open_edit(page(), BF16)
     caps = at.multiselect(key=edit_key(BF16, "caps"))
     assert caps.options == ["text", "vision", "audio", "embedding", "tools", "thinking", "reasoning"]
     assert caps.value == ["text"]  # what the scan found
 
     caps.set_value(["text", "vision", "telepathy"])  # not an option: never reaches the page
-    at = ok(at.button(key="edit_save").click().run())
+    at = save(at)
 
     assert not at.error, texts(at.error)
     assert env.curated(BF16)["capabilities"] == {"text": True, "vision": True}
 
 
 def test_a_stale_edit_is_refused_and_the_file_is_unchanged(env):
-    at = select(page(), BF16)
+    at = open_edit(page(), BF16)
     env.update_curated(BF16, display_name="Changed Elsewhere")  # someone else saves meanwhile
     before = env.snapshot()
 
     at.text_input(key=edit_key(BF16, "roles")).input("chat")
-    at = ok(at.button(key="edit_save").click().run())
+    at = save(at)
 
     errors = texts(at.error)
     assert len(errors) == 1 and "changed since you opened it" in errors[0] and "reload" in errors[0], errors
@@ -520,15 +555,17 @@ def test_a_stale_edit_is_refused_and_the_file_is_unchanged(env):
 
 
 def test_after_a_stale_refusal_reload_lets_the_edit_be_made_again(env):
-    at = select(page(), BF16)
+    at = open_edit(page(), BF16)
     env.update_curated(BF16, display_name="Changed Elsewhere")
     at.text_input(key=edit_key(BF16, "roles")).input("chat")
-    at = ok(at.button(key="edit_save").click().run())
+    at = save(at)
     assert "changed since you opened it" in texts(at.error)[0]
 
     at = ok(at.button(key="reload").click().run())  # "reload the entry, then make your edit again"
+    assert not [t for t in at.text_input if t.key == edit_key(BF16, "roles")]  # the reload closed the form
+    at = ok(at.button(key="edit_open").click().run())
     at.text_input(key=edit_key(BF16, "roles")).input("chat, writer")
-    at = ok(at.button(key="edit_save").click().run())
+    at = save(at)
 
     assert not at.error, texts(at.error)
     assert env.curated(BF16)["roles"] == ["chat", "writer"]
@@ -536,21 +573,21 @@ def test_after_a_stale_refusal_reload_lets_the_edit_be_made_again(env):
 
 
 def test_an_edit_after_the_pages_own_verify_is_saved(env):
-    at = select(page(), BF16)
+    at = open_edit(page(), BF16)
     at = ok(at.button(key="verify").click().run())
     assert f"verify {BF16}: ok" in texts(at.success)
 
     at.text_input(key=edit_key(BF16, "roles")).input("chat")
-    at = ok(at.button(key="edit_save").click().run())
+    at = save(at)
 
     assert not at.error, texts(at.error)
     assert env.curated(BF16)["roles"] == ["chat"]
 
 
 def test_the_diff_viewer_shows_the_last_edit(env):
-    at = select(page(), BF16)
+    at = open_edit(page(), BF16)
     at.text_input(key=edit_key(BF16, "display_name")).input("Qwen Renamed")
-    at = ok(at.button(key="edit_save").click().run())
+    at = save(at)
     assert not at.error, texts(at.error)
 
     at = ok(at.run())
@@ -566,7 +603,7 @@ def test_the_diff_viewer_shows_the_last_edit(env):
 
 
 def test_the_import_wizard_gives_a_discovered_entry_a_curated_overlay(env):
-    at = page()
+    at = ok(page().button(key="import_open").click().run())
     assert at.selectbox(key="wizard_entry").options == [GGUF]  # BF16 already has a curated part
     discovered_before = (env.reg / DISCOVERED_FILE).read_bytes()
 
@@ -581,7 +618,7 @@ def test_the_import_wizard_gives_a_discovered_entry_a_curated_overlay(env):
     assert (env.reg / DISCOVERED_FILE).read_bytes() == discovered_before
     assert env.actions()[-1]["action"] == "import-discovered" and env.actions()[-1]["entry"] == GGUF
 
-    at = ok(at.run())
+    at = ok(at.run())  # the wizard stays open until closed
     assert not [s for s in at.selectbox if s.key == "wizard_entry"]
     assert "Every discovered entry already has a curated overlay." in texts(at.caption)
     assert {r["Logical Name"]: r["Roles"] for r in table(at)}[GGUF] == "chat, summarize"
@@ -598,7 +635,7 @@ def report_rows(at: AppTest, column: str = "action") -> list[dict]:
 
 def test_scan_is_a_dry_run_by_default(env):
     write_gguf(env.weights / "Llama-3-8B-Q8_0.gguf", 7)  # 7: Q8_0, not registered yet
-    at = page()
+    at = page(DOWNLOAD)
     before = env.snapshot()
     assert at.toggle(key="scan_dry").value is True
     assert at.text_input(key="scan_base").value == str(env.weights)
@@ -613,7 +650,7 @@ def test_scan_is_a_dry_run_by_default(env):
 
 
 def test_normalize_dry_run_writes_nothing(env):
-    at = page()
+    at = page(MAINTENANCE)
     before = env.snapshot()
     assert at.toggle(key="nz_apply").value is False
 
@@ -629,7 +666,7 @@ COPY = GGUF + "-copy"  # the longer name: the one prune-duplicates would remove
 
 
 def test_reset_discovered_dry_run_from_the_cleanup_tab_writes_nothing(env):
-    at = page()
+    at = page(MAINTENANCE)
     before = env.snapshot()
     at = ok(at.selectbox(key="cl_which").select("reset-discovered").run())
     at = ok(at.text_input(key="cl_backend").input("vllm").run())
@@ -644,7 +681,7 @@ def test_reset_discovered_dry_run_from_the_cleanup_tab_writes_nothing(env):
 
 
 def test_restore_ollama_needs_a_backup_to_choose(env):
-    at = page()
+    at = page(MAINTENANCE)
 
     at = ok(at.selectbox(key="cl_which").select("restore-ollama").run())
 
@@ -653,7 +690,7 @@ def test_restore_ollama_needs_a_backup_to_choose(env):
 
 
 def test_purge_imported_from_the_cleanup_tab_applies_only_when_dry_run_is_off(env):
-    at = page()
+    at = page(MAINTENANCE)
     at = ok(at.selectbox(key="cl_which").select("purge-imported").run())
     before = env.snapshot()
     at = ok(at.button(key="cl_go").click().run())
@@ -669,7 +706,7 @@ def test_purge_imported_from_the_cleanup_tab_applies_only_when_dry_run_is_off(en
 
 def test_prune_duplicates_dry_run_lists_the_duplicate_and_writes_nothing(env):
     env.put(discovered=({"name": COPY, "backend": "vllm", "download": {"path": str(env.gguf)}},))
-    at = page()
+    at = page(MAINTENANCE)
     before = env.snapshot()
     assert at.selectbox(key="cl_which").value == "prune-duplicates" and at.toggle(key="cl_dry").value is True
 
@@ -683,7 +720,7 @@ def test_prune_duplicates_dry_run_lists_the_duplicate_and_writes_nothing(env):
 
 
 def test_the_verify_tab_checks_the_chosen_entries(env):
-    at = page()
+    at = page(ADVANCED)
 
     at = ok(at.multiselect(key="vf_names").set_value([BF16]).run())
     at = ok(at.button(key="vf_go").click().run())
@@ -694,7 +731,7 @@ def test_the_verify_tab_checks_the_chosen_entries(env):
 
 
 def test_remove_metadata_only_keeps_the_files(env):
-    at = page()
+    at = page(ADVANCED)
     at.selectbox(key="rm_name").select(GGUF)
     assert at.radio(key="rm_mode").value == "metadata only"
     assert not [c for c in at.checkbox if c.key == "rm_sure"]
@@ -704,12 +741,13 @@ def test_remove_metadata_only_keeps_the_files(env):
     assert GGUF not in env.names() and env.gguf.is_file()
     assert "removed the entry from the registry" in texts(at.markdown)
     assert env.actions()[-1]["cli"] == f"imageworks-models remove {GGUF} --force"
+    at.session_state["view"] = BROWSE
     at = ok(at.run())
     assert GGUF not in shown(at) and "2 of 3 entries" in texts(at.caption)
 
 
 def test_remove_files_only_needs_the_confirmation_checkbox(env):
-    at = page()
+    at = page(ADVANCED)
     at.selectbox(key="rm_name").select(GGUF)
     at = ok(at.radio(key="rm_mode").set_value("files only").run())
     assert at.button(key="rm_go").disabled is True
@@ -720,6 +758,7 @@ def test_remove_files_only_needs_the_confirmation_checkbox(env):
 
     assert not env.gguf.exists() and GGUF in env.names()
     assert env.actions()[-1]["cli"] == f"imageworks-models remove {GGUF} --delete-files --force"
+    at.session_state["view"] = BROWSE
     at = ok(at.run())
     assert {r["Logical Name"]: r["Installed?"] for r in table(at)}[GGUF] == "✗"
 
@@ -738,3 +777,31 @@ def test_a_malformed_curated_file_shows_one_clear_error(env):
     assert "hint: " in errors[0]
     # no table and no action on a registry that cannot be read; only Reload, to try again once it is fixed
     assert not at.dataframe and [b.key for b in at.button] == ["reload"]
+
+
+# --- a big registry ---------------------------------------------------------------------------------------
+
+
+def test_a_big_registry_paints_the_table_first_then_the_drawer(env):
+    env.put(curated=tuple({"name": f"bulk-{i:04d}", "backend": "vllm"} for i in range(600)))
+
+    at = page()  # the first run: the table alone
+
+    assert len(table(at)) == 603 and "603 of 604 entries" in texts(at.caption)  # the testing one hidden
+    assert "Loading the action drawer…" in texts(at.caption)
+    assert not [b for b in at.button if b.key == "activate"]
+
+    at = ok(at.run())  # what the browser's first fragment tick does: the rest of the page comes
+
+    assert [b for b in at.button if b.key == "activate"] and "Loading the action drawer…" not in texts(at.caption)
+    assert [m for m in texts(at.markdown) if m.startswith("**Provenance:**")]
+
+
+def test_an_edit_that_would_share_a_served_id_shows_doctors_warning(env):
+    # issue 17 item 7: what `doctor` would report after the save is shown before it is written
+    at = open_edit(page(), BF16)
+    at.text_input(key=edit_key(BF16, "served")).input(GGUF)  # GGUF's served id is its own name
+    at = ok(at.button(key="edit_preview").click().run())
+
+    warnings = [w for w in texts(at.warning) if w.startswith("Warning: ")]
+    assert warnings and GGUF in warnings[0], texts(at.warning)

@@ -423,3 +423,22 @@ def test_a_curated_entry_gets_its_files_back_after_its_discovered_part_was_reset
     part = discovered(reg)["house-qwen"]
     assert part["download"]["path"] == str(folder) and part["version_lock"]["locked"] is True
     assert BF16_NAME not in discovered(reg)
+
+
+@pytest.mark.parametrize("content", [b'{"schema_version": 1, "remembered": {"a": {"path": NaN}}}', b"{" * 200,
+                                     b'{"remembered": {}, "remembered": {}}'])
+def test_a_state_file_that_is_not_strict_json_is_never_written_over(env, content):
+    reg, weights = env
+    hf_cache_repo(weights / "hub", "org/Qwen3-4B")
+    scan(weights / "hub")
+    [name] = discovered(reg)
+    ok("lock", name, "--set-expected")
+    (reg / "model_registry.state.json").write_bytes(content)
+    before = snapshot(reg)
+
+    result = cli("purge-imported", "--providers", "hf", "--apply")
+
+    assert result.exit_code == 1, result.stdout
+    [line] = error_lines(result)
+    assert "model_registry.state.json" in line and "Traceback" not in result.stderr
+    assert snapshot(reg) == before  # the lock was not dropped unremembered, the state file not replaced

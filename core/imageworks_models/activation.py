@@ -33,6 +33,9 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from .errors import StorageError
+from .storage import read_regular
+
 STATE_FILE = "active_vllm.json"
 SCHEMA_VERSION = 1
 TAIL_LINES = 15
@@ -51,10 +54,10 @@ def read_active(state_dir: Path) -> dict[str, Any] | None:
     """
     path = state_path(state_dir)
     try:
-        data = json.loads(path.read_bytes())
+        data = json.loads(read_regular(path))  # a FIFO here never hangs `list` (B19)
     except FileNotFoundError:
         return None
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, StorageError) as exc:
         log.warning("ignoring %s: %s (delete it if no model is being served)", path, exc)
         return None
     if not isinstance(data, dict) or not isinstance(data.get("name"), str):

@@ -86,7 +86,9 @@ def record(log_dir: Path, action: str, *, entries: list[str] | tuple[str, ...] =
             import traceback
 
             rec["traceback"] = "".join(traceback.format_exception(error))
-    line = (json.dumps(rec, ensure_ascii=False, separators=(",", ":"), default=str) + "\n").encode("utf-8")
+    from .endpoints import redact  # credentials in a URL are never kept in the trail (S12)
+
+    line = (redact(json.dumps(rec, ensure_ascii=False, separators=(",", ":"), default=str)) + "\n").encode("utf-8")
     path = Path(log_dir) / AUDIT_FILE
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

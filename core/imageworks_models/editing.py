@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,10 +39,15 @@ class EditPlan:
     diff: list[tuple[str, Any, Any]] = field(default_factory=list)
     errors: dict[str, str] = field(default_factory=dict)
     base: str = ""
+    warnings: list[str] = field(default_factory=list)  # conflicts the edit creates (doctor's checks), not refused
 
     def as_dict(self) -> dict[str, Any]:
         return {"name": self.name, "before": self.before, "after": self.after, "base": self.base,
-                "diff": [{"field": f, "old": o, "new": n} for f, o, n in self.diff], "errors": self.errors}
+                "diff": [{"field": f, "old": o, "new": n} for f, o, n in self.diff], "errors": self.errors,
+                "warnings": self.warnings}
+
+
+ROLE_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 
 
 def _field_errors(candidate: dict[str, Any], changes: dict[str, Any]) -> dict[str, str]:
@@ -71,6 +77,74 @@ def _field_errors(candidate: dict[str, Any], changes: dict[str, Any]) -> dict[st
     return errors
 
 
+def _role_errors(candidate: dict[str, Any], entries: dict[str, dict[str, Any]]) -> dict[str, str]:
+    """Roles are what ``select ROLE`` resolves: short lowercase words, never an entry's name or alias (``select``
+    tries names first, so such a role could never be chosen)."""
+    errors: dict[str, str] = {}
+    roles = candidate.get("roles") or []
+    if not isinstance(roles, list):
+        return errors
+    bad = [r for r in roles if isinstance(r, str) and r.strip() and not ROLE_RE.match(r)]
+    if bad:
+        errors["roles"] = (f"{bad[0]!r} is not a role name: use lowercase letters, digits, '.', '_' or '-' "
+                           "(e.g. chat, vision, embedding)")
+        return errors
+    names = {n for e in entries.values() for n in (e["name"], *(e.get("aliases") or ()))}
+    clash = [r for r in roles if r in names]
+    if clash:
+        errors["roles"] = (f"role {clash[0]!r} is also an entry's name or alias, so `select {clash[0]}` would "
+                           "pick that entry, never the role; choose another role name")
+        return errors
+    priority = candidate.get("role_priority") or {}
+    if isinstance(priority, dict):
+        extra = sorted(set(priority) - set(roles))
+        if extra:
+            errors["role_priority"] = f"priority for {extra[0]!r}, which is not one of the entry's roles"
+    return errors
+
+
+def _backend_errors(candidate: dict[str, Any], changes: dict[str, Any], *, settings, plugins,
+                    launch: bool = True) -> dict[str, str]:
+    """The checks activation makes before it starts anything, made when the entry is saved: the backend is
+    provided by a loaded plugin, and the server command the backend would render from the entry passes the
+    launch rules (``serverargs.py``: ``extra_args``, ``env``, served id; RELIABILITY S7)."""
+    from .errors import ImageworksError, UnsafeLaunchError
+
+    backend = candidate.get("backend")
+    if not backend or not ({"backend", "backend_config", "served_model_id"} & set(changes)):
+        return {}
+    if plugins is None:
+        from .plugins import get_plugins
+
+        plugins = get_plugins(settings)
+    if backend not in plugins.backends:
+        known = ", ".join(sorted(plugins.backends)) or "none"
+        return {"backend": f"no loaded plugin provides the {backend!r} backend (loaded: {known}); install its "
+                           f"plugin (pip install imageworks-models-{backend}) or choose one of those"}
+    if not launch or (candidate.get("backend_config") or {}).get("base_url"):
+        return {}  # a remote endpoint: nothing is launched here
+    try:
+        from .serving import backend_impl
+
+        impl = backend_impl(backend, plugins)
+    except ImageworksError:
+        return {}  # a plugin that cannot load says so where it is used; its warning names the fix
+    if not hasattr(impl, "launch"):
+        return {}
+    from .serverargs import planning
+
+    try:
+        with planning():  # files that are not on disk yet are not an edit's business
+            impl.launch(candidate, settings=settings)
+    except UnsafeLaunchError as exc:
+        field_ = "served_model_id" if "served_model_id" in exc.message and "extra_args" not in exc.message \
+            else "backend_config"
+        return {field_: exc.message.split(": ", 1)[-1] + (f" ({exc.hint})" if exc.hint else "")}
+    except ImageworksError:
+        return {}  # not about the entry's own fields (a missing file, a setting): activation reports it
+    return {}
+
+
 def base_of(name: str, *, settings=None) -> str:
     """The fingerprint of ``name``'s curated part now (of "none yet" when it has none): what an editor opening
     the entry keeps, to hand to :func:`apply_edit` as ``base``."""
@@ -83,7 +157,7 @@ def base_of(name: str, *, settings=None) -> str:
     return fingerprint(layers.curated.get(entry["name"]) if entry else None)
 
 
-def plan_edit(name: str, changes: dict[str, Any], *, settings=None) -> EditPlan:
+def plan_edit(name: str, changes: dict[str, Any], *, settings=None, plugins=None) -> EditPlan:
     """The curated part ``name`` would have after ``changes`` (field -> new value; ``None`` removes the field).
 
     Returns:
@@ -103,10 +177,28 @@ def plan_edit(name: str, changes: dict[str, Any], *, settings=None) -> EditPlan:
         from .registry import open_registry
 
         entry = open_registry(settings).get(name)  # raises EntryNotFoundError with suggestions, or resolves an alias
-    return _plan(entry, layers, changes)
+    return _plan(entry, layers, changes, entries=entries, settings=settings, plugins=plugins)
 
 
-def _plan(entry: dict[str, Any], layers, changes: dict[str, Any]) -> EditPlan:
+def _launch_errors(effective: dict[str, Any], changes: dict[str, Any], settings) -> dict[str, str]:
+    """What activation would refuse in an edited ``backend_config`` (S11), refused at edit time already."""
+    from .errors import UnsafeLaunchError
+    from .serverargs import check_env, check_host
+
+    cfg = effective.get("backend_config")
+    if "backend_config" not in changes or not isinstance(cfg, dict):
+        return {}
+    try:
+        check_env(cfg.get("env"), name=effective["name"], settings=settings)
+        if isinstance(cfg.get("host"), str):
+            check_host(cfg["host"], name=effective["name"], settings=settings, warn=lambda line: None)
+    except UnsafeLaunchError as exc:
+        return {"backend_config": exc.message.split(": ", 1)[-1] + (f" ({exc.hint})" if exc.hint else "")}
+    return {}
+
+
+def _plan(entry: dict[str, Any], layers, changes: dict[str, Any], *, entries: dict[str, dict[str, Any]], settings,
+          plugins=None) -> EditPlan:
     name = entry["name"]
     before = dict(layers.curated.get(name) or {"name": name})
     after = dict(before)
@@ -123,12 +215,26 @@ def _plan(entry: dict[str, Any], layers, changes: dict[str, Any]) -> EditPlan:
         if key not in (layers.discovered.get(name) or {}):
             effective.pop(key, None)
     plan.errors = _field_errors(effective, changes)
+    if "backend_config" not in plan.errors:
+        plan.errors.update(_launch_errors(effective, changes, settings))
+    if not plan.errors:
+        from .doctor import warnings_for
+
+        entries, _ = layers.merged()
+        plan.warnings = warnings_for(name, effective, entries,
+                                     single_port=bool(getattr(settings, "single_port", False)))
     if not effective.get("backend"):
         plan.errors.setdefault("backend", "an entry needs a backend (vllm, ollama, lmdeploy...)")
+    if "roles" in changes or "role_priority" in changes:
+        for key, message in _role_errors(effective, {**entries, name: effective}).items():
+            plan.errors.setdefault(key, message)
+    if "backend" not in plan.errors:  # the launch rules only for an otherwise well-formed entry
+        plan.errors.update(_backend_errors(effective, changes, settings=settings, plugins=plugins,
+                                           launch=not plan.errors))
     return plan
 
 
-def apply_edit(name: str, changes: dict[str, Any], *, base: str, settings=None) -> EditPlan:
+def apply_edit(name: str, changes: dict[str, Any], *, base: str, settings=None, plugins=None) -> EditPlan:
     """Write ``changes`` into ``name``'s curated part, if the entry is still the one the user started from.
 
     Args:
@@ -158,7 +264,7 @@ def apply_edit(name: str, changes: dict[str, Any], *, base: str, settings=None) 
         if fingerprint(layers.curated.get(entry["name"])) != base:
             raise StaleEditError(f"{name!r} changed since you opened it (someone else saved it); nothing was written",
                                  hint="reload the entry, then make your edit again")
-        plan = _plan(entry, layers, changes)
+        plan = _plan(entry, layers, changes, entries=entries, settings=settings, plugins=plugins)
         if plan.errors:
             raise EntryEditError(plan.errors, name=entry["name"])
         name = entry["name"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 
@@ -15,6 +16,9 @@ def normalize_host_url(host: str, default_port: int) -> str:
     scheme = "http"
     if "://" in host:
         scheme, host = host.split("://", 1)
+    userinfo, at, rest = host.rpartition("@")  # user:password@host:port: kept for the connection, never shown
+    if at:
+        host, userinfo = rest, userinfo + "@"
     if host.startswith("[") and "]" in host:  # [::1]:port
         addr, _, port = host[1:].partition("]")
         port = port.lstrip(":")
@@ -25,14 +29,24 @@ def normalize_host_url(host: str, default_port: int) -> str:
         addr, port = host, ""
     if addr in ("", "0.0.0.0", "[::]", "::"):
         addr = "127.0.0.1"
-    return f"{scheme}://{addr}:{port or default_port}"
+    return f"{scheme}://{userinfo}{addr}:{port or default_port}"
+
+
+_USERINFO = re.compile(r"(?<=://)[^/@\s\"'<>]*@"  # scheme://user:password@host
+                       r"|(?<![\w/@.:%+-])[\w.%+-]+:[^/@\s\"'<>]+@(?=[\w\[])")  # user:password@host (OLLAMA_HOST style)
 
 
 def redact_url(url: Any) -> str:
     """``url`` for messages and tables, with any ``user:password@`` replaced by ``***@``."""
-    import re
+    return _USERINFO.sub("***@", str(url))
 
-    return re.sub(r"(?<=://)[^/@\s]*@", "***@", str(url))
+
+def redact(text: Any) -> Any:
+    """``text`` with the user-info (``user:password@``) of every URL in it replaced by ``***@`` (S12); what we
+    print, log, audit or show goes through this. Anything but text is returned as it is."""
+    if not isinstance(text, str) or "@" not in text:
+        return text
+    return _USERINFO.sub("***@", text)
 
 
 def check_base_url(url: Any) -> str:

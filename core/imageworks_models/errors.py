@@ -14,6 +14,9 @@ class ImageworksError(Exception):
     exit_code = 1
 
     def __init__(self, message: str, *, hint: str | None = None):
+        from .endpoints import redact  # credentials in a URL never reach a message (S12)
+
+        message, hint = redact(message), redact(hint)
         super().__init__(message)
         self.message = message
         self.hint = hint
@@ -43,6 +46,14 @@ class LockTimeoutError(StorageError):
     def __init__(self, message: str, *, holder: str | None = None, hint: str | None = None):
         super().__init__(message, hint=hint)
         self.holder = holder
+
+
+class ChangedOnDiskError(StorageError):
+    """A file changed on disk (a hand edit, another tool) between our read and our replace; it was kept (W17)."""
+
+
+class ReadOnlyFileError(StorageError):
+    """A file or folder is marked read-only (no write bit); it is not replaced, even by root (W17)."""
 
 
 # --- registry -----------------------------------------------------------------------------------

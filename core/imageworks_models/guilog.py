@@ -9,6 +9,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from .errors import StorageError
+from .storage import read_regular
+
 LOG_FILE = "gui_registry_actions.json"
 KEEP = 500
 
@@ -20,8 +23,8 @@ def log_path(state_dir: Path) -> Path:
 def read_actions(state_dir: Path, *, limit: int | None = 50) -> list[dict[str, Any]]:
     """The newest ``limit`` actions, newest first; a missing or unreadable file is an empty log."""
     try:
-        doc = json.loads(log_path(state_dir).read_bytes())
-    except (OSError, ValueError):
+        doc = json.loads(read_regular(log_path(state_dir)))  # a FIFO here never hangs us (B19)
+    except (OSError, ValueError, StorageError):
         return []
     raw = doc.get("actions") if isinstance(doc, dict) else None
     actions = [a for a in raw if isinstance(a, dict)] if isinstance(raw, list) else []

@@ -13,8 +13,10 @@ import threading
 from pathlib import Path
 from typing import Any, Callable
 
+from .errors import StorageError
 from .layout import EXCLUDED_DIRS, cache_repo_dir_of
 from .records import ArtifactInfo
+from .storage import read_regular
 
 VERSION = 2  # 2: ArtifactInfo.details gained the memory facts (formats/memory.py)
 
@@ -96,10 +98,10 @@ class InspectCache:
         self._lock = threading.Lock()
         if self.path is not None:
             try:
-                data = json.loads(self.path.read_bytes())
+                data = json.loads(read_regular(self.path))  # a FIFO here never hangs us (B19)
                 if data.get("version") == VERSION and isinstance(data.get("items"), dict):
                     self.items = data["items"]
-            except (OSError, ValueError, AttributeError):
+            except (OSError, ValueError, AttributeError, StorageError):
                 pass
 
     def get(self, path: str, sig: list, inspect: Callable[[Path], ArtifactInfo | None]) -> ArtifactInfo | None:

@@ -637,3 +637,29 @@ def check_activation_allowed(entry: dict[str, Any], *, settings: Any = None, plu
 
 __all__ = ["VerifyResult", "VerifyReport", "LockResult", "verify", "lock", "unlock", "check_activation_allowed",
            "expected_aggregate", "entry_root"]
+
+
+def file_rows(entry: dict[str, Any], result: VerifyResult, *, prefix: int = 12) -> list[dict[str, Any]]:
+    """A verify's per-file detail, as the GUI shows it: ``[{"path", "size", "expected", "actual", "status"}]``
+    (digest prefixes without the algorithm; status ok | changed | missing | extra | renamed | unreadable |
+    recorded), the changed files first. Only what the verify saw: nothing is hashed again."""
+    def digest_prefix(record: FileRecord | None) -> str | None:
+        if record is None or not record.digest:
+            return None
+        return record.digest.split(":", 1)[-1][:prefix]
+
+    recorded = {f.path: f for f in _recorded_files(entry)}
+    rows: dict[str, dict[str, Any]] = {}
+    manifest = result.manifest
+    for f in (manifest.files if manifest is not None else []):
+        if f.special or (f.link and not f.digest):
+            continue
+        expected = recorded.get(f.path)
+        status = "recorded" if expected is None and result.status == "recorded" else "ok"
+        rows[f.path] = {"path": f.path, "size": f.size, "expected": digest_prefix(expected) or (digest_prefix(f) if status == "recorded"
+                                                                                       else None),
+                        "actual": digest_prefix(f), "status": status}
+    for c in result.changes:
+        rows[c.path] = {"path": c.path, "size": (c.actual or c.expected).size if (c.actual or c.expected) else None,
+                        "expected": digest_prefix(c.expected), "actual": digest_prefix(c.actual), "status": c.change}
+    return sorted(rows.values(), key=lambda r: (r["status"] in ("ok", "recorded"), r["path"]))

@@ -17,6 +17,7 @@ commit, touching no local file.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -79,35 +80,105 @@ def export_lock(path: Path | str = LOCKFILE, *, dry_run: bool = False, settings=
     if not dry_run:
         path.parent.mkdir(parents=True, exist_ok=True)
         with file_lock(path.with_name(path.name + ".lock"), timeout=settings.lock_timeout):
-            atomic_write(path, (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
+            from .registry.jsonio import dumps_strict
+
+            atomic_write(path, (dumps_strict(doc, path=str(path), indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
     return {"path": str(path), "written": not dry_run, "entries": [r["name"] for r in records], "skipped": skipped}
 
 
-def read_lock(path: Path | str) -> list[dict[str, Any]]:
-    """The entries of a lockfile, checked.
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+_DIGEST = re.compile(r"(sha256|blake3):[0-9a-f]{64}")
+_COMMIT = re.compile(r"[0-9a-f]{40}")
+_TOP_FIELDS = {"schema_version", "generated_at", "generated_by", "entries"}
+_ENTRY_FIELDS = {"name", "backend", "served_model_id", "format", "quantization", "source", "aggregate", "files"}
+_SOURCE_FIELDS = {"provider", "repo_id", "revision", "commit"}
+_FILE_FIELDS = {"path", "size", "digest"}
+MAX_SIZE = 2**53  # sizes must be exact in every JSON reader (doubles)
 
-    Raises:
-        RegistryError: the file is missing, not JSON, of a newer schema, or an entry lacks name/aggregate/files.
-    """
-    path = Path(path)
-    try:
-        doc = json.loads(path.read_bytes())
-    except FileNotFoundError:
-        raise RegistryError(f"{path} does not exist", hint="write one with `imageworks-loader lock export`") from None
-    except (OSError, ValueError) as exc:
-        raise RegistryError(f"{path} is not a readable lockfile: {exc}", hint="export it again") from None
-    if not isinstance(doc, dict) or not isinstance(doc.get("entries"), list):
-        raise RegistryError(f"{path} is not a models.lock file (no entries list)", hint="export it again")
-    if doc.get("schema_version", 0) > SCHEMA_VERSION:
-        raise RegistryError(f"{path} has schema_version {doc['schema_version']}, newer than this tool reads",
-                            hint="upgrade imageworks-models")
+
+def _check_record(rec: Any, where: str) -> list[str]:
+    """What is wrong with one lockfile entry, field by field (D24)."""
+    from .errors import UnsafePathError
     from .safepath import check_relative_name
 
+    if not isinstance(rec, dict):
+        return [f"{where}: must be an object"]
+    problems = [f"{where}.{k}: unknown field" for k in sorted(set(rec) - _ENTRY_FIELDS)]
+    if not isinstance(rec.get("name"), str) or not rec["name"]:
+        problems.append(f"{where}.name: must be a non-empty string")
+    for key in ("backend", "served_model_id", "format", "quantization"):
+        if rec.get(key) is not None and not isinstance(rec[key], str):
+            problems.append(f"{where}.{key}: must be a string")
+    if not isinstance(rec.get("aggregate"), str) or not _DIGEST.fullmatch(rec["aggregate"]):
+        problems.append(f"{where}.aggregate: must be sha256:<64 lowercase hex>")
+    src = rec.get("source", {})
+    if not isinstance(src, dict):
+        problems.append(f"{where}.source: must be an object")
+    else:
+        problems += [f"{where}.source.{k}: unknown field" for k in sorted(set(src) - _SOURCE_FIELDS)]
+        for key in ("provider", "repo_id", "revision"):
+            if src.get(key) is not None and not isinstance(src[key], str):
+                problems.append(f"{where}.source.{key}: must be a string")
+        if "commit" in src and (not isinstance(src["commit"], str) or not _COMMIT.fullmatch(src["commit"])):
+            problems.append(f"{where}.source.commit: must be a 40-hex commit id, not {str(src['commit'])[:50]!r}")
+    files = rec.get("files")
+    if not isinstance(files, list) or not files:
+        problems.append(f"{where}.files: must be a non-empty list")
+        return problems
+    for i, f in enumerate(files):
+        at = f"{where}.files[{i}]"
+        if not isinstance(f, dict):
+            problems.append(f"{at}: must be an object")
+            continue
+        problems += [f"{at}.{k}: unknown field" for k in sorted(set(f) - _FILE_FIELDS)]
+        path = f.get("path")
+        if not isinstance(path, str) or not path:
+            problems.append(f"{at}.path: must be a non-empty relative path")
+        else:
+            try:
+                check_relative_name(path)  # a hostile lockfile must not name ../../x or /etc/x
+            except UnsafePathError as exc:
+                problems.append(f"{at}.path: {exc.message}")
+        size = f.get("size")
+        if type(size) is not int or not 0 <= size < MAX_SIZE:
+            problems.append(f"{at}.size: must be a whole number 0 <= n < 2^53, not {str(size)[:30]}")
+        if not isinstance(f.get("digest"), str) or not _DIGEST.fullmatch(f["digest"]):
+            problems.append(f"{at}.digest: must be sha256:<64 lowercase hex>")
+    return problems
+
+
+def read_lock(path: Path | str, *, limit: int | None = None) -> list[dict[str, Any]]:
+    """The entries of a lockfile, checked field by field (D24): strict JSON, known fields only, 64-hex digests,
+    40-hex commits, sizes 0 <= n < 2^53, relative paths without ``..``.
+
+    Raises:
+        RegistryError: the file is missing, not strict JSON, of a newer schema, or any field is wrong (all
+            problems at once, with their JSON paths).
+    """
+    from .registry.jsonio import DEFAULT_MAX_BYTES, read_json_file
+
+    path = Path(path)
+    try:
+        doc = read_json_file(path, limit=limit or DEFAULT_MAX_BYTES)
+    except FileNotFoundError:
+        raise RegistryError(f"{path} does not exist", hint="write one with `imageworks-loader lock export`") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("entries"), list):
+        raise RegistryError(f"{path} is not a models.lock file (no entries list)", hint="export it again")
+    version = doc.get("schema_version")
+    if type(version) is not int or version < 1:
+        raise RegistryError(f"{path}: schema_version must be a whole number >= 1, not {str(version)[:30]}",
+                            hint="export it again")
+    if version > SCHEMA_VERSION:
+        raise RegistryError(f"{path} has schema_version {version}, newer than this tool reads",
+                            hint="upgrade imageworks-models")
+    problems = [f"$.{k}: unknown field" for k in sorted(set(doc) - _TOP_FIELDS)]
     for i, rec in enumerate(doc["entries"]):
-        if not isinstance(rec, dict) or not rec.get("name") or not rec.get("aggregate") or not rec.get("files"):
-            raise RegistryError(f"{path}: entry {i + 1} lacks name, aggregate or files", hint="export it again")
-        for f in rec["files"]:
-            check_relative_name(f.get("path") or "")  # a hostile lockfile must not name ../../x
+        problems += _check_record(rec, f"$.entries[{i}]")
+    if problems:
+        from .errors import RegistryValidationError
+
+        raise RegistryValidationError(str(path), problems, hint="this is not a models.lock this tool wrote, or it "
+                                                                "was edited; export it again")
     return doc["entries"]
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -112,6 +113,46 @@ def reset_discovered(backend: str, *, dry_run: bool = False, backup: bool = True
 # -- restore-ollama ------------------------------------------------------------------------------------
 
 
+_BACKUP_NAME = re.compile(r"model_registry\.(curated|discovered)\.(\d{8}T\d{6}\d*Z)(\.[\w-]+)?\.json")
+
+
+def _read_backup(path: Path, backup_dir: Path, *, limit: int) -> tuple[str, bytes]:
+    """The layer kind and bytes of a backup this tool wrote (D24): named as :func:`storage.backup_file` names
+    registry backups, strict JSON, and a registry layer document (``{"schema_version", "entries"}``; the
+    earlier tool's list only in a ``legacy`` backup). Anything else (``[]``, a models.lock, a hand-made file)
+    is refused before the registry is touched.
+
+    Raises:
+        RegistryError, RegistryFileError: the file is not such a backup.
+    """
+    from .registry.jsonio import loads_strict, read_limited
+
+    hint = f"pick one of the backups this tool wrote: ls {backup_dir}"
+    match = _BACKUP_NAME.fullmatch(path.name)
+    if match is None:
+        raise RegistryError(f"{path} is not a registry backup written by imageworks-models "
+                            "(expected model_registry.<curated|discovered>.<UTC time>[.<label>].json)", hint=hint)
+    try:
+        data = read_limited(path, limit=limit)
+    except FileNotFoundError:
+        raise RegistryError(f"the backup {path} does not exist", hint=hint) from None
+    doc = loads_strict(data, str(path))
+    legacy = (match.group(3) or "") == ".legacy"
+    if isinstance(doc, list) and not legacy:
+        raise RegistryError(f"{path} is a bare list, not a registry layer this tool wrote (a restore from it "
+                            "would wipe entries)", hint=hint)
+    if isinstance(doc, dict) and not (isinstance(doc.get("schema_version"), int) and isinstance(doc.get("entries"), list)):
+        raise RegistryError(f"{path} is not a registry layer (no schema_version and entries list): a models.lock "
+                            "or another tool's file?", hint=hint)
+    if not isinstance(doc, (dict, list)):
+        raise RegistryError(f"{path} is not a registry layer", hint=hint)
+    entries = doc if isinstance(doc, list) else doc["entries"]
+    if isinstance(doc, dict) and "generated_at" in doc or any(
+            isinstance(e, dict) and "aggregate" in e and "files" in e for e in entries):
+        raise RegistryError(f"{path} is a models.lock, not a registry backup", hint=hint)
+    return match.group(1), data
+
+
 @honours_dry_run
 def restore_backup(backup: Path | str, *, backend: str = "ollama", dry_run: bool = False, take_backup: bool = True,
                    settings=None) -> ChangeReport:
@@ -132,12 +173,7 @@ def restore_backup(backup: Path | str, *, backend: str = "ollama", dry_run: bool
     settings = settings or load_settings()
     registry = store_for(settings)
     path = Path(backup).expanduser()
-    kind = "curated" if ".curated." in path.name else "discovered"
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise RegistryError(f"cannot read backup {path}: {exc.strerror}",
-                            hint=f"list the backups: ls {registry.backup_dir}") from None
+    kind, data = _read_backup(path, registry.backup_dir, limit=settings.max_json_bytes)
     old = _parse_layer(kind, path, data)
 
     def plan(layers) -> list[Row]:
@@ -231,6 +267,24 @@ def _tree_bytes(path: str) -> int:
     return total
 
 
+def _trash_path(path: str) -> str:
+    """Where a folder being deleted is renamed first (same parent, so the rename is one atomic step)."""
+    head, tail = os.path.split(os.path.normpath(path))
+    return os.path.join(head, f".{tail}.deleting")
+
+
+def _mark_deleting(registry, name: str, path: str) -> None:
+    from .storage import utc_now
+
+    with registry.edit() as layers:
+        current = layers.discovered.get(name) or {"name": name}
+        download = dict(current.get("download") or {})
+        if download.get("status") == "deleting":
+            return
+        download.update({"path": download.get("path") or path, "status": "deleting", "status_since": utc_now()})
+        layers.discovered.put({**current, "download": download})
+
+
 def plan_removal(name: str, *, delete_files: bool, purge: bool, settings=None, plugins=None) -> RemovalPlan:
     """What ``remove NAME [--delete-files] [--purge]`` would do; changes nothing.
 
@@ -266,6 +320,8 @@ def plan_removal(name: str, *, delete_files: bool, purge: bool, settings=None, p
     path = local_path(entry)
     if path is None or not os.path.lexists(path):
         plan.path = path
+        if path is not None and os.path.lexists(_trash_path(path)):  # a killed remove: finish deleting
+            plan.bytes = _tree_bytes(_trash_path(path))
         return plan
     real = os.path.realpath(path)
     if os.path.islink(path):
@@ -302,24 +358,39 @@ def remove(name: str, *, delete_files: bool = False, purge: bool = False, force:
     from . import audit
 
     registry = store_for(settings)
+    from .storage import check_writable
+
+    for layer in plan.layers:  # a read-only layer is refused before any file or layer is touched (W17)
+        check_writable(registry.curated_path if layer == "curated" else registry.discovered_path)
     if plan.delete_files and plan.store_command:
         entry = registry.load(use_snapshot=False).get(plan.name)
         source = _store_source_for(entry, plugins)
         removed = source.remove(entry, settings=settings)
         plan.done += [f"removed {tag} from the store" for tag in removed]
         audit.record(settings.log_dir, "delete-files", entries=[plan.name], store_tags=list(removed))
-    elif plan.delete_files and plan.path and os.path.lexists(plan.path):
-        if os.path.isdir(plan.path) and not os.path.islink(plan.path):
-            shutil.rmtree(plan.path)  # never follows symlinks inside the folder
-        else:
-            os.unlink(plan.path)
-        plan.done.append(f"deleted {plan.path}")
-        audit.record(settings.log_dir, "delete-files", entries=[plan.name], path=str(plan.path), bytes=plan.bytes)
+    elif plan.delete_files and plan.path:
+        trash = _trash_path(plan.path)
+        if os.path.lexists(plan.path) or os.path.lexists(trash):
+            # W19: the intent goes to the registry first (the entry stops counting as installed), the
+            # folder is then renamed aside in one step and deleted; a kill at any point leaves the entry
+            # "deleting", never "installed" with files missing, and running remove again finishes it.
+            _mark_deleting(registry, plan.name, plan.path)
+            if os.path.lexists(plan.path):
+                os.rename(plan.path, trash)
+            if os.path.isdir(trash) and not os.path.islink(trash):
+                shutil.rmtree(trash)  # never follows symlinks inside the folder
+            elif os.path.lexists(trash):
+                os.unlink(trash)
+            plan.done.append(f"deleted {plan.path}")
+            audit.record(settings.log_dir, "delete-files", entries=[plan.name], path=str(plan.path),
+                         bytes=plan.bytes)
 
     def body(layers):
         if plan.remove_metadata:
-            layers.curated.remove(plan.name)
-            layers.discovered.remove(plan.name)
+            # The two layers are two files: the discovered part goes first, so a kill between the two
+            # writes leaves a valid curated-only entry, never a discovered part without its backend.
+            if layers.discovered.remove(plan.name) is None:
+                layers.curated.remove(plan.name)
         elif plan.delete_files:
             current = layers.discovered.get(plan.name)
             if current is not None:
@@ -328,6 +399,12 @@ def remove(name: str, *, delete_files: bool = False, purge: bool = False, force:
                 layers.discovered.put(kept)
 
     _, backups = edit_with_backup(registry, "remove", body, backup=backup)
+    if plan.remove_metadata:
+        def rest(layers):
+            layers.curated.remove(plan.name)
+            layers.discovered.remove(plan.name)
+
+        backups += edit_with_backup(registry, "remove", rest, backup=backup)[1]
     plan.done.append("removed the entry from the registry" if plan.remove_metadata else
                      "marked the entry not installed")
     plan.done += [f"backup: {b}" for b in backups]

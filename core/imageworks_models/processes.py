@@ -179,6 +179,9 @@ def stop_group(ident: ServerIdentity, *, grace: float, poll: float = 0.02) -> st
         _wait_child(ident.pid, 0)
         return None
     used = "TERM"
+    # Descendants that left the group (setsid) are ended by the launcher once the server exits; should the
+    # launcher itself have to be killed, they are remembered now and ended below (P18).
+    strays = descendants(ident.pid)
     _killpg(ident.pid, signal.SIGTERM)
     deadline = time.monotonic() + max(0.0, grace)
     while group_members(ident.pid) and time.monotonic() < deadline:
@@ -191,7 +194,37 @@ def stop_group(ident: ServerIdentity, *, grace: float, poll: float = 0.02) -> st
         while group_members(ident.pid) and time.monotonic() < deadline:
             time.sleep(poll)
     _wait_child(ident.pid, 1.0)
+    for stat in strays + descendants(ident.pid):
+        now = proc_stat(stat.pid)
+        if alive(now) and now.start_ticks == stat.start_ticks:  # the same process, not a reused pid
+            with_signal = signal.SIGKILL if used == "KILL" else signal.SIGTERM
+            try:
+                os.kill(stat.pid, with_signal)
+            except (ProcessLookupError, PermissionError):
+                pass
     return used
+
+
+def descendants(root: int) -> list[ProcStat]:
+    """Live processes below ``root`` (by parent links in ``/proc``), whatever their group or session."""
+    stats = {}
+    try:
+        names = os.listdir(PROC)
+    except OSError:
+        return []
+    for name in names:
+        if name.isdigit():
+            stat = proc_stat(int(name))
+            if alive(stat):
+                stats[stat.pid] = stat
+    found = []
+    for stat in stats.values():
+        parent, hops = stat.ppid, 0
+        while parent not in (0, 1, root) and parent in stats and hops < 4096:
+            parent, hops = stats[parent].ppid, hops + 1
+        if parent == root and stat.pid != root:
+            found.append(stat)
+    return found
 
 
 def terminate(pid: int, *, grace: float, poll: float = 0.02) -> str | None:

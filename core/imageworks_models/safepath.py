@@ -18,6 +18,7 @@ _DRIVE = re.compile(r"^[A-Za-z]:")
 # Names Windows reserves whatever the extension; a repo file named so cannot be created there.
 _WINDOWS_RESERVED = re.compile(r"^(con|prn|aux|nul|com[0-9]|lpt[0-9])(\..*)?$", re.IGNORECASE)
 MAX_NAME = 1024
+MAX_SEGMENT = 255  # bytes per file or folder name on ext4, XFS, btrfs, NTFS (B19)
 
 
 def check_relative_name(name: str, *, where: str = "repo file") -> PurePosixPath:
@@ -55,6 +56,8 @@ def _problem(name: object) -> str | None:
         return "starts with a drive letter"
     parts = name.split("/")
     for part in parts:
+        if len(part.encode("utf-8", "surrogatepass")) > MAX_SEGMENT:
+            return f"has a segment of {len(part)} characters; file systems allow {MAX_SEGMENT} bytes per name"
         if part in ("", "."):
             return "has an empty or '.' path segment"
         if part == "..":

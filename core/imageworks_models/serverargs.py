@@ -3,8 +3,10 @@
 Registry files are edited by hand and shared, so everything taken from them is checked before a server
 starts: the command is an argument list (never a shell string), ``extra_args`` cannot take over the options
 the orchestrator owns (host, port, model, served name) even through argparse's abbreviations or ``=`` forms,
-``--trust-remote-code`` needs the entry's explicit opt-in, and environment variables that load code into the
-server (``LD_PRELOAD``, ``PYTHONPATH``...) are refused. Backend plugins call these; nothing here runs anything.
+``--trust-remote-code`` needs the entry's explicit opt-in, ``backend_config.env`` may set only variables on an
+allow-list (device selection and tuning knobs; S11) that only the user's own settings can extend, and a
+non-loopback ``backend_config.host`` needs the user's explicit choice. Backend plugins call these; nothing here
+runs anything.
 """
 
 from __future__ import annotations
@@ -19,10 +21,43 @@ from .errors import ConfigError, UnsafeLaunchError
 
 TRUST_REMOTE_CODE = "--trust-remote-code"
 _ENV_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-# Variables that make the server's process load or run code other than the server's own.
+# Variables that make the server's process load or run code other than the server's own: refused even when
+# the user's settings allow them, since nothing a registry entry needs comes through them.
 _ENV_DENIED_PREFIXES = ("LD_", "DYLD_", "PYTHON", "PERL5", "RUBY")
 _ENV_DENIED = frozenset({"PATH", "BASH_ENV", "ENV", "IFS", "SHELLOPTS", "PS4", "GCONV_PATH", "NODE_OPTIONS",
                          "HOSTALIASES", "LOCALDOMAIN", "RES_OPTIONS", "JAVA_TOOL_OPTIONS"})
+# What backend_config.env may set (S11). Everything else (HOME, OPENSSL_CONF, NCCL_NET_PLUGIN,
+# VLLM_LOGGING_CONFIG_PATH, VLLM_PLUGINS... each can point the server at files that run code) is refused
+# unless the user's own server_env_allow setting names it. Documented in the README's "Server environment".
+ENV_ALLOWED = frozenset({
+    # device selection and threads
+    "CUDA_VISIBLE_DEVICES", "CUDA_DEVICE_ORDER", "HIP_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES",
+    "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "TOKENIZERS_PARALLELISM",
+    "PYTORCH_CUDA_ALLOC_CONF", "NCCL_DEBUG", "NCCL_P2P_DISABLE", "NCCL_IB_DISABLE",
+    "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE",
+    "HF_TOKEN",  # a credential, not code: a gated model's server needs it (exports leave it out)
+    # vLLM tuning
+    "VLLM_ATTENTION_BACKEND", "VLLM_USE_V1", "VLLM_WORKER_MULTIPROC_METHOD", "VLLM_LOGGING_LEVEL",
+    "VLLM_ENGINE_ITERATION_TIMEOUT_S", "VLLM_USE_TRITON_FLASH_ATTN", "VLLM_FLASH_ATTN_VERSION",
+    "VLLM_ALLOW_LONG_MAX_MODEL_LEN", "VLLM_CPU_KVCACHE_SPACE", "VLLM_CPU_OMP_THREADS_BIND",
+    "VLLM_ENABLE_V1_MULTIPROCESSING", "VLLM_SLEEP_WHEN_IDLE",
+    # LMDeploy tuning
+    "LMDEPLOY_LOG_LEVEL", "TM_LOG_LEVEL",
+    # llama.cpp (ggml) tuning
+    "GGML_CUDA_NO_PINNED", "GGML_CUDA_ENABLE_UNIFIED_MEMORY", "GGML_VK_VISIBLE_DEVICES",
+    # Ollama tuning
+    "OLLAMA_NUM_PARALLEL", "OLLAMA_MAX_LOADED_MODELS", "OLLAMA_KEEP_ALIVE", "OLLAMA_FLASH_ATTENTION",
+    "OLLAMA_KV_CACHE_TYPE", "OLLAMA_CONTEXT_LENGTH", "OLLAMA_MAX_QUEUE", "OLLAMA_GPU_OVERHEAD",
+    "OLLAMA_SCHED_SPREAD", "OLLAMA_DEBUG", "OLLAMA_LOAD_TIMEOUT",
+})
+
+
+def _user_allowed(key: str, extra: Any) -> bool:
+    for item in extra or ():
+        item = str(item).strip().upper()
+        if item and (key == item or (item.endswith("*") and key.startswith(item[:-1]))):
+            return True
+    return False
 
 
 def split_command(value: str, *, setting: str) -> list[str]:
@@ -143,18 +178,25 @@ def _splits(text: str) -> bool:
         return False
 
 
-def check_env(env: Any, *, name: str) -> dict[str, str]:
+def check_env(env: Any, *, name: str, settings: Any = None) -> dict[str, str]:
     """``backend_config.env`` as checked variables for the server (``CUDA_VISIBLE_DEVICES``, ``VLLM_*``...).
 
+    Args:
+        env: the entry's ``backend_config.env``.
+        name: the entry's name (for messages).
+        settings: the user's settings; their ``server_env_allow`` extends :data:`ENV_ALLOWED`. A registry or
+            lock file can never extend it.
+
     Raises:
-        UnsafeLaunchError: not a mapping of text, a malformed key, or a variable that loads code into the
-            server's process (``LD_*``, ``DYLD_*``, ``PYTHON*``, ``PATH``, ``BASH_ENV``...).
+        UnsafeLaunchError: not a mapping of text, a malformed key, a variable that loads code into the
+            server's process (``LD_*``, ``PYTHON*``, ``PATH``...), or one not on the allow-list.
     """
     if env is None:
         return {}
     if not isinstance(env, dict):
         raise UnsafeLaunchError(f"{name}: backend_config.env must be an object of variables",
                                 hint='e.g. {"CUDA_VISIBLE_DEVICES": "0"}')
+    extra = getattr(settings, "server_env_allow", None) if settings is not None else None
     out = {}
     for key, value in env.items():
         if not isinstance(key, str) or not _ENV_KEY.fullmatch(key):
@@ -165,8 +207,61 @@ def check_env(env: Any, *, name: str) -> dict[str, str]:
             raise UnsafeLaunchError(f"{name}: backend_config.env may not set {key}: it would load other code "
                                     "into the server", hint=f"remove {key} from the registry entry; set it in the "
                                                             "environment you start imageworks from if you must")
+        if key not in ENV_ALLOWED and not _user_allowed(upper, extra):
+            raise UnsafeLaunchError(f"{name}: backend_config.env may not set {key}: not on the server environment "
+                                    "allow-list", hint=f"remove it from the entry, or, if you trust it, add {key} to "
+                                                       "server_env_allow in your imageworks.toml "
+                                                       "(IMAGEWORKS_SERVER_ENV_ALLOW)")
         out[key] = _text(value, f"env {key}", name)
     return out
+
+
+LOOPBACK_NAMES = frozenset({"localhost", "ip6-localhost", "ip6-loopback"})
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` names this machine only (127.0.0.0/8, ::1, localhost)."""
+    import ipaddress
+
+    text = host.strip().strip("[]").lower()
+    if text in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(text).is_loopback
+    except ValueError:
+        return False
+
+
+def check_host(host: str, *, name: str, settings: Any = None, warn: Any = None) -> str:
+    """``backend_config.host`` for a server: loopback, or another address only when the user chose it (S11).
+
+    Args:
+        host: the address the server is to bind.
+        name: the entry's name (for messages).
+        settings: the user's settings; ``allow_public_host`` lets a non-loopback host through.
+        warn: called with one line when the server will listen beyond this machine (all interfaces says so);
+            default: the line goes to stderr.
+
+    Raises:
+        UnsafeLaunchError: a non-loopback host without ``allow_public_host``.
+    """
+    if is_loopback(host):
+        return host
+    everywhere = host.strip("[]") in ("0.0.0.0", "::", "")
+    if not getattr(settings, "allow_public_host", False):
+        raise UnsafeLaunchError(f"{name}: backend_config.host {host!r} would make the server reachable from "
+                                f"{'every network this machine is on' if everywhere else 'other machines'}",
+                                hint="use 127.0.0.1, or allow it explicitly: allow_public_host = true in "
+                                     "imageworks.toml (IMAGEWORKS_ALLOW_PUBLIC_HOST=1)")
+    if warn is None:
+        import sys
+
+        def warn(line: str) -> None:
+            sys.stderr.write(line + "\n")
+    warn(f"warning: {name}: the server binds {host}"
+         + (" (ALL interfaces): anyone who can reach this machine can use it" if everywhere else
+            ", reachable from other machines") + "; it has no authentication")
+    return host
 
 
 _PLANNING: "ContextVar[list[str] | None]" = ContextVar("imageworks_planning", default=None)

@@ -12,6 +12,8 @@ writes itself cannot be bounded, and a pipe to the short-lived CLI would break w
 - It exits with the server's exit code (128+N when signal N killed it) at most 0.3 s after the server exits,
   even when a stray grandchild still holds the output pipe.
 - It is a child subreaper: grandchildren the server leaves behind are reaped here, not left as zombies.
+- Once the server has exited it ends every descendant still running, even one that left the process group
+  with ``setsid`` (SIGTERM, up to END_GRACE seconds, then SIGKILL), and only then exits itself (P18).
 """
 
 from __future__ import annotations
@@ -24,6 +26,70 @@ import sys
 import time
 
 LINGER = 0.3  # seconds to keep draining output after the server exited
+END_GRACE = 2.0  # seconds a leftover descendant gets after SIGTERM before SIGKILL
+
+
+def _descendants(root: int) -> list[tuple[int, int]]:
+    """(pid, start time) of every live process below ``root``, read from /proc (empty where there is none)."""
+    parents: dict[int, tuple[int, int]] = {}
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return []
+    for name in names:
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as fh:
+                raw = fh.read().decode("utf-8", "replace")
+        except OSError:
+            continue
+        rest = raw[raw.rfind(")") + 2:].split()
+        if len(rest) > 19 and rest[0] not in ("Z", "X"):
+            parents[int(name)] = (int(rest[1]), int(rest[19]))
+    found = []
+    for pid, (ppid, start) in parents.items():
+        seen = 0
+        while ppid not in (0, 1, root) and ppid in parents and seen < 4096:
+            ppid, seen = parents[ppid][0], seen + 1
+        if ppid == root and pid != root:
+            found.append((pid, start))
+    return found
+
+
+def _reap_all() -> None:
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+def end_descendants(grace: float = END_GRACE) -> int:
+    """End every process below this one (a subreaper, so orphans are ours): SIGTERM, then SIGKILL after
+    ``grace``. Returns how many there were."""
+    me = os.getpid()
+    first = _descendants(me)
+    targets = first
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
+        for pid, _ in targets:
+            try:
+                os.kill(pid, sig)
+            except (ProcessLookupError, PermissionError):
+                pass
+        deadline = time.monotonic() + wait
+        while True:
+            _reap_all()
+            targets = _descendants(me)
+            if not targets or time.monotonic() >= deadline:
+                break
+            time.sleep(0.02)
+        if not targets:
+            break
+    _reap_all()
+    return len(first)
 
 
 def _subreaper() -> None:
@@ -117,6 +183,7 @@ def main(argv: list[str]) -> int:
                     break
         if deadline is not None and (out_r not in watched or time.monotonic() >= deadline):
             break
+    end_descendants()
     code = os.waitstatus_to_exitcode(status)
     return 128 - code if code < 0 else code
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from . import storage
 from .errors import StorageError
+from .storage import read_regular
 
 VERSION = 1
 RACY_NS = 2_000_000_000  # coarse filesystems (FAT, some NFS) keep mtimes to 1-2 s
@@ -45,8 +46,8 @@ class StatCache:
 
     def _load(self) -> None:
         try:
-            doc = json.loads(self.path.read_bytes())
-        except (OSError, ValueError):
+            doc = json.loads(read_regular(self.path))  # a FIFO here never hangs us (B19)
+        except (OSError, ValueError, StorageError):
             return
         if isinstance(doc, dict) and doc.get("version") == VERSION and doc.get("root") == self.root \
                 and isinstance(doc.get("files"), dict):

@@ -32,7 +32,10 @@ def installed(entry: dict[str, Any]) -> bool:
     A store reference such as ``ollama:/name:tag`` cannot be checked here and counts as installed; an
     entry with only a curated ``backend_config.model_path`` is installed when that path exists.
     """
-    path = (entry.get("download") or {}).get("path")
+    download = entry.get("download") or {}
+    if download.get("status") == "deleting":  # a remove was under way (W19)
+        return False
+    path = download.get("path")
     if path and is_store_reference(path):
         return True
     local = local_path(entry)
@@ -174,16 +177,110 @@ def fuzzy_match(query: str, text: str) -> bool:
     return True
 
 
+def _fuzzy_score(query: str, text: str) -> float:
+    """0-100: how well ``query`` matches ``text`` (rapidfuzz, in the ``gui`` extra: the best-matching part of
+    ``text`` for a shorter query, the whole text for a longer one; 0 without rapidfuzz)."""
+    try:
+        from rapidfuzz import fuzz
+    except ImportError:
+        return 0.0
+    return fuzz.partial_ratio(query, text) if len(query) <= len(text) else fuzz.ratio(query, text)
+
+
+FUZZY_CUTOFF = 85.0  # a swapped pair of letters in a 7-letter word still passes
+
+
+def search_score(query: str, texts: Iterable[str]) -> tuple[int, float] | None:
+    """The rank of one row for ``query`` against its name, display name and aliases: ``(tier, -score)``,
+    smaller first; tier 0 an exact match, 1 a prefix, 2 a substring, 3 a fuzzy match (a typo, letters
+    apart); ``None`` when nothing matches. Case and separators (``-``, ``_``, ``.``, spaces) are ignored.
+    Tier 3 is a close spelling (a score of at least ``FUZZY_CUTOFF``), tier 4 the query's letters in order
+    but apart ("qw vl awq"); each by score."""
+    q = _fold(query)
+    best: tuple[int, float] | None = None
+    for text in texts:
+        if not text:
+            continue
+        t = _fold(text)
+        if t == q:
+            return (0, -100.0)
+        if t.startswith(q):
+            rank = (1, -100.0 * len(q) / max(len(t), 1))
+        elif q in t:
+            rank = (2, -100.0 * len(q) / max(len(t), 1))
+        else:
+            score = _fuzzy_score(q, t)
+            if score >= FUZZY_CUTOFF:
+                rank = (3, -score)
+            elif fuzzy_match(q, t):
+                rank = (4, -score)
+            else:
+                continue
+        best = rank if best is None or rank < best else best
+    return best
+
+
+def _fold(text: str) -> str:
+    return " ".join(text.lower().replace("-", " ").replace("_", " ").replace(".", " ").split())
+
+
 def search(rows: Iterable[dict[str, Any]], query: str) -> list[dict[str, Any]]:
-    """The rows whose name, display name or an alias fuzzily matches ``query`` (all rows for an empty one);
-    names containing the query as written come first."""
+    """The rows whose name, display name or an alias matches ``query`` (all rows, in order, for an empty one),
+    best first: exact matches, then prefixes, then substrings, then fuzzy matches by score (the ranks of
+    :func:`search_score`); ties by name. The fuzzy scores of the rows left after the cheap checks are computed
+    in one batch (rapidfuzz's C loop), so 2,000 rows take milliseconds."""
     query = query.strip()
+    rows = list(rows)
     if not query:
-        return list(rows)
-    found = [r for r in rows if any(fuzzy_match(query, t) for t in
-                                    [r["name"], r.get("display_name") or "", *(r.get("aliases") or [])])]
-    q = query.lower()
-    return sorted(found, key=lambda r: (q not in r["name"].lower(), r["name"]))
+        return rows
+    q = _fold(query)
+    ranked: list[tuple[tuple[int, float], str, dict[str, Any]]] = []
+    rest: list[tuple[int, str]] = []  # (row index, folded text) still to score
+    for i, r in enumerate(rows):
+        best: tuple[int, float] | None = None
+        texts = [_fold(t) for t in (r["name"], r.get("display_name") or "", *(r.get("aliases") or [])) if t]
+        for t in texts:
+            if t == q:
+                rank = (0, -100.0)
+            elif t.startswith(q):
+                rank = (1, -100.0 * len(q) / len(t))
+            elif q in t:
+                rank = (2, -100.0 * len(q) / len(t))
+            else:
+                continue
+            best = rank if best is None or rank < best else best
+        if best is not None:
+            ranked.append((best, r["name"], r))
+        else:
+            rest += [(i, t) for t in texts]
+    best: dict[int, tuple[int, float]] = {}
+    for (i, t), score in zip(rest, _batch_scores(q, [t for _, t in rest])):
+        if score >= FUZZY_CUTOFF:
+            rank = (3, -score)
+        elif fuzzy_match(q, t):
+            rank = (4, -score)
+        else:
+            continue
+        if i not in best or rank < best[i]:
+            best[i] = rank
+    ranked += [(rank, rows[i]["name"], rows[i]) for i, rank in best.items()]
+    ranked.sort(key=lambda x: (x[0], x[1]))
+    return [r for _, _, r in ranked]
+
+
+def _batch_scores(query: str, texts: list[str]) -> list[float]:
+    """:func:`_fuzzy_score` of each text, in two rapidfuzz batches (texts at least as long as the query, and
+    shorter ones)."""
+    try:
+        from rapidfuzz import fuzz, process
+    except ImportError:
+        return [0.0] * len(texts)
+    scores = [0.0] * len(texts)
+    for scorer, pick in ((fuzz.partial_ratio, lambda t: len(query) <= len(t)), (fuzz.ratio, lambda t: len(query) > len(t))):
+        index = [i for i, t in enumerate(texts) if pick(t)]
+        for _, score, j in process.extract(query, [texts[i] for i in index], scorer=scorer, limit=None):
+            scores[index[j]] = score
+    return scores
 
 
 CSV_COLUMNS = ("name", "display_name", "backend", "roles", "capabilities", "lock_status", "hash_prefix", "installed",

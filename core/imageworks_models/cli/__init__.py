@@ -68,6 +68,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "current-model": ("imageworks_models.cli.serve:current_model_cmd", "Show the live model, checked now."),
     "health": ("imageworks_models.cli.serve:health_cmd", "Show backends' health and loaded models."),
     "gateway": ("imageworks_models.cli.gateway:gateway_cmd", "One OpenAI endpoint for every model, loaded on demand."),
+    "doctor": ("imageworks_models.cli.admin:doctor_cmd",
+               "Report clashing names, ports and served ids."),
     "config": ("imageworks_models.cli.admin:config_cmd", "Show every resolved setting and where it came from."),
     "plugins": ("imageworks_models.cli.admin:plugins_cmd", "List plugins, their status and what they provide."),
     "gui": ("imageworks_models.cli.admin:gui_cmd", "Start the GUI (the Models page) on 127.0.0.1."),
@@ -275,15 +277,28 @@ def report_error(exc: BaseException) -> None:
         import traceback
 
         traceback.print_exception(exc, file=sys.stderr)
+    from ..endpoints import redact  # no credentials in what we print (S12)
+
     if _is_ours(exc):
         lines = exc.lines()
-        click.echo(f"error: {lines[0]}", err=True)
+        click.echo(redact(f"error: {lines[0]}"), err=True)
         for line in lines[1:]:
-            click.echo(line, err=True)
+            click.echo(redact(line), err=True)
         if exc.hint:
-            click.echo(f"hint: {exc.hint}", err=True)
+            click.echo(redact(f"hint: {exc.hint}"), err=True)
+    elif isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
+        # a file system refusal (a name too long, a permission, a full disk) is the user's to fix: say which
+        # file and why in one line, not as an internal error (B19)
+        import errno
+
+        click.echo(redact(f"error: {exc.filename}: {exc.strerror}"), err=True)
+        if exc.errno == errno.ENAMETOOLONG:
+            click.echo("hint: use a shorter name: most file systems allow 255 bytes per name and 4096 per path",
+                       err=True)
+        else:
+            click.echo("hint: check the path and its permissions", err=True)
     else:
-        click.echo(f"error: internal error: {type(exc).__name__}: {exc}", err=True)
+        click.echo(redact(f"error: internal error: {type(exc).__name__}: {exc}"), err=True)
         if not debug_enabled():
             click.echo("hint: run again with IMAGEWORKS_DEBUG=1 for the traceback, and report it", err=True)
 

@@ -21,6 +21,7 @@ def config_cmd(as_json):
       imageworks-download config
       imageworks-models config --json | jq -r .registry_dir.value
     """
+    from ..endpoints import redact
     from ..settings import SPECS
 
     settings = state().settings()
@@ -28,9 +29,11 @@ def config_cmd(as_json):
     for spec in SPECS:
         value = settings.values[spec.key].value
         if isinstance(value, dict):
-            value = {k: str(v) for k, v in value.items()}
-        elif value is not None and not isinstance(value, (bool, int, float, list)):
-            value = str(value)
+            value = {k: redact(str(v)) for k, v in value.items()}
+        elif isinstance(value, list):
+            value = [redact(v) for v in value]
+        elif value is not None and not isinstance(value, (bool, int, float)):
+            value = redact(str(value))  # HF_ENDPOINT / OLLAMA_HOST may carry user:password@ (S12)
         data[spec.key] = {"value": value, "origin": settings.origin(spec.key), "env": spec.env}
     if as_json:
         emit_json(data)
@@ -38,6 +41,37 @@ def config_cmd(as_json):
     click.echo(table(["SETTING", "VALUE", "FROM"], [(k, v["value"], v["origin"]) for k, v in data.items()],
                      fold=("VALUE",)))
     click.echo(f"config file: {settings.config_file or 'none'}", err=True)
+
+
+@click.command("doctor")
+@json_option
+@common_options
+def doctor_cmd(as_json):
+    """Report clashing names, ports and served ids.
+
+    Reports names that differ only by case or Unicode form across the two layers, aliases that name another
+    entry, two entries whose servers would claim one host and port, and two entries of one backend that
+    publish one served model id. Exit code 1 when it finds any.
+
+    \b
+    Examples:
+      imageworks-models doctor
+      imageworks-models doctor --json | jq '.problems[] | select(.kind == "port")'
+    """
+    from ..doctor import check
+
+    report = check(settings=state().settings())
+    if as_json:
+        emit_json(report.as_dict())
+    else:
+        if report.problems:
+            click.echo(table(["KIND", "ENTRIES", "PROBLEM"],
+                             [(p.kind, ", ".join(p.entries), p.detail) for p in report.problems]))
+        click.echo(f"{report.checked} entries checked: "
+                   + (f"{len(report.problems)} problem{'s' if len(report.problems) != 1 else ''}"
+                      if report.problems else "no problems"), err=True)
+    if report.problems:
+        click.get_current_context().exit(1)
 
 
 @click.command("plugins")

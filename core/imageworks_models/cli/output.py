@@ -15,8 +15,10 @@ from . import CliState
 
 class _WarningHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
+        from ..endpoints import redact
+
         level = "warning" if record.levelno >= logging.WARNING else "note"
-        click.echo(f"{level}: {record.getMessage()}", err=True)
+        click.echo(redact(f"{level}: {record.getMessage()}"), err=True)
 
 
 def _setup_logging() -> None:
@@ -126,8 +128,14 @@ def state() -> CliState:
     return click.get_current_context().ensure_object(CliState)
 
 
+def _shown(text: str) -> str:
+    from ..endpoints import redact  # user:password@ in an endpoint is never printed (S12)
+
+    return redact(text)
+
+
 def emit_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+    click.echo(_shown(json.dumps(data, indent=2, ensure_ascii=False, default=str)))
 
 
 def emit_json_rows(rows: list[Any]) -> None:
@@ -137,7 +145,7 @@ def emit_json_rows(rows: list[Any]) -> None:
         click.echo("[]")
         return
     body = ",\n".join(json.dumps(r, ensure_ascii=False, default=str) for r in rows)
-    click.echo(f"[\n{body}\n]")
+    click.echo(_shown(f"[\n{body}\n]"))
 
 
 def emit_json_report(head: dict[str, Any], key: str, rows: list[Any]) -> None:
@@ -145,7 +153,8 @@ def emit_json_report(head: dict[str, Any], key: str, rows: list[Any]) -> None:
     body = ",\n".join(json.dumps(r, ensure_ascii=False, default=str) for r in rows)
     start = json.dumps(head, ensure_ascii=False, default=str)[:-1]
     sep = ", " if head else ""
-    click.echo(f"{start}{sep}{json.dumps(key)}: [\n{body}\n]}}" if rows else f"{start}{sep}{json.dumps(key)}: []}}")
+    text = f"{start}{sep}{json.dumps(key)}: [\n{body}\n]}}" if rows else f"{start}{sep}{json.dumps(key)}: []}}"
+    click.echo(_shown(text))
 
 
 def terminal_width() -> int | None:
@@ -231,7 +240,7 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], *, drop: Sequen
     if width is None:
         widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
         lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cells]
-        return "\n".join([lines[0], "  ".join("-" * w for w in widths)] + lines[1:])
+        return _shown("\n".join([lines[0], "  ".join("-" * w for w in widths)] + lines[1:]))
     cols, widths, hidden = _fit(headers, cells, width, drop, fold)
     if hidden:
         click.echo(f"note: {', '.join(hidden).lower()} not shown to fit {width} columns (--wide shows all)",
@@ -252,7 +261,7 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], *, drop: Sequen
                                  for p, c in zip(parts, cols)).rstrip())
         if i == 0:
             out.append("  ".join("-" * widths[c] for c in cols))
-    return "\n".join(out)
+    return _shown("\n".join(out))
 
 
 from ..units import human_bytes, human_rate  # noqa: E402,F401 - re-exported for the command modules

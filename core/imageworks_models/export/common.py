@@ -61,14 +61,17 @@ def safe_env(entry: dict[str, Any]) -> tuple[dict[str, str], list[str]]:
     """
     from ..serverargs import check_env
 
-    env = check_env((entry.get("backend_config") or {}).get("env"), name=entry["name"])
-    kept, notes = {}, []
-    for key, value in env.items():
-        if is_secret(key, value):
-            notes.append(f"env {key} left out: it looks like a credential (give it to the server as a secret)")
-        else:
-            kept[key] = value
-    return kept, notes
+    raw = (entry.get("backend_config") or {}).get("env")
+    notes = []
+    if isinstance(raw, dict):  # credentials are left out first: they are not for the allow-list to judge (S11)
+        clean = {}
+        for key, value in raw.items():
+            if isinstance(key, str) and isinstance(value, str) and is_secret(key, value):
+                notes.append(f"env {key} left out: it looks like a credential (give it to the server as a secret)")
+            else:
+                clean[key] = value
+        raw = clean
+    return check_env(raw, name=entry["name"]), notes
 
 
 def check_no_credentials(entry: dict[str, Any], texts: Iterable[str]) -> None:

@@ -19,7 +19,7 @@ FOOTPRINTS_KEPT = 8
 
 
 def fit(name: str, *, context: int | None = None, parallel: int = 1, kv_dtype: str | None = None,
-        gpu: int | None = None, settings=None, plugins=None, inventory=None) -> tuple[Fit, Any]:
+        gpu: int | None = None, settings=None, plugins=None, inventory=None, registry=None) -> tuple[Fit, Any]:
     """The memory fit of one entry on this machine.
 
     Args:
@@ -27,6 +27,7 @@ def fit(name: str, *, context: int | None = None, parallel: int = 1, kv_dtype: s
         context, parallel, kv_dtype, gpu: see :func:`imageworks_models.fit.estimate.assess`.
         settings, plugins: resolved settings and plugins (loaded when ``None``).
         inventory: a device reading to use (default: read now).
+        registry: the loaded registry to find ``name`` in (default: loaded now).
 
     Returns:
         ``(fit, inventory)``.
@@ -40,7 +41,7 @@ def fit(name: str, *, context: int | None = None, parallel: int = 1, kv_dtype: s
     from .devices import inventory as read_inventory
 
     settings = settings or load_settings()
-    entry = open_registry(settings).get(name)
+    entry = (registry or open_registry(settings)).get(name)
     inv = inventory or read_inventory(settings)
     return assess(entry, settings=settings, inventory=inv, context=context, parallel=parallel, kv_dtype=kv_dtype,
                   gpu=gpu, reclaim=_reclaim(settings, inv, entry), plugins=plugins), inv

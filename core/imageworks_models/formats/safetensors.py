@@ -49,16 +49,23 @@ class SafetensorsHeader:
     header_size: int = 0
 
 
+MAX_DIMS = 64  # real tensors have at most 8; a hostile 150,000-dimension shape is refused outright (B18)
+
+
 def _is_count(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
-def read_safetensors_header(path, *, max_header: int = 100 << 20) -> SafetensorsHeader:
+MAX_HEADER = 2 << 20  # the format allows 100 MB; real headers are well under 1 MB (thousands of tensors), and
+# parsing 100 MB of hostile JSON takes seconds and gigabytes: one parse stays within 1 s and 100 MB (B18)
+
+
+def read_safetensors_header(path, *, max_header: int = MAX_HEADER) -> SafetensorsHeader:
     """Read and check a ``.safetensors`` file's JSON header.
 
     Args:
         path: the file.
-        max_header: the largest header to read, in bytes (the format's own limit is 100 MB).
+        max_header: the largest header to read, in bytes (the format's own limit is 100 MB; ours is 2 MiB).
 
     Returns:
         A :class:`SafetensorsHeader`.
@@ -89,9 +96,9 @@ def read_safetensors_header(path, *, max_header: int = 100 << 20) -> Safetensors
         dtype, shape, offsets = info.get("dtype"), info.get("shape"), info.get("data_offsets")
         if not isinstance(dtype, str) or not _DTYPE_RE.match(dtype):
             raise ArtifactFormatError(path, f"{where} has an invalid dtype {dtype!r:.60}")
-        if not isinstance(shape, list) or not all(_is_count(d) for d in shape):
-            raise ArtifactFormatError(path, f"{where} has an invalid shape {shape!r:.60} "
-                                            "(expected a list of non-negative integers)")
+        if not isinstance(shape, list) or len(shape) > MAX_DIMS or not all(_is_count(d) for d in shape):
+            raise ArtifactFormatError(path, f"{where} has an invalid shape {str(shape)[:60]} "
+                                            f"(expected a list of at most {MAX_DIMS} non-negative integers)")
         if (not isinstance(offsets, list) or len(offsets) != 2 or not all(_is_count(o) for o in offsets)
                 or offsets[0] > offsets[1]):
             raise ArtifactFormatError(path, f"{where} has invalid data_offsets {offsets!r:.60} "
@@ -101,8 +108,8 @@ def read_safetensors_header(path, *, max_header: int = 100 << 20) -> Safetensors
             raise ArtifactFormatError(path, f"{where} data_offsets end at byte {end} past the data section "
                                             f"({data_len} bytes)", hint=_HINT_TRUNCATED)
         elements = 1
-        for d in shape:
-            elements *= d
+        for d in shape:  # bounded: a product past what the data section can hold stops growing (B18)
+            elements = min(elements * d, (data_len + 1) * 8)
         bits = DTYPE_BITS.get(dtype)
         if bits is not None and (end - begin) * 8 != elements * bits:
             raise ArtifactFormatError(path, f"{where} data_offsets span {end - begin} bytes but {dtype} "

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import getpass
 import json
+import os
 import shlex
 from typing import Any, Callable
 
@@ -47,9 +48,10 @@ if (!doc.__imageworksKeys) {
 """
 
 
-def cli_line(*args: str) -> str:
-    """The CLI equivalent of an action, quoted for a shell."""
-    return "imageworks-models " + " ".join(shlex.quote(a) for a in args)
+def cli_line(*args: str, prog: str = "imageworks-models") -> str:
+    """The CLI equivalent of an action, quoted for a shell: plain ASCII, so it runs as pasted (a name or a
+    path with other characters is quoted; the words around it are this module's own)."""
+    return prog + " " + " ".join(shlex.quote(a) for a in args)
 
 
 def _settings():
@@ -58,30 +60,42 @@ def _settings():
     return load_settings()  # read every run: another process may have changed the environment's files
 
 
+_PLUGINS: dict[Any, Any] = {}
+
+
 def _plugins(settings):
+    """The loaded plugins, kept per process for the settings that found them (entry points do not change while
+    the GUI runs; `imageworks-models plugins` after installing one, then restart the GUI)."""
     from ..plugins import get_plugins
 
-    return get_plugins(settings)
+    key = (str(settings.registry_dir), str(getattr(settings, "cache_dir", "")))
+    if key not in _PLUGINS:
+        _PLUGINS[key] = get_plugins(settings)
+    return _PLUGINS[key]
 
 
-def run_action(action: str, cli: str, fn: Callable[[], Any], *, entry: str | None = None,
+def run_action(action: str, cli: str | None, fn: Callable[[], Any], *, entry: str | None = None,
                spinner: str | None = None, failed: Callable[[Any], bool] | None = None) -> Any:
     """Show the CLI equivalent, run ``fn``, record the outcome in the GUI log and show it; returns ``fn``'s
     result, or ``None`` after an error (shown with its hint). ``failed(result)`` says when a result that did
-    not raise is still a failure (a verify that found divergence: the CLI would exit 2)."""
+    not raise is still a failure (a verify that found divergence: the CLI would exit 2). ``cli`` is ``None``
+    for an action no command does (an edit): nothing is shown as a command then."""
     from ..guilog import record_action
 
     settings = _settings()
-    st.caption(f"CLI equivalent: `{cli}`")
+    _ROWS.clear()  # an action may change what is installed without changing the registry files
+    _STATS.clear()
+    if cli:
+        st.caption(f"CLI equivalent: `{cli}`")
     try:
         with st.spinner(spinner or f"{action}…"):
             result = fn()
     except ImageworksError as exc:
-        record_action(settings.state_dir, operator=_operator(), action=action, entry=entry, cli=cli, ok=False,
-                      detail=exc.message)
+        record_action(settings.state_dir, operator=_operator(), action=action, entry=entry, cli=cli or "",
+                      ok=False, detail=exc.message)
         st.error("\n\n".join(exc.lines()) + (f"\n\nhint: {exc.hint}" if exc.hint else ""))
         return None
-    record_action(settings.state_dir, operator=_operator(), action=action, entry=entry, cli=cli,
+    record_action(settings.state_dir, operator=_operator(), action=action, entry=entry, cli=cli or "",
                   ok=not (failed and failed(result)))
     return result
 
@@ -98,45 +112,138 @@ def _operator() -> str:
 
 # --- data ----------------------------------------------------------------------------------------------
 
+_LOADED: dict[str, tuple[Any, Any]] = {}
+
+
+def _layer_stamp(registry_dir) -> tuple:
+    """What identifies the registry files' content cheaply: each top-level JSON file's inode, size, mtime."""
+    out = []
+    try:
+        with os.scandir(registry_dir) as it:
+            for d in it:
+                if d.name.endswith(".json") and d.is_file(follow_symlinks=False):
+                    s = d.stat(follow_symlinks=False)
+                    out.append((d.name, s.st_ino, s.st_size, s.st_mtime_ns))
+    except OSError:
+        return ()
+    return tuple(sorted(out))
+
 
 def load_registry(settings):
+    """The merged entries, their provenance and the layers; parsed again only when a registry file changed
+    (an atomic write replaces the file: a new inode), so a rerun of the page does not re-read 2,000 entries."""
     from ..registry import store_for
 
+    key = str(settings.registry_dir)
+    stamp = _layer_stamp(settings.registry_dir)
+    cached = _LOADED.get(key)
+    if cached is not None and stamp and cached[0] == stamp:
+        return cached[1]
     layers = store_for(settings).load_layers()
     entries, provenance = layers.merged()
+    if stamp and stamp == _layer_stamp(settings.registry_dir):  # unchanged while we read it
+        _LOADED[key] = (stamp, (entries, provenance, layers))
     return entries, provenance, layers
 
 
-def filtered_rows(entries: dict[str, dict[str, Any]], settings) -> list[dict[str, Any]]:
-    from ..activation import live_active
-    from ..views import list_rows, search
+_ROWS: dict[str, tuple[Any, float, list[dict[str, Any]]]] = {}
+ROWS_TTL = 15.0  # whether files are present is read from disk; the page's own actions clear it at once
 
-    active = live_active(settings.state_dir)
-    rows, _ = list_rows(entries.values(), backend=st.session_state.get("f_backend") or None,
-                        include_non_installed=st.session_state.get("f_all", True),
-                        include_testing=st.session_state.get("f_testing", False),
-                        active_name=active and active.get("name"))
-    roles = st.session_state.get("f_roles") or []
-    if roles:
-        rows = [r for r in rows if set(roles) & set(r["roles"])]
+
+def all_rows(entries: dict[str, dict[str, Any]], settings, *, active_name: str | None) -> list[dict[str, Any]]:
+    """``list --json``'s row of every entry, kept a few seconds for the same registry files and live model
+    (a rerun, another tab), so typing in the search box does not stat 2,000 folders each time."""
+    import time
+
+    from ..views import row
+
+    key = str(settings.registry_dir)
+    stamp = (_layer_stamp(settings.registry_dir), active_name, id(entries))
+    cached = _ROWS.get(key)
+    if cached is not None and cached[0] == stamp and time.monotonic() - cached[1] < ROWS_TTL:
+        return cached[2]
+    rows = [row(e, active_name=active_name) for e in entries.values()]
+    _ROWS[key] = (stamp, time.monotonic(), rows)
+    return rows
+
+
+def registry_view(settings):
+    """The loaded registry (:class:`~imageworks_models.registry.store.Registry`) over the entries
+    :func:`load_registry` holds: name resolution and ``select`` without parsing the files again."""
+    from ..registry import store_for
+    from ..registry.store import Registry
+
+    entries, provenance, layers = load_registry(settings)
+    return Registry(directory=settings.registry_dir, entries=entries, store=store_for(settings), _layers=layers,
+                    _provenance=provenance)
+
+
+_INVENTORY: dict[str, tuple[float, Any]] = {}
+INVENTORY_TTL = 10.0  # free GPU memory moves; a reading this old is still the right verdict's basis
+
+
+def _inventory(settings):
+    import time
+
+    from ..fit.devices import inventory
+
+    key = str(settings.registry_dir)
+    cached = _INVENTORY.get(key)
+    if cached is None or time.monotonic() - cached[0] > INVENTORY_TTL:
+        cached = (time.monotonic(), inventory(settings))
+        _INVENTORY[key] = cached
+    return cached[1]
+
+
+def filtered_rows(entries: dict[str, dict[str, Any]], settings, *, active_name: str | None) -> list[dict[str, Any]]:
+    """The table's rows: the sidebar's filters (as ``list``'s options, plus roles and lock status), then the
+    search, ranked."""
+    from ..views import search
+
+    backend = st.session_state.get("f_backend") or None
+    include_non_installed = st.session_state.get("f_all", True)
+    include_testing = st.session_state.get("f_testing", False)
+    roles = set(st.session_state.get("f_roles") or [])
     lock = st.session_state.get("f_lock") or "any"
-    if lock != "any":
-        rows = [r for r in rows if r["lock_status"] == lock]
+    rows = [r for r in all_rows(entries, settings, active_name=active_name)
+            if (not backend or r["backend"] == backend) and (include_testing or not r["testing"])
+            and (include_non_installed or r["installed"]) and (not roles or roles & set(r["roles"]))
+            and (lock == "any" or r["lock_status"] == lock)]
     return search(rows, st.session_state.get("search") or "")
 
 
-def table_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+# What is live and installed next to the name: always in view beside the drawer, however narrow the window.
+TABLE_ORDER = ("Logical Name", "Active?", "Installed?", "Display Name", "Backend", "Roles", "Capabilities", "Lock",
+               "Hash")
+TABLE_COLUMNS = {"Logical Name": st.column_config.TextColumn(width="medium"),
+                 "Display Name": st.column_config.TextColumn(width="small"),
+                 "Backend": st.column_config.TextColumn(width=70), "Roles": st.column_config.TextColumn(width=70),
+                 "Capabilities": st.column_config.TextColumn(width=70), "Lock": st.column_config.TextColumn(width=40),
+                 "Hash": st.column_config.TextColumn(width=80),
+                 "Installed?": st.column_config.TextColumn(width=65),
+                 "Active?": st.column_config.TextColumn(width=55)}
+
+
+def table_rows(rows: list[dict[str, Any]], *, activating: str | None = None) -> list[dict[str, Any]]:
     return [{"Logical Name": r["name"], "Display Name": r["display_name"] or "", "Backend": r["backend"],
              "Roles": ", ".join(r["roles"]), "Capabilities": " ".join(CAP_ICONS.get(c, c) for c in r["capabilities"]),
              "Lock": LOCK_ICONS[r["lock_status"]], "Hash": r["hash_prefix"] or "", "Installed?": "✅" if r["installed"]
-             else "✗", "Active?": "✅" if r["active"] else ""} for r in rows]
+             else "✗", "Active?": "✅" if r["active"] else ("⏳" if r["name"] == activating else "")} for r in rows]
+
+
+def _active_name(settings) -> str | None:
+    from ..activation import live_active
+
+    active = live_active(settings.state_dir)
+    return active and active.get("name")
 
 
 # --- page ----------------------------------------------------------------------------------------------
 
 
 def render() -> None:
-    st.title("🎯 Models")
+    head, corner = st.columns([5, 1], vertical_alignment="bottom")
+    head.title("🎯 Models")
     settings = _settings()
     try:
         entries, provenance, layers = load_registry(settings)
@@ -145,17 +252,26 @@ def render() -> None:
         if st.sidebar.button("Reload", key="reload", help="Reload the registry (r)"):
             st.rerun()
         return
+    if corner.button("📥 Import from downloads", key="import_open", help="Give discovered entries a curated overlay"):
+        st.session_state["import_dialog"] = True
     _sidebar(entries)
+    tabs = st.tabs(["📚 Browse & Manage", "📥 Download & Import", "🔧 Registry Maintenance", "⚙️ Advanced Operations"],
+                   key="view", on_change="rerun")  # only the open tab's content runs: a fast first paint
+    if tabs[0].open:
+        with tabs[0]:
+            _browse(entries, provenance, settings)
+    if tabs[1].open:
+        with tabs[1]:
+            _download_tab(settings)
+    if tabs[2].open:
+        with tabs[2]:
+            _maintenance_tab(settings)
+    if tabs[3].open:
+        with tabs[3]:
+            _advanced_tab(entries, settings)
     st.iframe(SHORTCUTS_JS, height=1)  # same-origin: its script binds the shortcut keys on the page
-    tabs = st.tabs(["📚 Browse & Manage", "📥 Download & Import", "🔧 Registry Maintenance", "⚙️ Advanced Operations"])
-    with tabs[0]:
-        _browse(entries, provenance, settings)
-    with tabs[1]:
-        _download_tab(settings)
-    with tabs[2]:
-        _maintenance_tab(settings)
-    with tabs[3]:
-        _advanced_tab(entries, settings)
+    if st.session_state.get("import_dialog"):
+        _import_dialog(settings)
 
 
 def _sidebar(entries: dict[str, dict[str, Any]]) -> None:
@@ -170,117 +286,244 @@ def _sidebar(entries: dict[str, dict[str, Any]]) -> None:
     sb.toggle("Include not installed", key="f_all", value=True)
     if sb.button("Reload", key="reload", help="Reload the registry (r)"):
         # A reload starts edits over from the entries as they are now: the edit base and the form's fields.
-        for key in [k for k in st.session_state if k == "health" or str(k).startswith("edit_")]:
+        for key in [k for k in st.session_state if k in ("health", "edit_dialog") or str(k).startswith("edit_")]:
             del st.session_state[key]
+        _HEALTH.clear()
         st.rerun()
+
+
+def _on_table_select() -> None:
+    picked = (st.session_state.get("table") or {}).get("selection", {}).get("rows") or []
+    names = st.session_state.get("_table_names") or []
+    if picked and picked[0] < len(names):
+        st.session_state["selected"] = names[picked[0]]
 
 
 def _browse(entries, provenance, settings) -> None:
     from ..units import human_bytes
-    from ..views import rows_csv, stats
+    from ..views import rows_csv
 
-    st.text_input("Search", key="search", placeholder="fuzzy search over names and aliases (press f)")
-    rows = filtered_rows(entries, settings)
-    st.dataframe(table_rows(rows), hide_index=True, width="stretch")
-    st.caption(f"{len(rows)} of {len(entries)} entries")
-    st.download_button("Export table (CSV)", rows_csv(rows), file_name="models.csv", mime="text/csv",
-                       key="export_csv")
-    names = [r["name"] for r in rows]
-    if names:
-        if st.session_state.get("selected") not in names:
-            st.session_state["selected"] = names[0]
-        st.selectbox("Selected model", names, key="selected")
-        _drawer(entries[st.session_state["selected"]], provenance.get(st.session_state["selected"], {}), settings)
-    else:
-        st.info("No entry matches the filters.")
-    _backend_cards(entries, settings)
-    with st.expander("Diff viewer: last change to each layer"):
-        _diff_viewer(settings)
-    with st.expander("Recent actions"):
-        from ..guilog import read_actions
-
-        actions = read_actions(settings.state_dir, limit=50)
-        if actions:
-            st.dataframe([{"Time": a["time"], "Operator": a["operator"], "Action": a["action"],
-                           "Entry": a.get("entry") or "", "OK": "✅" if a["ok"] else "❌", "CLI": a["cli"]}
-                          for a in actions], hide_index=True, width="stretch")
+    active_name = _active_name(settings)
+    job = _job()
+    table_col, drawer_col = st.columns([2, 1], gap="medium")
+    with table_col:
+        st.text_input("Search", key="search", placeholder="fuzzy search over names and aliases (press f)")
+        rows = filtered_rows(entries, settings, active_name=active_name)
+        names = [r["name"] for r in rows]
+        st.session_state["_table_names"] = names
+        st.dataframe(table_rows(rows, activating=job and job["name"]), hide_index=True, width="stretch",
+                     height=min(420, 35 * (len(rows) + 1) + 3), key="table", on_select=_on_table_select, selection_mode="single-row",
+                     column_config=TABLE_COLUMNS, column_order=TABLE_ORDER)
+        st.caption(f"{len(rows)} of {len(entries)} entries")
+        st.download_button("Export table (CSV)", rows_csv(rows), file_name="models.csv", mime="text/csv",
+                           key="export_csv", on_click="ignore")
+    if len(entries) > PAINT_TABLE_FIRST and not st.session_state.get("_painted"):
+        # A big registry's first run: send the table alone, so the browser paints it before anything else
+        # competes for the CPU, then run the page again at once for the drawer, cards, diff and log.
+        drawer_col.caption("Loading the action drawer…")
+        st.fragment(_after_first_paint, run_every=0.3)()
+        return
+    with drawer_col:
+        if names:
+            if st.session_state.get("selected") not in names:
+                st.session_state["selected"] = names[0]
+            st.selectbox("Selected model", names, key="selected")
+            name = st.session_state["selected"]
+            _drawer(entries[name], provenance.get(name, {}), settings, active_name=active_name)
         else:
-            st.caption("No actions yet.")
+            st.info("No entry matches the filters.")
+    _live_watch(settings, active_name)
+    with table_col:  # under the table, beside the drawer
+        _backend_cards(entries, settings, active_name=active_name)
+        st.markdown("**Diff viewer** (last change to each layer)")
+        _diff_viewer(settings)
+        st.markdown("**Recent actions**")
+        _recent_actions(settings)
     with st.expander("Statistics"):
-        s = stats(entries.values())
+        s = _stats(entries, settings)
         cols = st.columns(4)
         for col, (label, key) in zip(cols, (("Entries", "entries"), ("Installed", "installed"),
                                             ("Locked", "locked"), ("Not installed", "not_installed"))):
             col.metric(label, s[key])
         st.caption(f"Disk: {human_bytes(s['disk_bytes'])}")  # the CLI's units (GiB); the JSON below keeps bytes
         st.json(s, expanded=False)
-    with st.expander("Import discovered entries"):
-        _import_wizard(settings)
+    if st.session_state.get("edit_dialog") in entries:
+        _edit_dialog(entries[st.session_state["edit_dialog"]], settings)
+
+
+_STATS: dict[str, tuple[Any, dict[str, Any]]] = {}
+
+
+def _stats(entries, settings) -> dict[str, Any]:
+    """``stats --json`` for the registry as loaded; computed again when the files change."""
+    from ..views import stats
+
+    import time
+
+    key, stamp = str(settings.registry_dir), (_layer_stamp(settings.registry_dir), id(entries))
+    cached = _STATS.get(key)
+    if cached is None or cached[0][0] != stamp or time.monotonic() - cached[0][1] > ROWS_TTL:
+        cached = ((stamp, time.monotonic()), stats(entries.values()))
+        _STATS[key] = cached
+    return cached[1]
+
+
+PAINT_TABLE_FIRST = 500  # entries; a smaller registry's page is quick in one run
+
+
+def _after_first_paint() -> None:
+    """Runs first inside the page's first run (nothing to do), then again when the browser has the page: the
+    table is painted, so the rest of the page can come."""
+    ticks = st.session_state.get("_paint_ticks", 0) + 1
+    st.session_state["_paint_ticks"] = ticks
+    if ticks > 1:
+        st.session_state["_painted"] = True
+        st.rerun(scope="app")
+
+
+def _recent_actions(settings) -> None:
+    from ..guilog import read_actions
+
+    actions = read_actions(settings.state_dir, limit=50)
+    if actions:
+        st.dataframe([{"Time": a["time"], "Operator": a["operator"], "Action": a["action"],
+                       "Entry": a.get("entry") or "", "OK": "✅" if a["ok"] else "❌", "CLI": a["cli"]}
+                      for a in actions], hide_index=True, width="stretch", height=240)
+    else:
+        st.caption("No actions yet.")
 
 
 # --- the action drawer ------------------------------------------------------------------------------------
 
 
-def _drawer(entry: dict[str, Any], prov: dict[str, str], settings) -> None:
-    from ..editing import base_of
+def _base(name: str, settings) -> str:
+    """:func:`~imageworks_models.editing.base_of` from the layers this run loaded (the files as they are now)."""
+    from ..editing import fingerprint
+
+    layers = load_registry(settings)[2]
+    return fingerprint(layers.curated.get(name))
+
+
+def _drawer(entry: dict[str, Any], prov: dict[str, str], settings, *, active_name: str | None) -> None:
+    from ..availability import availability
     from ..views import lock_status
 
     name = entry["name"]
     if st.session_state.get("edit_for") != name:  # the copy the user starts editing from
         st.session_state["edit_for"] = name
-        st.session_state["edit_base"] = base_of(name, settings=settings)
+        st.session_state["edit_base"] = _base(name, settings)
     st.subheader(name)
-    left, right = st.columns([3, 2])
-    with left:
-        c1, c2, c3, c4 = st.columns([3, 2, 2, 2])
-        if c1.button("Activate via proxy", key="activate", help="Start or switch the live model (a)"):
-            st.session_state["confirm"] = ("activate", name)
-        if c2.button("Stop", key="stop"):
-            st.session_state["confirm"] = ("stop", name)
-        verify = c3.button("Verify hash", key="verify")
-        toggle = c4.button("Toggle lock", key="toggle_lock", help="Lock or unlock (l)")
-        _confirmations(name, settings)
-        if verify:
-            from ..integrity import verify as do_verify
+    allowed = availability(entry, plugins=_plugins(settings), active_name=active_name)
+    busy = _job() is not None
+    c1, c2 = st.columns(2)
+    c3, c4 = st.columns(2)
+    if c1.button("Activate via proxy", key="activate", help=allowed["activate"] or "Start or switch the live model (a)",
+                 disabled=bool(allowed["activate"]) or busy):
+        st.session_state["confirm"] = ("activate", name)
+    if c2.button("Stop", key="stop", help=allowed["stop"] or "Stop this model", disabled=bool(allowed["stop"]) or busy):
+        st.session_state["confirm"] = ("stop", name)
+    verify = c3.button("Verify hash", key="verify", help=allowed["verify"] or "Hash the files and compare",
+                       disabled=bool(allowed["verify"]))
+    toggle = c4.button("Toggle lock", key="toggle_lock", help=allowed["lock"] or "Lock or unlock (l)",
+                       disabled=bool(allowed["lock"]))
+    reasons = [f"{label}: {allowed[a]}" for a, label in (("activate", "Activate"), ("stop", "Stop"),
+                                                          ("verify", "Verify"), ("lock", "Lock")) if allowed[a]]
+    if reasons:
+        st.caption("  \n".join(reasons))
+    _flash(name)
+    _job_panel(settings)
+    _confirmations(name, settings)
+    if verify:
+        _verify(entry, settings)
+    if toggle:
+        from ..integrity import lock, unlock
 
-            report = run_action("verify", cli_line("verify", name, "--quick"), lambda: do_verify(
-                [name], quick=True, settings=settings, plugins=_plugins(settings)), entry=name,
-                spinner="Verifying…", failed=lambda r: r.exit_code != 0)
-            if report is not None:
-                r = report.results[0]
-                (st.success if not r.failed and r.status != "error" else st.error)(
-                    f"verify {name}: {r.status}" + (f" ({r.note})" if r.note else ""))
-        if toggle:
-            from ..integrity import lock, unlock
+        locked = lock_status(entry) != "unlocked"
+        cmd = ("unlock", name) if locked else ("lock", name, "--set-expected", "--quick")
+        done = run_action(cmd[0], cli_line(*cmd), (lambda: unlock([name], settings=settings)) if locked else (
+            lambda: lock([name], set_expected=True, quick=True, settings=settings, plugins=_plugins(settings))),
+            entry=name)
+        if done is not None:
+            st.success(f"{name} is now {'unlocked' if locked else 'locked'}")
+            st.rerun()
+    if st.button("✏️ Edit entry", key="edit_open", help="Edit the curated fields in a dialog"):
+        from ..editing import base_of as base_now
 
-            locked = lock_status(entry) != "unlocked"
-            cmd = ("unlock", name) if locked else ("lock", name, "--set-expected", "--quick")
-            done = run_action(cmd[0], cli_line(*cmd), (lambda: unlock([name], settings=settings)) if locked else (
-                lambda: lock([name], set_expected=True, quick=True, settings=settings, plugins=_plugins(settings))),
-                entry=name)
-            if done is not None:
-                st.success(f"{name} is now {'unlocked' if locked else 'locked'}")
-                st.rerun()
-    with right:
-        st.markdown(f"**Served id:** `{entry.get('served_model_id') or name}`  \n"
-                    f"**Download path:** `{(entry.get('download') or {}).get('path') or '-'}`")
-        from ..selection import select
-        from ..registry import open_registry
+        for key in [k for k in st.session_state if str(k).startswith(f"edit_{name}_") or k == "edit_pending"]:
+            del st.session_state[key]  # the form starts from the entry as it is now
+        st.session_state["edit_base"] = base_now(name, settings=settings)
+        st.session_state["edit_for"] = name
+        st.session_state["edit_dialog"] = name
+    source = "curated" if prov and "curated" in prov.values() else "discovered"
+    if prov and set(prov.values()) >= {"curated", "discovered"}:
+        source = "curated over discovered"
+    st.markdown(f"**Provenance:** {source}  \n"
+                f"**Download path:** `{(entry.get('download') or {}).get('path') or '-'}`  \n"
+                f"**Served id:** `{entry.get('served_model_id') or name}`")
+    from ..selection import select
+
+    try:
         from ..activation import live_active
 
-        try:
-            choice = select(open_registry(settings), name, plugins=_plugins(settings), settings=settings,
-                            active=live_active(settings.state_dir))
-            endpoint = choice.endpoint
-        except ImageworksError:
-            endpoint = None
-        st.code(f"endpoint: {endpoint or '-'}\nserved id: {entry.get('served_model_id') or name}", language="yaml")
-        st.json(entry.get("backend_config") or {}, expanded=False)
+        choice = select(registry_view(settings), name, plugins=_plugins(settings), settings=settings,
+                        active=live_active(settings.state_dir))
+        endpoint = choice.endpoint
+    except ImageworksError:
+        endpoint = None
+    st.code(f"endpoint: {endpoint or '-'}\nserved id: {entry.get('served_model_id') or name}", language="yaml")
+    st.markdown("**Backend config**")
+    config = {k: v for k, v in (entry.get("backend_config") or {}).items() if v not in (None, [], {})}
+    st.code(json.dumps(config, indent=2), language="json")
+    _fit(name, entry, settings)
     with st.expander("View JSON (with provenance)"):
         st.code(json.dumps(entry, indent=2, ensure_ascii=False), language="json")  # its copy button copies it
-        st.dataframe([{"Field": k, "From": v} for k, v in sorted(prov.items())], hide_index=True)
-    with st.expander("Edit entry"):
-        _edit_form(entry, settings)
+        st.code("\n".join(f"{k}: {v}" for k, v in sorted(prov.items())) or "(no fields)", language="yaml")
+
+
+def _fit(name: str, entry: dict[str, Any], settings) -> None:
+    """The memory-fit verdict (``imageworks-models fit NAME``), from the facts the registry holds."""
+    try:
+        from ..fit import fit
+
+        result, _ = fit(name, settings=settings, plugins=_plugins(settings), inventory=_inventory(settings),
+                        registry=registry_view(settings))
+    except (ImageworksError, ValueError) as exc:
+        st.caption(f"Memory fit: cannot tell ({getattr(exc, 'message', exc)})")
+        return
+    icon = {"fits": "🟢", "does-not-fit": "🔴"}.get(result.verdict, "⚪")
+    st.markdown(f"**Memory fit:** {icon} {result.verdict}  \n{result.reason}")
+    st.caption(f"CLI equivalent: `{cli_line('fit', name)}`")
+
+
+def _verify(entry: dict[str, Any], settings) -> None:
+    from ..integrity import file_rows
+    from ..integrity import verify as do_verify
+
+    name = entry["name"]
+    import time
+
+    t0 = time.perf_counter()
+    report = run_action("verify", cli_line("verify", name, "--quick"), lambda: do_verify(
+        [name], quick=True, settings=settings, plugins=_plugins(settings)), entry=name,
+        spinner="Verifying…", failed=lambda r: r.exit_code != 0)
+    if report is None:
+        return
+    took = time.perf_counter() - t0
+    r = report.results[0]
+    (st.success if not r.failed and r.status != "error" else st.error)(
+        f"verify {name}: {r.status}" + (f" ({r.note})" if r.note else ""))
+    rows = file_rows(entry, r)
+    st.caption(f"{r.files} file(s), {r.bytes:,} bytes, {r.hashed_files} hashed, {r.cached_files} unchanged since "
+               f"hashed; took {took:.2f} s" + (f" ({r.algorithm})" if r.algorithm else ""))
+    if rows:
+        st.dataframe([{"File": x["path"], "Result": x["status"], "Expected": x["expected"] or "-",
+                       "Actual": x["actual"] or "-", "Size": x["size"]} for x in rows], hide_index=True,
+                     width="stretch", key="verify_files")
+
+
+def _flash(name: str) -> None:
+    for kind, text in st.session_state.pop("flash", []):
+        getattr(st, kind)(text)
 
 
 def _confirmations(name: str, settings) -> None:
@@ -296,21 +539,125 @@ def _confirmations(name: str, settings) -> None:
         st.rerun()
     if yes.button("Confirm", key="confirm_yes"):
         st.session_state.pop("confirm", None)
-        from ..serving import activate, deactivate
+        _start_job(what, name, cli, settings)
+        st.rerun()
 
-        if what == "activate":
-            result = run_action("activate", cli, lambda: activate(name, settings=settings), entry=name,
-                                spinner="Activating…")
-            if result is not None:
-                st.success(f"✅ {name} is active at {result['endpoint']}")
+
+# --- actions that take a while: run in a thread, the page polls the serving status -------------------------
+
+_JOBS: dict[str, dict[str, Any]] = {}
+
+
+def _job() -> dict[str, Any] | None:
+    job_id = st.session_state.get("job")
+    return _JOBS.get(job_id) if job_id else None
+
+
+def _start_job(what: str, name: str, cli: str, settings) -> None:
+    import threading
+    import time
+    import uuid
+
+    from ..serving import activate, deactivate
+
+    job = {"what": what, "name": name, "cli": cli, "started": time.time(), "done": False, "result": None,
+           "error": None, "operator": _operator()}
+    fn = (lambda: activate(name, settings=settings)) if what == "activate" else \
+        (lambda: deactivate(name, settings=settings))
+
+    def work() -> None:
+        try:
+            job["result"] = fn()
+        except ImageworksError as exc:
+            job["error"] = exc
+        except Exception as exc:  # noqa: BLE001 - shown on the page instead of dying silently in a thread
+            job["error"] = exc
+        finally:
+            job["done"] = True
+
+    job_id = uuid.uuid4().hex
+    _JOBS[job_id] = job
+    st.session_state["job"] = job_id
+    st.caption(f"CLI equivalent: `{cli}`")
+    threading.Thread(target=work, name=f"gui-{what}-{name}", daemon=True).start()
+
+
+def _finish_job(settings) -> None:
+    """Record the finished job in the action log and leave its outcome for the next run to show."""
+    from ..guilog import record_action
+
+    job_id = st.session_state.pop("job", None)
+    job = _JOBS.pop(job_id, None) if job_id else None
+    _ROWS.clear()
+    if job is None:
+        return
+    exc = job["error"]
+    flash = [("caption", f"CLI equivalent: `{job['cli']}`")]
+    if exc is None:
+        result = job["result"] or {}
+        record_action(settings.state_dir, operator=job["operator"], action=job["what"], entry=job["name"],
+                      cli=job["cli"], ok=True)
+        if job["what"] == "activate":
+            flash.append(("success", f"✅ {job['name']} is active at {result.get('endpoint')}"))
         else:
-            result = run_action("stop", cli, lambda: deactivate(name, settings=settings), entry=name)
-            if result is not None:
-                st.success(f"stopped {name}" if result.get("stopped") else "nothing was running")
+            flash.append(("success", f"stopped {job['name']}" if result.get("stopped") else "nothing was running"))
+    else:
+        message = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
+        record_action(settings.state_dir, operator=job["operator"], action=job["what"], entry=job["name"],
+                      cli=job["cli"], ok=False, detail=message)
+        lines = exc.lines() if isinstance(exc, ImageworksError) else [message]
+        hint = getattr(exc, "hint", None)
+        flash.append(("error", "\n\n".join(lines) + (f"\n\nhint: {hint}" if hint else "")))
+    st.session_state["flash"] = flash
+
+
+def _job_panel(settings) -> None:
+    job = _job()
+    if job is None:
+        return
+    import time
+
+    from ..activation import current
+
+    label = "Activating…" if job["what"] == "activate" else "Stopping…"
+    now = current(settings=settings, probe=False)
+    status = f"{now['name']}: {now['status']}" if now.get("active") else "no model running"
+    with st.status(f"{label} {job['name']}", state="running", expanded=True):
+        st.write(f"{int(time.time() - job['started'])} s; serving status: {status}")
+        st.caption(f"CLI equivalent: `{job['cli']}`")
+
+
+def _live_watch(settings, rendered_active: str | None) -> None:
+    """Keep the page true to what is live: while an action runs, poll it every second; otherwise check the
+    live model every few seconds (another tab, the CLI). Either change reruns the whole page, so the table's
+    Active column and the cards are never stale."""
+    running = _job() is not None
+
+    def watch() -> None:
+        job = _job()
+        if job is not None and job["done"]:
+            _finish_job(settings)
+            st.rerun(scope="app")
+        if job is None and running:
+            st.rerun(scope="app")
+        if job is None and _active_name(settings) != rendered_active:
+            st.rerun(scope="app")
+
+    st.fragment(watch, run_every=1.0 if running else 3.0)()
 
 
 def _json_field(label: str, value: Any, key: str) -> str:
     return st.text_area(label, json.dumps(value or {}, indent=2), key=key, height=100)
+
+
+def _close_edit() -> None:
+    st.session_state.pop("edit_dialog", None)
+    st.session_state.pop("edit_pending", None)
+
+
+@st.dialog("Edit entry", width="large", on_dismiss=_close_edit)
+def _edit_dialog(entry: dict[str, Any], settings) -> None:
+    _edit_form(entry, settings)
 
 
 def _edit_form(entry: dict[str, Any], settings) -> None:
@@ -319,21 +666,37 @@ def _edit_form(entry: dict[str, Any], settings) -> None:
 
     name = entry["name"]
     k = f"edit_{name}_"
+    st.markdown(f"**{name}**: saved to `model_registry.curated.json`")
+    slots: dict[str, Any] = {}
+
+    def slot(field: str) -> None:
+        slots[field] = st.empty()  # the field's error goes right under it
+
     display = st.text_input("Display name", entry.get("display_name") or "", key=k + "display_name")
+    slot("display_name")
     roles = st.text_input("Roles (comma-separated)", ", ".join(entry.get("roles") or []), key=k + "roles")
+    slot("roles")
     caps = st.multiselect("Capabilities", list(CANONICAL),
                           [c for c in CANONICAL if (entry.get("capabilities") or {}).get(c)], key=k + "caps")
+    slot("capabilities")
     served = st.text_input("Served model id", entry.get("served_model_id") or "", key=k + "served")
+    slot("served_model_id")
     backend = st.text_input("Backend", entry.get("backend") or "", key=k + "backend")
+    slot("backend")
     backend_config = _json_field("Backend config (JSON)", entry.get("backend_config"), k + "backend_config")
+    slot("backend_config")
     metadata = _json_field("Metadata (JSON)", entry.get("metadata"), k + "metadata")
+    slot("metadata")
     changes: dict[str, Any] = {}
     errors: dict[str, str] = {}
     for field, text in (("backend_config", backend_config), ("metadata", metadata)):
-        try:
-            changes[field] = json.loads(text or "{}")
-        except ValueError as exc:
-            errors[field] = f"not JSON: {exc}"
+        from ..errors import RegistryFileError
+        from ..registry.jsonio import loads_strict
+
+        try:  # strict: NaN/Infinity, huge integers, deep nesting, lone surrogates, duplicate keys (B17)
+            changes[field] = loads_strict((text or "{}").encode("utf-8", "surrogatepass"), field)
+        except RegistryFileError as exc:
+            errors[field] = f"not JSON (strict): {exc.message.split(': ', 1)[-1]}"
     changes.update({"display_name": display or None, "roles": [r.strip() for r in roles.split(",") if r.strip()],
                     "capabilities": {c: True for c in caps}, "served_model_id": served or None,
                     "backend": backend or None})
@@ -343,30 +706,58 @@ def _edit_form(entry: dict[str, Any], settings) -> None:
     preview, save = st.columns(2)
     previewing = preview.button("Preview changes", key="edit_preview")
     saving = save.button("Save to curated", key="edit_save")
-    if previewing or saving:
-        plan = plan_edit(name, changes, settings=settings)
-        errors.update(plan.errors)
-        if errors:  # field by field; nothing is written
-            for field, message in sorted(errors.items()):
-                st.error(f"{field}: {message}")
-            return
-        st.dataframe([{"Field": f, "Old": json.dumps(o), "New": json.dumps(n)} for f, o, n in plan.diff],
-                     hide_index=True)
-        if saving and not plan.diff:
-            st.info("Nothing to save: the form matches the entry.")
-        elif saving:
-            done = run_action("edit", f"(edit {name} in model_registry.curated.json)", lambda: apply_edit(
-                name, changes, base=st.session_state["edit_base"], settings=settings), entry=name)
-            if done is not None:
-                st.session_state.pop("edit_for", None)
-                st.success(f"saved {len(done.diff)} field(s) of {name} to the curated layer")
+    pending = st.session_state.get("edit_pending")
+    if pending is not None and (pending["name"] != name or pending["changes"] != changes):
+        pending = st.session_state["edit_pending"] = None  # the form changed after Save: ask again
+    if not (previewing or saving or pending):
+        return
+    plan = plan_edit(name, changes, settings=settings, plugins=_plugins(settings))
+    errors.update(plan.errors)
+    if errors:  # next to each field; nothing is written
+        for field, message in sorted(errors.items()):
+            (slots.get(field) or st).error(f"{field}: {message}")
+        st.session_state["edit_pending"] = None
+        return
+    st.dataframe([{"Field": f, "Old": json.dumps(o), "New": json.dumps(n)} for f, o, n in plan.diff],
+                 hide_index=True)
+    for warning in plan.warnings:  # what `imageworks-models doctor` would report after this save
+        st.warning(f"Warning: {warning}")
+    if (saving or pending) and not plan.diff:
+        st.info("Nothing to save: the form matches the entry.")
+        return
+    if saving:
+        st.session_state["edit_pending"] = {"name": name, "changes": changes}
+        pending = st.session_state["edit_pending"]
+    if not pending:
+        return
+    st.warning(f"Write these {len(plan.diff)} change(s) to the curated layer?")
+    yes, no = st.columns(2)
+    if no.button("Back to the form", key="edit_cancel"):
+        st.session_state["edit_pending"] = None
+        st.rerun(scope="fragment")
+    if yes.button("Confirm save", key="edit_confirm", type="primary"):
+        st.session_state["edit_pending"] = None
+        done = run_action("edit", None, lambda: apply_edit(
+            name, changes, base=st.session_state["edit_base"], settings=settings, plugins=_plugins(settings)),
+            entry=name)
+        if done is not None:
+            from ..editing import base_of
+
+            st.session_state["edit_base"] = base_of(name, settings=settings)  # the next save builds on this one
+            st.success(f"saved {len(done.diff)} field(s) of {name} to the curated layer")
 
 
 # --- cards, diffs, import wizard --------------------------------------------------------------------------
 
+_HEALTH: dict[str, tuple[float, dict[str, dict[str, Any]]]] = {}
+HEALTH_TTL = 10.0
+
 
 def backend_health(settings) -> dict[str, dict[str, Any]]:
-    """Live status per backend: vLLM from the activation state, Ollama from its API, remotes by HTTP."""
+    """Live status per backend: vLLM from the activation state (read now), Ollama from its API (online, the
+    loaded tags), remotes by HTTP; the network part is kept for ``HEALTH_TTL`` seconds."""
+    import time
+
     from ..activation import current
     from ..serving import health
 
@@ -374,46 +765,92 @@ def backend_health(settings) -> dict[str, dict[str, Any]]:
     now = current(settings=settings, probe=False)
     out["vllm"] = {"ok": (now["status"] in ("ready", "starting")) if now["active"] else None,
                    "detail": f"active: {now['name']} ({now['status']})" if now["active"] else "no active model"}
-    try:
-        rows = health(settings=settings, backends=[b for b in ("ollama", "lmdeploy")
-                                                   if b in _plugins(settings).backends])
-    except ImageworksError as exc:
-        rows = [{"backend": "ollama", "ok": False, "error": exc.message}]
-    for r in rows:
-        item = out.setdefault(r["backend"], {"ok": True, "detail": ""})
-        item["ok"] = bool(item["ok"]) and r["ok"]
-        label = r.get("name") or r.get("url") or ""
-        item["detail"] = (item["detail"] + "; " if item["detail"] else "") + \
-            f"{label}: {'up' if r['ok'] else 'down'}"
+    key = str(settings.registry_dir)
+    cached = _HEALTH.get(key)
+    if cached is None or time.time() - cached[0] > HEALTH_TTL:
+        try:
+            rows = health(settings=settings, plugins=_plugins(settings),
+                          backends=[b for b in ("ollama", "lmdeploy") if b in _plugins(settings).backends])
+        except ImageworksError as exc:
+            rows = [{"backend": "ollama", "ok": False, "error": exc.message}]
+        remote: dict[str, dict[str, Any]] = {}
+        for r in rows:
+            item = remote.setdefault(r["backend"], {"ok": True, "detail": "", "loaded": []})
+            item["ok"] = bool(item["ok"]) and r["ok"]
+            if r["backend"] == "ollama" and not r.get("name"):
+                tags = [m.get("name") or m.get("model") for m in r.get("loaded") or [] if isinstance(m, dict)]
+                item["loaded"] = [t for t in tags if t]
+                text = ("online" + (f" ({r['version']})" if r.get("version") else "") + "; loaded: " +
+                        (", ".join(item["loaded"]) or "none")) if r["ok"] else f"offline: {r.get('error') or ''}"
+            else:
+                label = r.get("name") or r.get("url") or ""
+                text = f"{label}: {'up' if r['ok'] else 'down'}"
+            item["detail"] = (item["detail"] + "; " if item["detail"] else "") + text
+        cached = (time.time(), remote)
+        _HEALTH[key] = cached
+    out.update(cached[1])
     return out
 
 
-def _backend_cards(entries, settings) -> None:
-    import time
+def gateway_residents(settings) -> list[dict[str, Any]] | None:
+    """The gateway's resident models, when this install has the gateway (issue 23); ``None`` without it.
+    The hook the backend cards call: it shows nothing until ``imageworks_models.gateway`` provides
+    ``residents(settings=...)``."""
+    try:
+        from .. import gateway  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    residents = getattr(gateway, "residents", None)
+    if residents is None:
+        return None
+    try:
+        return list(residents(settings=settings))
+    except ImageworksError:
+        return None
 
-    cached = st.session_state.get("health")
-    if cached is None or time.time() - cached[0] > 30:
-        cached = (time.time(), backend_health(settings))
-        st.session_state["health"] = cached
-    health = cached[1]
+
+def _backend_cards(entries, settings, *, active_name: str | None) -> None:
+    health = backend_health(settings)
+    rows = all_rows(entries, settings, active_name=active_name)
     cols = st.columns(len(BACKENDS))
-    from ..views import installed, locked
-
     for col, backend in zip(cols, BACKENDS):
-        mine = [e for e in entries.values() if e.get("backend") == backend]
+        mine = [r for r in rows if r["backend"] == backend]
         status = health.get(backend)
         ok = status.get("ok") if status else None
         dot = "🟢" if ok else ("🔴" if ok is False else "⚪")  # white: nothing to be up (no active model, no remote)
-        col.markdown(f"**{dot} {backend}**  \n{sum(installed(e) for e in mine)} installed · "
-                     f"{sum(not installed(e) for e in mine)} not installed · {sum(locked(e) for e in mine)} locked")
-        if status and status.get("detail"):
-            col.caption(status["detail"])
+        with col.container(border=True):
+            n_installed = sum(r["installed"] for r in mine)
+            st.markdown(f"**{dot} {backend}**  \n{n_installed} installed · {len(mine) - n_installed} not installed"
+                        f" · {sum(r['locked'] for r in mine)} locked")
+            if status and status.get("detail"):
+                st.caption(status["detail"])
+    residents = gateway_residents(settings)
+    if residents is not None:
+        st.caption("Gateway residents: " + (", ".join(str(r.get("name", r)) for r in residents) or "none"))
+
+
+_DIFFS: dict[str, tuple[Any, dict[str, Any]]] = {}
+
+
+def _last_changes(settings) -> dict[str, Any]:
+    """``layerdiff.last_changes``, read again only when a layer file or the backups folder changed."""
+    from ..layerdiff import last_changes
+
+    backups = settings.registry_dir / "backups"
+    try:
+        seen = backups.stat().st_mtime_ns
+    except OSError:
+        seen = None
+    key, stamp = str(settings.registry_dir), (_layer_stamp(settings.registry_dir), seen)
+    cached = _DIFFS.get(key)
+    if cached is None or cached[0] != stamp:
+        cached = (stamp, last_changes(settings=settings))
+        _DIFFS[key] = cached
+    return cached[1]
 
 
 def _diff_viewer(settings) -> None:
-    from ..layerdiff import last_changes
-
-    for layer, change in last_changes(settings=settings).items():
+    for layer, change in _last_changes(settings).items():
         st.markdown(f"**{layer}** (against {change['backup'] or 'no backup yet'})")
         lines = [f"+ {n}" for n in change["added"]] + [f"- {n}" for n in change["removed"]]
         for name, d in change["changed"].items():
@@ -423,25 +860,47 @@ def _diff_viewer(settings) -> None:
         st.code("\n".join(lines) or "(no change)", language="diff")
 
 
+def _close_import() -> None:
+    st.session_state.pop("import_dialog", None)
+
+
+@st.dialog("Import from downloads", width="large", on_dismiss=_close_import)
+def _import_dialog(settings) -> None:
+    _import_wizard(settings)
+
+
 def _import_wizard(settings) -> None:
-    from ..editing import apply_edit, discovered_only, fingerprint
+    from ..editing import apply_edit, discovered_only, fingerprint, plan_edit
 
     candidates = discovered_only(settings=settings)
     if not candidates:
         st.caption("Every discovered entry already has a curated overlay.")
         return
+    st.caption("Discovered entries without a curated overlay: fill in what discovery cannot know, review, append.")
     by_name = {e["name"]: e for e in candidates}
     name = st.selectbox("Discovered entry", list(by_name), key="wizard_entry")
     entry = by_name[name]
     roles = st.text_input("Roles (comma-separated)", key="wizard_roles")
+    roles_slot = st.empty()
     backend = st.text_input("Backend", entry.get("backend") or "", key="wizard_backend")
+    backend_slot = st.empty()
     served = st.text_input("Served model id", entry.get("served_model_id") or "", key="wizard_served")
+    served_slot = st.empty()
     changes = {"roles": [r.strip() for r in roles.split(",") if r.strip()], "backend": backend or None,
                "served_model_id": served or None}
+    plan = plan_edit(name, changes, settings=settings, plugins=_plugins(settings))
+    for field, slot in (("roles", roles_slot), ("backend", backend_slot), ("served_model_id", served_slot)):
+        if field in plan.errors:
+            slot.error(f"{field}: {plan.errors[field]}")
+    others = {f: m for f, m in plan.errors.items() if f not in ("roles", "backend", "served_model_id")}
+    for field, message in sorted(others.items()):
+        st.error(f"{field}: {message}")
+    st.markdown("**Summary**")
     st.json({"name": name, **{k: v for k, v in changes.items() if v}}, expanded=True)
-    if st.button("Append to curated", key="wizard_apply"):
-        done = run_action("import-discovered", f"(append {name} to model_registry.curated.json)",
-                          lambda: apply_edit(name, changes, base=fingerprint(None), settings=settings), entry=name)
+    if st.button("Append to curated", key="wizard_apply", disabled=bool(plan.errors), type="primary"):
+        done = run_action("import-discovered", None,
+                          lambda: apply_edit(name, changes, base=fingerprint(None), settings=settings,
+                                             plugins=_plugins(settings)), entry=name)
         if done is not None:
             st.success(f"{name} now has a curated overlay")
 

@@ -27,12 +27,13 @@ def store_for(settings: "Settings") -> "RegistryStore":
     from .store import CURATED_FILE, DISCOVERED_FILE, LOCK_FILE, RegistryStore
 
     store = RegistryStore(settings.registry_dir, lock_timeout=settings.lock_timeout,
-                          backup_keep=settings.backup_keep, audit_dir=settings.log_dir)
+                          backup_keep=settings.backup_keep, audit_dir=settings.log_dir,
+                          max_json_bytes=settings.max_json_bytes)
     if settings.origin("registry_dir") == "default" and not any(
             (store.directory / f).exists() for f in (CURATED_FILE, DISCOVERED_FILE)):
         source = shipped_defaults_dir()
         store.directory.mkdir(parents=True, exist_ok=True)
-        with storage.file_lock(store.directory / LOCK_FILE, timeout=settings.lock_timeout):
+        with storage.file_lock(store.directory / LOCK_FILE, timeout=settings.lock_timeout, folder=True):
             for name in (CURATED_FILE, DISCOVERED_FILE):
                 if (source / name).is_file() and not (store.directory / name).exists():
                     storage.atomic_write(store.directory / name, (source / name).read_bytes())

@@ -8,6 +8,7 @@ crashed writer of another tool leaves, never "an empty registry".
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from ..errors import RegistryFileError
@@ -19,6 +20,12 @@ _BOMS = (
     (b"\xff\xfe", "UTF-16", "convert it: iconv -f UTF-16 -t UTF-8 FILE"),
     (b"\xfe\xff", "UTF-16", "convert it: iconv -f UTF-16 -t UTF-8 FILE"),
 )
+
+MAX_DEPTH = 64
+MAX_INT = 2**63  # integers must lie in [-2^63, 2^63): what every JSON reader of the other tools can hold
+DEFAULT_MAX_BYTES = 64 * 2**20  # the max_json_bytes setting's default
+_CONSTANT = re.compile(r"-?Infinity|NaN")
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 
 RESTORE_HINT = "restore it with git (git checkout -- FILE) or from the newest file in the backups folder"
 
@@ -51,12 +58,135 @@ def _find_dups(node: Any, path: str) -> tuple[str, str] | None:
     return None
 
 
+class _Refused(ValueError):
+    """Carries our error out of a ``json`` hook (the decoder would otherwise report its own message)."""
+
+    def __init__(self, error: RegistryFileError):
+        super().__init__(error.message)
+        self.error = error
+
+
+def _token_position(text: str, token: str) -> tuple[int | None, int | None]:
+    # json's hooks get the token, not its position: the first occurrence outside a string is close enough
+    # for a person to find it (the error path only).
+    pattern = re.compile(r'"(?:[^"\\]|\\.)*"|' + re.escape(token) + r"(?![0-9.eE])")
+    for match in pattern.finditer(text):
+        if not match.group().startswith('"'):
+            return _line_col(text, match.start())
+    return None, None
+
+
+def _check_depth(value: Any, text: str, path: str, hint: str) -> None:
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, (dict, list)):
+            if depth > MAX_DEPTH:
+                line, col = _nth_open(text, MAX_DEPTH + 1)
+                raise RegistryFileError(path, f"JSON nested deeper than {MAX_DEPTH} levels", line=line, column=col,
+                                        hint=hint)
+            stack.extend((child, depth + 1) for child in (node.values() if isinstance(node, dict) else node))
+
+
+def _nth_open(text: str, depth: int) -> tuple[int | None, int | None]:
+    level = 0
+    in_string = escaped = False
+    for pos, ch in enumerate(text):
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            level += 1
+            if level == depth:
+                return _line_col(text, pos)
+        elif ch in "]}":
+            level -= 1
+    return None, None
+
+
+def _check_surrogates(value: Any, text: str, path: str, hint: str) -> None:
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            stack.extend(node.keys())
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+        elif isinstance(node, str):
+            try:
+                node.encode("utf-8")
+            except UnicodeEncodeError:
+                match = _SURROGATE_ESCAPE.search(text)
+                line, col = _line_col(text, match.start()) if match else (None, None)
+                raise RegistryFileError(path, "a lone UTF-16 surrogate escape (\\ud800-\\udfff without its pair) "
+                                              "is not text", line=line, column=col, hint=hint) from None
+
+
+def dumps_strict(value: Any, *, path: str, **kwargs: Any) -> str:
+    """``json.dumps`` that never writes NaN/Infinity or unencodable text (B17).
+
+    Raises:
+        RegistryFileError: ``value`` holds a NaN/Infinity float or a lone surrogate; nothing is written.
+    """
+    try:
+        text = json.dumps(value, allow_nan=False, **kwargs)
+        text.encode("utf-8")
+    except ValueError as exc:
+        raise RegistryFileError(path, f"refusing to write a value JSON cannot hold: {exc}",
+                                hint="fix the value (NaN and Infinity are not JSON numbers)") from None
+    return text
+
+
+def read_json_file(path: Any, *, limit: int = DEFAULT_MAX_BYTES) -> Any:
+    """Read and strictly parse the JSON file ``path``: a regular file of at most ``limit`` bytes.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        RegistryFileError: not a regular file, too large, unreadable, or not strict JSON (see :func:`loads_strict`).
+    """
+    return loads_strict(read_limited(path, limit=limit), str(path))
+
+
+def read_limited(path: Any, *, limit: int = DEFAULT_MAX_BYTES) -> bytes:
+    """The bytes of the regular file ``path``, refused when it is larger than ``limit`` (the max_json_bytes setting).
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        RegistryFileError: a folder, not a regular file, unreadable, or larger than ``limit``.
+    """
+    from ..errors import StorageError
+    from ..storage import read_regular
+
+    try:
+        data = read_regular(path, limit=limit)
+    except FileNotFoundError:
+        raise
+    except IsADirectoryError:
+        raise RegistryFileError(str(path), "is a folder, not a file") from None
+    except StorageError as exc:
+        raise RegistryFileError(str(path), exc.message.replace(f"{path} ", "", 1), hint=exc.hint) from None
+    except OSError as exc:
+        raise RegistryFileError(str(path), f"cannot be read: {exc.strerror}", hint="check the file's permissions") from None
+    if len(data) > limit:
+        raise RegistryFileError(str(path), f"is larger than the {limit:,}-byte limit for JSON files",
+                                hint="it is not one of ours; raise max_json_bytes (IMAGEWORKS_MAX_JSON_BYTES) if it is")
+    return data
+
+
 def loads_strict(data: bytes, path: str) -> Any:
     """Parse registry JSON from ``data`` (read from ``path``, used in messages).
 
     Raises:
         RegistryFileError: empty file, a byte-order mark or non-UTF-8 bytes, invalid or truncated
-            JSON (with line:column), or duplicate keys (with the JSON path of the object).
+            JSON (with line:column), duplicate keys (with the JSON path of the object), NaN/Infinity,
+            integers beyond 2^63, floats beyond 64 bits, nesting deeper than 64, lone surrogates (B17).
     """
     hint = RESTORE_HINT.replace("FILE", path)
     if not data.strip():
@@ -87,14 +217,42 @@ def loads_strict(data: bytes, path: str) -> Any:
             obj.duplicates = [k for k, _ in items if k in seen or seen.add(k)]
         return obj
 
+    def bad_number(token: str, why: str) -> ValueError:
+        line, col = _token_position(text, token)
+        return _Refused(RegistryFileError(path, f"{why} ({token[:20]}{'...' if len(token) > 20 else ''})",
+                                          line=line, column=col, hint=hint))
+
+    def constant(token: str) -> Any:
+        raise bad_number(token, "NaN and Infinity are not JSON numbers")
+
+    def integer(token: str) -> int:
+        if len(token) > 20:  # int() of a 5,000-digit string is slow and may be refused by Python itself
+            raise bad_number(token, f"integer with {len(token.lstrip('-'))} digits is out of range (|n| < 2^63)")
+        value = int(token)
+        if not -MAX_INT <= value < MAX_INT:
+            raise bad_number(token, "integer out of range (|n| < 2^63)")
+        return value
+
+    def real(token: str) -> float:
+        value = float(token)
+        if value in (float("inf"), float("-inf")):
+            raise bad_number(token, "number too large for a 64-bit float")
+        return value
+
     try:
-        value = json.loads(text, object_pairs_hook=pairs)
+        value = json.loads(text, object_pairs_hook=pairs, parse_constant=constant, parse_int=integer,
+                           parse_float=real)
+    except _Refused as exc:
+        raise exc.error from None
     except json.JSONDecodeError as exc:
         truncated = exc.pos >= len(text.rstrip())
         cause = f"invalid JSON: {exc.msg}" + (" (the file ends too early: truncated?)" if truncated else "")
         raise RegistryFileError(path, cause, line=exc.lineno, column=exc.colno, hint=hint) from None
     except RecursionError:
         raise RegistryFileError(path, "JSON nested too deeply", hint=hint) from None
+    _check_depth(value, text, path, hint)
+    if _SURROGATE_ESCAPE.search(text):
+        _check_surrogates(value, text, path, hint)
     if found_dup:
         where, key = _find_dups(value, "")
         raise RegistryFileError(path, f"duplicate key {key!r} in the object at {where} "

@@ -89,7 +89,9 @@ class Download(_Model):
     directory_checksum: Optional[str] = None
     downloaded_at: Optional[str] = None
     last_accessed: Optional[str] = None
-    status: Optional[Literal["missing", "incomplete"]] = None  # set by `verify --fix-missing`, cleared when fine
+    # "missing"/"incomplete": set by `verify --fix-missing`, cleared when fine; "deleting": `remove
+    # --delete-files` recorded its intent and is deleting the files (running it again finishes, W19)
+    status: Optional[Literal["missing", "incomplete", "deleting"]] = None
     status_since: Optional[str] = None
 
 

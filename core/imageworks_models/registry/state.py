@@ -22,54 +22,54 @@ _SOURCE_KEYS = ("provider", "repo_id", "revision", "commit")
 MAX_BYTES = 64 << 20
 
 
-def _read_regular(path: Path) -> bytes | None:
-    """The file's bytes, ``None`` when absent; a FIFO, device or link is never read (OSError)."""
-    import stat
-
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except FileNotFoundError:
-        return None
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_BYTES:
-            raise OSError(f"{path} is not a regular file of at most {MAX_BYTES} bytes")
-        with os.fdopen(fd, "rb", closefd=False) as fh:
-            return fh.read(MAX_BYTES + 1)
-    finally:
-        os.close(fd)
-
-
 class State:
     """The remembered identity facts of purged entries (see the module docstring)."""
 
-    def __init__(self, path: Path, records: dict[str, dict[str, Any]] | None = None, *, data: bytes | None = None):
+    def __init__(self, path: Path, records: dict[str, dict[str, Any]] | None = None):
         self.path = path
         self.records = records or {}
-        self.data = data
         self.changed = False
+        self.broken: str | None = None  # why the file could not be read (then it is never written over)
 
     @classmethod
     def load(cls, path: Path) -> "State":
-        """The state at ``path``; an absent, unreadable or malformed file is an empty state (it only ever
-        holds what a rediscovery may restore, never a person's edit)."""
+        """The state at ``path`` (absent: empty). It is read as strictly as the registry's layers
+        (:func:`imageworks_models.registry.jsonio.loads_strict`, a regular file within ``max_json_bytes``); one
+        that cannot be read is left as it is: nothing is recalled from it and nothing is written over it."""
+        import logging
+
+        from ..errors import RegistryFileError
+        from .jsonio import loads_strict, read_limited
+
         try:
-            data = _read_regular(path)
-        except OSError:
+            doc = loads_strict(read_limited(path), str(path))
+        except FileNotFoundError:
             return cls(path)
-        if data is None:
-            return cls(path)
-        try:
-            doc = json.loads(data)
-            records = doc.get("remembered") if isinstance(doc, dict) else None
-        except (ValueError, RecursionError):
-            records = None
+        except RegistryFileError as exc:
+            logging.getLogger("imageworks_models").warning("%s; locks of purged entries are not restored from it",
+                                                           exc.message)
+            state = cls(path)
+            state.broken = exc.message
+            return state
+        records = doc.get("remembered") if isinstance(doc, dict) else None
         if not isinstance(records, dict):
-            return cls(path, data=data)
-        return cls(path, {k: v for k, v in records.items() if isinstance(k, str) and isinstance(v, dict)}, data=data)
+            state = cls(path)
+            state.broken = f"{path}: no 'remembered' object"
+            return state
+        return cls(path, {k: v for k, v in records.items() if isinstance(k, str) and isinstance(v, dict)})
 
     def remember(self, discovered: dict[str, Any], effective: dict[str, Any], *, path: str | None) -> None:
-        """Keep the lock and source of an entry whose discovered part is about to go."""
+        """Keep the lock and source of an entry whose discovered part is about to go.
+
+        Raises:
+            RegistryFileError: the state file exists but cannot be read (nothing is forgotten unremembered).
+        """
+        if self.broken:
+            from ..errors import RegistryFileError
+
+            raise RegistryFileError(str(self.path), self.broken.split(": ", 1)[-1],
+                                    hint="move it aside (its records are only locks of purged entries), then "
+                                         "run the command again")
         record: dict[str, Any] = {}
         lock = discovered.get("version_lock")
         if isinstance(lock, dict) and lock:
@@ -113,7 +113,7 @@ class State:
         """Write it if it changed (the caller holds the registry lock); an empty state removes the file."""
         from .. import storage
 
-        if not self.changed:
+        if not self.changed or self.broken:
             return
         if not self.records:
             if self.path.exists():

@@ -29,8 +29,8 @@ from ..dryrun import dry_run, in_dry_run  # noqa: F401 - dry_run re-exported
 from ..errors import (EntryNotFoundError, ReadOnlyRegistryError, RegistryError, RegistryFileError, RegistryValidationError,
                       SchemaVersionError, StorageError)
 from . import fields
+from .jsonio import DEFAULT_MAX_BYTES, dumps_strict, loads_strict, read_limited
 from .state import STATE_FILE, State
-from .jsonio import loads_strict
 
 SCHEMA_VERSION = 1
 CURATED_FILE = "model_registry.curated.json"
@@ -38,7 +38,6 @@ DISCOVERED_FILE = "model_registry.discovered.json"
 MERGED_FILE = "model_registry.json"
 LOCK_FILE = ".model_registry.lock"
 BACKUP_DIR = "backups"
-MAX_FILE_BYTES = 256 * 1024 * 1024
 
 
 
@@ -47,7 +46,7 @@ def dump_document(entries: list[dict[str, Any]], extra: dict[str, Any] | None = 
     one trailing newline, so diffs under git stay small."""
     doc = {"schema_version": SCHEMA_VERSION, **(extra or {}),
            "entries": sorted(entries, key=lambda e: str(e.get("name", "")))}
-    return (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+    return (dumps_strict(doc, path="the registry", indent=2, ensure_ascii=False) + "\n").encode("utf-8")
 
 
 def dump_snapshot(entries: list[dict[str, Any]], header: dict[str, Any]) -> bytes:
@@ -56,8 +55,8 @@ def dump_snapshot(entries: list[dict[str, Any]], header: dict[str, Any]) -> byte
     The snapshot is machine-written and large; one entry per line keeps a diff per entry while the C
     JSON codec (which ``indent`` would switch off) writes and reads it several times faster.
     """
-    head = json.dumps({"schema_version": SCHEMA_VERSION, **header}, ensure_ascii=False)[:-1]
-    body = ",\n".join(json.dumps(e, ensure_ascii=False) for e in entries)
+    head = dumps_strict({"schema_version": SCHEMA_VERSION, **header}, path=MERGED_FILE, ensure_ascii=False)[:-1]
+    body = ",\n".join(dumps_strict(e, path=MERGED_FILE, ensure_ascii=False) for e in entries)
     return f'{head}, "entries": [\n{body}\n]}}\n'.encode("utf-8")
 
 
@@ -78,20 +77,11 @@ def _touched(layer: "Layer") -> set[str]:
     return {name for name in set(before) | set(layer.entries) if not same(name)}
 
 
-def _read(path: Path) -> bytes | None:
+def _read(path: Path, limit: int = DEFAULT_MAX_BYTES) -> bytes | None:
     try:
-        with open(path, "rb") as fh:
-            data = fh.read(MAX_FILE_BYTES + 1)
+        return read_limited(path, limit=limit)
     except FileNotFoundError:
         return None
-    except IsADirectoryError:
-        raise RegistryFileError(str(path), "is a folder, not a registry file") from None
-    except OSError as exc:
-        raise RegistryFileError(str(path), f"cannot be read: {exc.strerror}",
-                                hint="check the file's permissions") from None
-    if len(data) > MAX_FILE_BYTES:
-        raise RegistryFileError(str(path), f"is larger than {MAX_FILE_BYTES // 2**20} MiB; not a registry file")
-    return data
 
 
 def _name_key(name: str) -> str:
@@ -111,6 +101,7 @@ class Layer:
     read_only: str | None = None  # why this layer may not be written
     views: dict[str, dict[str, Any]] = field(default_factory=dict)  # validated, only fields set
     _baseline: str | None = None
+    _loaded_names: set[str] = field(default_factory=set)
     # name -> (the entry as compact JSON, its view) for entries validated since load: a save
     # re-validates only entries that changed (pydantic on big artifact manifests is the slow part).
     _validated: dict[str, tuple[str, dict[str, Any], tuple[str, bool]]] = field(default_factory=dict)
@@ -144,6 +135,7 @@ class Layer:
 
     def mark_clean(self) -> None:
         self._baseline = self._fingerprint()
+        self._loaded_names = set(self.entries)
 
     @property
     def changed(self) -> bool:
@@ -340,9 +332,18 @@ class Layers:
                                                            self.discovered.views.get(name), base)
         return entries, provenance
 
-    def check_effective(self, entries: dict[str, dict[str, Any]]) -> None:
+    def check_effective(self, entries: dict[str, dict[str, Any]], *, names: bool = False) -> None:
         problems = [f"{name!r}: no backend in either layer (set \"backend\" in {CURATED_FILE})"
                     for name, e in entries.items() if not e.get("backend")]
+        if names:  # a write may not create "Alpha" in one layer beside "alpha" in the other (B7)
+            from ..doctor import name_clashes
+
+            old = {("curated", n) for n in self.curated._loaded_names} | {
+                ("discovered", n) for n in self.discovered._loaded_names}
+            for clash in name_clashes(list(self.curated.entries), list(self.discovered.entries)):
+                a, b = clash.entries  # the curated-side name first (name_clashes walks curated, then discovered)
+                if ("curated", a) not in old or ("discovered", b) not in old:
+                    problems.append(clash.detail)
         if problems:
             raise RegistryValidationError(str(self.curated.path.parent), problems,
                                           hint="every effective entry needs a backend")
@@ -414,8 +415,9 @@ class RegistryStore:
     """The registry folder: loading (with the snapshot cache) and locked, atomic editing."""
 
     def __init__(self, directory: Path | str, *, lock_timeout: float = 30.0, backup_keep: int = 10,
-                 audit_dir: Path | str | None = None):
+                 audit_dir: Path | str | None = None, max_json_bytes: int = DEFAULT_MAX_BYTES):
         self.directory = Path(directory)
+        self.max_json_bytes = max_json_bytes  # a larger layer is refused (B15, B17)
         self.lock_timeout = lock_timeout
         self.backup_keep = backup_keep
         self.audit_dir = Path(audit_dir) if audit_dir is not None else None  # None: no audit trail
@@ -447,8 +449,8 @@ class RegistryStore:
         Raises:
             RegistryFileError, SchemaVersionError, RegistryValidationError: a layer is not valid.
         """
-        return Layers(_parse_layer(fields.CURATED, self.curated_path, _read(self.curated_path)),
-                      _parse_layer(fields.DISCOVERED, self.discovered_path, _read(self.discovered_path)))
+        return Layers(_parse_layer(fields.CURATED, self.curated_path, _read(self.curated_path, self.max_json_bytes)),
+                      _parse_layer(fields.DISCOVERED, self.discovered_path, _read(self.discovered_path, self.max_json_bytes)))
 
     def curated_parts(self) -> dict[str, dict[str, Any]]:
         """The curated layer's entries by name, parsed and validated without the (often much larger)
@@ -457,7 +459,8 @@ class RegistryStore:
         Raises:
             RegistryFileError, SchemaVersionError, RegistryValidationError: the curated layer is not valid.
         """
-        return dict(_parse_layer(fields.CURATED, self.curated_path, _read(self.curated_path)).entries)
+        return dict(_parse_layer(fields.CURATED, self.curated_path,
+                                 _read(self.curated_path, self.max_json_bytes)).entries)
 
     def load(self, *, use_snapshot: bool = True) -> Registry:
         """The effective registry.
@@ -472,8 +475,8 @@ class RegistryStore:
         if not self.directory.is_dir():
             raise RegistryError(f"the registry folder {self.directory} does not exist",
                                 hint="check --registry-dir / IMAGEWORKS_REGISTRY_DIR, or create the folder")
-        cur = _read(self.curated_path)
-        disc = _read(self.discovered_path)
+        cur = _read(self.curated_path, self.max_json_bytes)
+        disc = _read(self.discovered_path, self.max_json_bytes)
         sources = {CURATED_FILE: _digest(cur), DISCOVERED_FILE: _digest(disc)}
         if use_snapshot:
             entries = self._snapshot_entries(sources)
@@ -490,7 +493,7 @@ class RegistryStore:
 
     def _snapshot_entries(self, sources: dict[str, str]) -> dict[str, dict[str, Any]] | None:
         try:  # the snapshot is only a cache: whatever is wrong with it, it is ignored, never an error
-            data = _read(self.merged_path)
+            data = _read(self.merged_path, self.max_json_bytes)
         except RegistryFileError:
             return None
         if data is None:
@@ -518,7 +521,7 @@ class RegistryStore:
             return
         if self.merged_path.exists() and not self.merged_path.is_file():
             return  # not ours to replace; a write reports it
-        existing = _read(self.merged_path) if self.merged_path.exists() else None
+        existing = _read(self.merged_path, self.max_json_bytes) if self.merged_path.exists() else None
         if existing is not None:
             try:
                 if not isinstance(json.loads(existing), dict):
@@ -528,7 +531,7 @@ class RegistryStore:
         if not os.access(self.directory, os.W_OK):
             return
         with contextlib.suppress(StorageError):
-            with storage.file_lock(self.lock_path, timeout=0):
+            with storage.file_lock(self.lock_path, timeout=0, folder=True):
                 storage.atomic_write(self.merged_path, self._snapshot_bytes(entries, sources))
 
     # -- writing -------------------------------------------------------------------------------------
@@ -556,7 +559,8 @@ class RegistryStore:
                 raise RuntimeError(f"a dry run tried to write the registry in {self.directory}")
             return
         self.directory.mkdir(parents=True, exist_ok=True)
-        with storage.file_lock(self.lock_path, timeout=self.lock_timeout, what=f"the registry in {self.directory}"):
+        with storage.file_lock(self.lock_path, timeout=self.lock_timeout, what=f"the registry in {self.directory}",
+                               folder=True):
             layers = self.load_layers()
             layers.state = State.load(self.directory / STATE_FILE)
             yield layers
@@ -579,13 +583,16 @@ class RegistryStore:
                                             hint="upgrade imageworks-models (pip install -U imageworks-models)")
             _validate_into(layer, list(layer.entries.values()))
         entries, _ = layers.merged()
-        layers.check_effective(entries)
+        layers.check_effective(entries, names=True)
+        for layer in to_write:  # a hand edit saved since our read is kept: refuse before writing anything (W17)
+            storage.check_writable(layer.path)
+            storage.ensure_unchanged(layer.path, layer.data)
         backups = []
         for layer in to_write:
             if layer.data is not None and (layer.legacy or backup):
                 backups.append(storage.backup_file(layer.path, self.backup_dir, keep=self.backup_keep,
                                                    label="legacy" if layer.legacy else backup_label))
-        merged_data = _read(self.merged_path)
+        merged_data = _read(self.merged_path, self.max_json_bytes)
         if merged_data is not None and merged_data.lstrip().startswith(b"["):
             storage.backup_file(self.merged_path, self.backup_dir, keep=self.backup_keep, label="legacy")
         touched: set[str] = set()
@@ -595,7 +602,7 @@ class RegistryStore:
                 touched |= _touched(layer)
             data = layer.to_bytes()
             files[layer.path.name] = {"before": _digest(layer.data), "after": _digest(data)}
-            storage.atomic_write(layer.path, data)
+            storage.atomic_write(layer.path, data, expect=layer.data)
             layer.data, layer.schema_version = data, SCHEMA_VERSION
             layer.mark_clean()
         self._write_snapshot(entries, layers)

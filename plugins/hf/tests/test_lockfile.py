@@ -166,9 +166,9 @@ def test_sync_refuses_a_lockfile_naming_a_path_outside_the_model_folder(exported
 
 @pytest.mark.parametrize("content, message", [
     (None, "does not exist"),
-    ("not json", "is not a readable lockfile"),
+    ("not json", "invalid JSON"),
     ('{"schema_version": 9, "entries": []}', "newer than this tool reads"),
-    ('{"entries": [{"name": "x"}]}', "lacks name, aggregate or files"),
+    ('{"schema_version": 1, "entries": [{"name": "x"}]}', "invalid value"),  # every field named (issue 17, D24)
 ])
 def test_sync_bad_lockfile_is_one_clear_error(tmp_path, monkeypatch, content, message):
     machine(tmp_path, monkeypatch, "b")

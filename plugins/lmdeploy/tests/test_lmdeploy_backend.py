@@ -71,9 +71,10 @@ def test_command_served_id_defaults_to_the_entry_name(tmp_path, weights):
 
 
 def test_command_pytorch_engine_with_format_and_extra_args(tmp_path, weights):
+    # binding all interfaces needs the user's allow_public_host (issue 17, S11)
     result = launch(tmp_path, backend_config={"engine": "pytorch", "model_format": "awq", "host": "0.0.0.0",
                                               "port": 24000, "extra_args": ["--tp", "2", "--session-len", "8192"],
-                                              "env": {"CUDA_VISIBLE_DEVICES": "1"}})
+                                              "env": {"CUDA_VISIBLE_DEVICES": "1"}}, IMAGEWORKS_ALLOW_PUBLIC_HOST="1")
 
     assert result.argv == ("lmdeploy", "serve", "api_server", str(weights), "--server-name", "0.0.0.0",
                            "--server-port", "24000", "--backend", "pytorch", "--model-format", "awq",

@@ -305,7 +305,9 @@ def test_launch_port_rules(tmp_path, weights, cfg, env, port):
 @pytest.mark.parametrize("host, endpoint_host", [("127.0.0.1", "127.0.0.1"), ("10.1.2.3", "10.1.2.3"),
                                                  ("0.0.0.0", "127.0.0.1"), ("::1", "[::1]")])
 def test_launch_binds_backend_config_host(tmp_path, weights, host, endpoint_host):
-    got = launch(tmp_path, entry_of(weights, backend_config={"host": host, "port": 9001}))
+    # a non-loopback host needs the user's explicit allow_public_host (issue 17, S11)
+    got = launch(tmp_path, entry_of(weights, backend_config={"host": host, "port": 9001}),
+                 IMAGEWORKS_ALLOW_PUBLIC_HOST="1")
 
     assert got.host == host
     assert tail_after(got.argv, "--host") == host
@@ -317,7 +319,7 @@ def test_launch_binds_backend_config_host(tmp_path, weights, host, endpoint_host
                                  {"CHAT_PROXY_VLLM_PORT": "8123", "CHAT_PROXY_VLLM_SINGLE_PORT": "1"}])
 def test_launch_endpoint_matches_the_plugin_endpoint(tmp_path, weights, cfg, env):
     entry = entry_of(weights, backend_config=cfg)
-    s = settings(tmp_path, **env)
+    s = settings(tmp_path, **env, IMAGEWORKS_ALLOW_PUBLIC_HOST="1")
 
     got = get_plugins().backend("vllm").load().launch(entry, settings=s)
 

@@ -67,15 +67,20 @@ def error_for(code: int, label: str, output: str) -> Exception:
     return kind(f"{label}: aria2c: {what} (exit code {code}){detail}", hint=hint)
 
 
-def command(aria2c: str, *, connections: int) -> list[str]:
-    """aria2c's argument list: options only; the URL and any header come on stdin."""
+def command(aria2c: str, *, connections: int, connect_timeout: float = 30, read_timeout: float = 60,
+            min_rate: int = 0) -> list[str]:
+    """aria2c's argument list: options only; the URL and any header come on stdin. The timeouts and the
+    minimum rate are the download_* settings (D23); aria2c ends a connection slower than the floor itself."""
     n = str(max(1, min(16, connections)))
+    limits = [f"--connect-timeout={max(1, round(connect_timeout))}", f"--timeout={max(1, round(read_timeout))}"]
+    if min_rate > 0:
+        limits.append(f"--lowest-speed-limit={int(min_rate)}")
     return [aria2c, "--input-file=-", "--continue=true", "--always-resume=false", "--max-resume-failure-tries=0",
             f"--max-connection-per-server={n}", f"--split={n}", "--min-split-size=16M", "--file-allocation=none",
             "--auto-file-renaming=false", "--allow-overwrite=true", "--conditional-get=false", "--remote-time=false",
             "--console-log-level=error", "--summary-interval=0", "--download-result=hide",
             "--show-console-readout=false",
-            "--max-tries=5", "--retry-wait=1", "--connect-timeout=30", "--timeout=60", "--follow-metalink=false",
+            "--max-tries=5", "--retry-wait=1", *limits, "--follow-metalink=false",
             "--follow-torrent=false", "--enable-rpc=false", "--no-netrc=true", "--check-certificate=true"]
 
 
@@ -87,7 +92,7 @@ def input_file(url: str, part: Path, *, headers: dict[str, str]) -> str:
 
 
 def fetch(target: Target, *, aria2c: str, connections: int, token: str | None, token_origin: str | None,
-          progress: Progress = SILENT, hash_file=None) -> Outcome:
+          progress: Progress = SILENT, hash_file=None, limits: dict | None = None) -> Outcome:
     """Fetch ``target`` with aria2c, then hash it and check the published digest.
 
     Args:
@@ -109,7 +114,7 @@ def fetch(target: Target, *, aria2c: str, connections: int, token: str | None, t
     headers = {"User-Agent": _user_agent(), "Accept-Encoding": "identity"}
     if send_token:
         headers["Authorization"] = f"Bearer {token}"
-    proc = subprocess.Popen(command(aria2c, connections=connections), stdin=subprocess.PIPE,
+    proc = subprocess.Popen(command(aria2c, connections=connections, **(limits or {})), stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         proc.stdin.write(input_file(url, target.part, headers=headers).encode())

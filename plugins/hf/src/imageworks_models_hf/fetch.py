@@ -59,11 +59,12 @@ def fetch(request: FetchRequest, *, settings, progress: Progress = SILENT, hash_
     if file and not request.weights:  # a link to one file of the repo: that file (and the essentials)
         request = dataclasses.replace(request, weights=(file,))
     token = get_token()
-    remote = resolve(repo_id, request.commit or revision, endpoint=endpoint, token=token)
+    timeouts = (settings.download_connect_timeout, settings.download_read_timeout)
+    remote = resolve(repo_id, request.commit or revision, endpoint=endpoint, token=token, timeouts=timeouts)
     support = None
     if request.support_repo:
         s_id, s_rev = parse_spec(request.support_repo)
-        support = resolve(s_id, s_rev, endpoint=endpoint, token=token)
+        support = resolve(s_id, s_rev, endpoint=endpoint, token=token, timeouts=timeouts)
     plan = choosing.plan_files(remote, format=request.format, weights=request.weights,
                                include_optional=request.include_optional, support=support, choose=request.choose)
     root = Path(request.dest_root).expanduser()
@@ -187,10 +188,17 @@ def _download(request, settings, plan, remote, support, staging: Path, dest: Pat
                                      sha256=f.sha256, git_oid=f.git_oid, label=f"{repo_id}/{f.path}", commit=commit)
             if aria2c and f.size >= aria2.MIN_SIZE:
                 outcome = aria2.fetch(target, aria2c=aria2c, connections=settings.download_connections, token=token,
-                                      token_origin=token_origin, progress=progress, hash_file=hash_file)
+                                      token_origin=token_origin, progress=progress, hash_file=hash_file,
+                                      limits={"connect_timeout": settings.download_connect_timeout,
+                                              "read_timeout": settings.download_read_timeout,
+                                              "min_rate": settings.download_min_rate})
                 used_aria2 += 1
             else:
-                outcome = transfer.fetch(target, token=token, token_origin=token_origin, progress=progress)
+                outcome = transfer.fetch(target, token=token, token_origin=token_origin, progress=progress,
+                                         timeout=settings.download_read_timeout,
+                                         connect_timeout=settings.download_connect_timeout,
+                                         floor=transfer.RateFloor(settings.download_min_rate,
+                                                                  settings.download_rate_window))
             _refuse_pointer(part, f)
             final.parent.mkdir(parents=True, exist_ok=True)
             os.replace(part, final)

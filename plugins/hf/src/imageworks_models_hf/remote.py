@@ -169,7 +169,53 @@ def _short(exc: BaseException) -> str:
     return text[0][:300] if text else type(exc).__name__
 
 
-def resolve(repo_id: str, revision: str, *, endpoint: str, token: str | None) -> RemoteRepo:
+DEFAULT_TIMEOUTS = (10.0, 60.0)
+
+
+def _use_timeouts(connect: float, read: float):
+    """Give huggingface_hub's shared HTTP client connect and read timeouts (its default has none, so a stalled
+    Hub hung forever, D23); returns the timeout to pass to calls that take one."""
+    import huggingface_hub
+    from huggingface_hub.utils import _http
+
+    def factory():
+        client = _http.default_client_factory()
+        client.timeout = type(client.timeout)(read, connect=connect)
+        return client
+
+    if getattr(_use_timeouts, "current", None) != (connect, read):
+        huggingface_hub.set_client_factory(factory)
+        _use_timeouts.current = (connect, read)
+    return huggingface_hub.get_session().timeout
+
+
+def _within(seconds: float, what: str, call):
+    """``call()``, or :class:`RemoteUnavailableError` when it has not returned after ``seconds`` (a server that
+    trickles a byte at a time never trips a read timeout). The abandoned call dies with the process."""
+    import threading
+
+    box: dict = {}
+
+    def run() -> None:
+        try:
+            box["value"] = call()
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+            box["error"] = exc
+
+    worker = threading.Thread(target=run, daemon=True, name="hub-request")
+    worker.start()
+    worker.join(seconds)
+    if worker.is_alive():
+        raise RemoteUnavailableError(f"{what}: no complete answer within {seconds:g} s (the Hub stalled)",
+                                     hint="try again; raise download_read_timeout (IMAGEWORKS_DOWNLOAD_READ_TIMEOUT) "
+                                          "for a slow link")
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
+def resolve(repo_id: str, revision: str, *, endpoint: str, token: str | None,
+            timeouts: tuple[float, float] = DEFAULT_TIMEOUTS) -> RemoteRepo:
     """Resolve ``revision`` of ``repo_id`` to its commit and list every file at that commit.
 
     Args:
@@ -177,6 +223,8 @@ def resolve(repo_id: str, revision: str, *, endpoint: str, token: str | None) ->
         revision: a branch, tag or commit sha.
         endpoint: the Hub URL (checked http(s)).
         token: a Hub token or ``None`` (anonymous).
+        timeouts: (connect, read) seconds for each request (settings ``download_connect_timeout`` and
+            ``download_read_timeout``); the whole resolve gets ``connect + 4 * read`` at most.
 
     Returns:
         The commit and its files with sizes and published digests.
@@ -188,14 +236,19 @@ def resolve(repo_id: str, revision: str, *, endpoint: str, token: str | None) ->
     from huggingface_hub import HfApi
 
     endpoint = check_endpoint(endpoint)
+    connect, read = timeouts
+    timeout = _use_timeouts(connect, read)
     api = HfApi(endpoint=endpoint, token=token if token else False)
+    budget = connect + 4 * read
     try:
-        info = api.model_info(repo_id, revision=revision)
+        info = _within(budget, f"{repo_id}@{revision}",
+                       lambda: api.model_info(repo_id, revision=revision, timeout=timeout))
         commit = info.sha
         if not isinstance(commit, str) or len(commit) != COMMIT_LEN:
             raise RemoteUnavailableError(f"the Hub gave no commit for {repo_id}@{revision}",
                                          hint="try again; if it persists, pass a commit sha as @revision")
-        entries = list(api.list_repo_tree(repo_id, revision=commit, recursive=True))
+        entries = _within(budget, f"{repo_id}@{revision}",
+                          lambda: list(api.list_repo_tree(repo_id, revision=commit, recursive=True)))
     except (AcquisitionError, UnsafePathError):
         raise
     except Exception as exc:

@@ -152,9 +152,12 @@ def _connection(url: str, timeout: float) -> tuple[http.client.HTTPConnection, s
 
 
 def open_url(url: str, *, headers: dict[str, str], token: str | None, token_origin: str | None,
-             timeout: float = TIMEOUT, method: str = "GET") -> tuple[http.client.HTTPResponse, str, list]:
+             timeout: float = TIMEOUT, method: str = "GET",
+             connect_timeout: float | None = None) -> tuple[http.client.HTTPResponse, str, list]:
     """Send a request, following redirects ourselves so the token never leaves ``token_origin``
     (scheme, host and port: a CDN on the same host but another port is another origin).
+
+    ``connect_timeout`` bounds the connection, ``timeout`` every read after it (D23).
 
     Returns:
         ``(response, final_url, history)`` where history lists ``(url, status, headers)`` of redirects.
@@ -164,11 +167,13 @@ def open_url(url: str, *, headers: dict[str, str], token: str | None, token_orig
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https"):
             raise DownloadError(f"refusing a redirect to a {parts.scheme or 'relative'} URL: {url[:200]}")
-        conn, target = _connection(url, timeout)
+        conn, target = _connection(url, connect_timeout or timeout)
         send = dict(headers)
         if token and origin(url) == token_origin:
             send["Authorization"] = f"Bearer {token}"
         try:
+            conn.connect()
+            conn.sock.settimeout(timeout)
             conn.request(method, target, headers=send)
             resp = conn.getresponse()
         except (OSError, http.client.HTTPException) as exc:
@@ -209,8 +214,17 @@ def _status_error(resp: http.client.HTTPResponse, target: Target) -> Exception:
     return DownloadError(f"{target.label}: the server answered HTTP {status} {detail}".rstrip())
 
 
+@dataclass(frozen=True)
+class RateFloor:
+    """A download slower than ``min_rate`` bytes/s over ``window`` seconds is a stall (D23); 0 turns it off."""
+
+    min_rate: int = 1024
+    window: float = 60.0
+
+
 def fetch(target: Target, *, token: str | None = None, token_origin: str | None = None,
-          progress: Progress = SILENT, attempts: int = ATTEMPTS, timeout: float = TIMEOUT) -> Outcome:
+          progress: Progress = SILENT, attempts: int = ATTEMPTS, timeout: float = TIMEOUT,
+          connect_timeout: float | None = None, floor: RateFloor = RateFloor()) -> Outcome:
     """Fetch ``target`` into ``target.part``, resuming it, and check the published digest.
 
     The partial file is left in place on a transient failure (a rerun resumes it) and deleted on a
@@ -223,18 +237,23 @@ def fetch(target: Target, *, token: str | None = None, token_origin: str | None 
         progress: told about bytes as they arrive (resumed bytes included, each byte once).
         attempts: consecutive attempts without progress before giving up.
         timeout: seconds a connection may stay silent.
+        connect_timeout: seconds to wait for a connection (default: ``timeout``).
+        floor: the minimum rate; slower over its window ends in :class:`DownloadError`, the partial kept.
 
     Returns:
         The file's sha256 and how many bytes came over the network.
 
     Raises:
         ChecksumMismatchError: the bytes do not match the published digest (the partial is deleted).
-        DownloadError: the server kept failing, sent an HTML page, or sent the wrong range.
+        DownloadError: the server kept failing, sent an HTML page, sent the wrong range, or trickled below the
+            rate floor (the partial file stays for a later resume).
         RemoteAccessError, RemoteNotFoundError: 401/403, 404.
         DiskSpaceError: the disk filled up (the partial stays for a later resume).
     """
     target.part.parent.mkdir(parents=True, exist_ok=True)
     state = _State(target, progress)
+    state.floor = floor
+    state.connect_timeout = connect_timeout
     failures = 0
     delay = 0.25
     while True:
@@ -285,6 +304,9 @@ def fetch(target: Target, *, token: str | None = None, token_origin: str | None 
 class _State:
     """One file's running totals across attempts."""
 
+    floor: RateFloor = RateFloor(0, 0)
+    connect_timeout: float | None = None
+
     def __init__(self, target: Target, progress: Progress):
         self.target = target
         self.progress = progress
@@ -318,7 +340,7 @@ def _transfer(target: Target, have: int, state: _State, *, token, token_origin, 
     if have:
         headers["Range"] = f"bytes={have}-"
     resp, final_url, history = open_url(target.url, headers=headers, token=token, token_origin=token_origin,
-                                        timeout=timeout)
+                                        timeout=timeout, connect_timeout=state.connect_timeout)
     try:
         _check_commit(history[0][2] if history else dict(resp.getheaders()), target)
         if resp.status in _RETRY_STATUS:
@@ -383,9 +405,35 @@ class _Flusher:
             self.thread.join()
 
 
+class _RateCheck:
+    """Ends a trickle: fewer than ``min_rate * window`` bytes in the last ``window`` seconds is a stall (D23)."""
+
+    def __init__(self, floor: RateFloor, target: Target):
+        self.floor, self.target = floor, target
+        self.marks: list[tuple[float, int]] = [(time.monotonic(), 0)]
+        self.active = floor.min_rate > 0 and floor.window > 0
+
+    def check(self, total: int, at: int) -> None:
+        if not self.active:
+            return
+        now = time.monotonic()
+        self.marks.append((now, total))
+        while len(self.marks) > 2 and now - self.marks[1][0] >= self.floor.window:
+            self.marks.pop(0)
+        since, base = self.marks[0]
+        if now - since >= self.floor.window and (total - base) / (now - since) < self.floor.min_rate:
+            rate = (total - base) / (now - since)
+            raise DownloadError(f"{self.target.label}: stalled: {rate:,.0f} bytes/s over the last "
+                                f"{now - since:.0f} s, below the {self.floor.min_rate:,} bytes/s floor "
+                                f"({at:,} of {self.target.size:,} bytes kept for resume)",
+                                hint="run the same command again to resume it; tune download_min_rate and "
+                                     "download_rate_window (IMAGEWORKS_DOWNLOAD_MIN_RATE) for a slow link")
+
+
 def _stream(resp, target: Target, start: int, expected: int, state: _State) -> None:
     got = 0
     digests = state.digests
+    rate = _RateCheck(state.floor, target)
     fd = os.open(target.part, os.O_WRONLY | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
     flusher = _Flusher(fd)
     try:
@@ -394,7 +442,14 @@ def _stream(resp, target: Target, start: int, expected: int, state: _State) -> N
             buf = digests.free.get()
             view = memoryview(buf)
             try:
-                n = resp.readinto(view[:min(BUFFER, expected - got)])
+                if rate.active:
+                    # readinto fills the whole buffer first: a trickle would keep it waiting, unchecked, for
+                    # hours; read1 returns what one receive brought, so the floor is checked as bytes arrive
+                    chunk = resp.read1(min(BUFFER, expected - got))
+                    n = len(chunk)
+                    view[:n] = chunk
+                else:
+                    n = resp.readinto(view[:min(BUFFER, expected - got)])
             except (OSError, http.client.HTTPException) as exc:
                 digests.free.put(buf)
                 raise _Retry(f"connection lost after {start + got} of {target.size} bytes: {exc}") from exc
@@ -407,6 +462,7 @@ def _stream(resp, target: Target, start: int, expected: int, state: _State) -> N
             got += n
             state.transferred += n
             state.seen(start + got)
+            rate.check(got, start + got)
         flusher.close()
         os.fsync(fd)
     finally:

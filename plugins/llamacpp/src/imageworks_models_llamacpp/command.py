@@ -31,8 +31,8 @@ from typing import Any
 from imageworks_models.endpoints import local_base_url, serving_port
 from imageworks_models.errors import ModelNotPulledError, NotActivatableError, UnsafeLaunchError
 from imageworks_models.records import Launch
-from imageworks_models.serverargs import (check_env, check_extra_args, check_positional, check_served_id, model_path,
-                                          split_command)
+from imageworks_models.serverargs import (check_env, check_extra_args, check_host, check_positional, check_served_id,
+                                          model_path, split_command)
 
 from .plugin import LLAMACPP_PORT
 
@@ -212,8 +212,8 @@ def _check_args(extra: list[str], flavour: str, name: str) -> list[str]:
     return extra
 
 
-def _check_env(env: Any, name: str) -> dict[str, str]:
-    checked = check_env(env, name=name)
+def _check_env(env: Any, name: str, settings: Any = None) -> dict[str, str]:
+    checked = check_env(env, name=name, settings=settings)  # the allow-list and the user's extension (S11)
     for key in checked:
         if key.upper() in ENV_OWNED:
             raise UnsafeLaunchError(f"{name}: backend_config.env may not set {key}: the llama.cpp server reads it as "
@@ -235,12 +235,13 @@ def build_launch(entry: dict[str, Any], *, settings) -> Launch:
     cfg = entry.get("backend_config") or {}
     command, flavour = server_command(settings)
     served = check_served_id(entry.get("served_model_id") or name, name=name)
-    host = check_positional(cfg.get("host") or "127.0.0.1", what="backend_config.host", name=name)
+    host = check_host(check_positional(cfg.get("host") or "127.0.0.1", what="backend_config.host", name=name),
+                      name=name, settings=settings)
     port = serving_port(cfg, settings, default_port=LLAMACPP_PORT)
     numbers = {key: _number(cfg, key, lowest, name) for key, (_, _, lowest) in NUMBERS.items()}
     extra = _check_args(check_extra_args(cfg.get("extra_args"), name=name, protected=PROTECTED[flavour],
                                          trust_remote_code=False), flavour, name)
-    env = _check_env(cfg.get("env"), name)
+    env = _check_env(cfg.get("env"), name, settings)
     model = model_file(entry)
     projector = projector_file(entry, model)
     template = cfg.get("chat_template_file")

@@ -7,8 +7,8 @@ from typing import Any
 from imageworks_models.endpoints import local_base_url, serving_port
 from imageworks_models.errors import NotActivatableError, UnsafeLaunchError
 from imageworks_models.records import Launch
-from imageworks_models.serverargs import (check_env, check_extra_args, check_positional, check_served_id, model_path,
-                                          option_name, split_command)
+from imageworks_models.serverargs import (check_env, check_extra_args, check_host, check_positional, check_served_id,
+                                          model_path, option_name, split_command)
 
 from .plugin import LMDEPLOY_PORT
 
@@ -78,7 +78,8 @@ def build_launch(entry: dict[str, Any], *, settings) -> Launch:
                                   hint="serve it with llamacpp, vllm or ollama (activate-model --backend, or change "
                                        "its backend)")
     served = check_served_id(entry.get("served_model_id") or name, name=name)
-    host = check_positional(cfg.get("host") or "127.0.0.1", what="backend_config.host", name=name)
+    host = check_host(check_positional(cfg.get("host") or "127.0.0.1", what="backend_config.host", name=name),
+                      name=name, settings=settings)
     port = serving_port(cfg, settings, default_port=LMDEPLOY_PORT)
     engine = str(cfg.get("engine") or "turbomind").lower()
     if engine not in ENGINES:
@@ -97,6 +98,6 @@ def build_launch(entry: dict[str, Any], *, settings) -> Launch:
     argv += ["--model-name", served, *extra]
     return Launch(argv=tuple(argv), host=host, port=port, served_model_id=served,
                   endpoint=local_base_url({**cfg, "host": host}, settings, default_port=LMDEPLOY_PORT),
-                  env=check_env(cfg.get("env"), name=name),
+                  env=check_env(cfg.get("env"), name=name, settings=settings),
                   not_found_hint="install LMDeploy (pip install lmdeploy) or set IMAGEWORKS_LMDEPLOY_BIN to its "
                                  "lmdeploy command")

@@ -10,6 +10,7 @@ under a second; hashing the weight blobs is a separate, explicit step (:func:`ch
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from dataclasses import dataclass, field
@@ -116,14 +117,17 @@ class StoreModel:
 
 
 def _read_small(path: Path, what: str) -> bytes:
-    """A small regular file's bytes, without following a symlink at the last component."""
-    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    """A small regular file's bytes, without following a symlink at the last component. The open does not block
+    (a FIFO put where a manifest belongs would hang it) and ``fstat`` refuses anything but a regular file (B19)."""
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0)
     try:
         fd = os.open(path, flags)
     except OSError as exc:
         if os.path.islink(path):
             raise UnsafePathError(f"{what} {path} is a symbolic link; not followed",
                                   hint="pull the model again (ollama pull) so the store holds a real file") from None
+        if exc.errno == errno.ENXIO:  # a socket: open() says "no such device or address"
+            raise ValueError(f"{what} {path} is not a regular file (a socket)") from None
         raise ValueError(f"cannot read {what} {path}: {exc.strerror}") from None
     try:
         st = os.fstat(fd)
@@ -182,9 +186,11 @@ def _check_present(blob: Blob, what: str) -> None:
 
 
 def _gguf_magic(path: Path) -> bool:
-    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0)
     fd = os.open(path, flags)
     try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):  # a FIFO or device is never read (B19)
+            return False
         return os.read(fd, 4) == GGUF_MAGIC
     finally:
         os.close(fd)

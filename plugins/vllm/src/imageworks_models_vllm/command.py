@@ -7,8 +7,8 @@ from typing import Any
 
 from imageworks_models.endpoints import local_base_url, serving_port
 from imageworks_models.records import Launch
-from imageworks_models.serverargs import (check_env, check_extra_args, check_positional, check_served_id, model_path,
-                                          option_name, split_command)
+from imageworks_models.serverargs import (check_env, check_extra_args, check_host, check_positional, check_served_id,
+                                          model_path, option_name, split_command)
 
 LIMIT_MM = "--limit-mm-per-prompt"
 DEFAULT_LIMIT_MM = {"image": 1}
@@ -37,7 +37,8 @@ def build_launch(entry: dict[str, Any], *, settings) -> Launch:
     name = entry["name"]
     cfg = entry.get("backend_config") or {}
     served = check_served_id(entry.get("served_model_id") or name, name=name)
-    host = check_positional(cfg.get("host") or "127.0.0.1", what="backend_config.host", name=name)
+    host = check_host(check_positional(cfg.get("host") or "127.0.0.1", what="backend_config.host", name=name),
+                      name=name, settings=settings)
     port = serving_port(cfg, settings, default_port=settings.vllm_port)
     trust = cfg.get("trust_remote_code") is True
     extra = check_extra_args(cfg.get("extra_args"), name=name, protected=PROTECTED, trust_remote_code=trust)
@@ -52,5 +53,5 @@ def build_launch(entry: dict[str, Any], *, settings) -> Launch:
     argv += extra
     return Launch(argv=tuple(argv), host=host, port=port, served_model_id=served,
                   endpoint=local_base_url({**cfg, "host": host}, settings, default_port=settings.vllm_port),
-                  env=check_env(cfg.get("env"), name=name),
+                  env=check_env(cfg.get("env"), name=name, settings=settings),
                   not_found_hint="install vLLM (pip install vllm) or set IMAGEWORKS_VLLM_BIN to its vllm command")
