@@ -41,7 +41,8 @@ def attach_part(found: dict[str, Any], curated: dict[str, Any] | None) -> dict[s
     return {k: v for k, v in found.items() if k == "name" or k in ATTACH_FIELDS or k not in curated}
 
 
-def _store_reference(path: str) -> bool:
+def is_store_reference(path: str) -> bool:
+    """``ollama:/name:tag`` or ``scheme://...``: files kept by another program, not a folder of ours."""
     return "://" in path or (":" in path.split("/", 1)[0] and not os.path.isabs(path))
 
 
@@ -60,7 +61,7 @@ def looks_local(text: str) -> bool:
 def model_path_of(entry: dict[str, Any]) -> str | None:
     """The curated ``backend_config.model_path`` when it names local files, expanded; else ``None``."""
     raw = (entry.get("backend_config") or {}).get("model_path")
-    if not isinstance(raw, str) or not raw or _store_reference(raw) or not looks_local(raw):
+    if not isinstance(raw, str) or not raw or is_store_reference(raw) or not looks_local(raw):
         return None
     return expand(raw)
 
@@ -70,7 +71,7 @@ def files_path(entry: dict[str, Any]) -> str | None:
     ``backend_config.model_path``; expanded, not resolved. ``None`` for store references and Hub ids."""
     raw = (entry.get("download") or {}).get("path")
     if isinstance(raw, str) and raw:
-        return None if _store_reference(raw) else expand(raw)
+        return None if is_store_reference(raw) else expand(raw)
     return model_path_of(entry)
 
 
@@ -120,7 +121,7 @@ def has_files(entry: dict[str, Any]) -> bool:
     if (entry.get("artifacts") or {}).get("files"):
         return True
     download_path = (entry.get("download") or {}).get("path")
-    if isinstance(download_path, str) and download_path and _store_reference(download_path):
+    if isinstance(download_path, str) and download_path and is_store_reference(download_path):
         return True
     path = files_path(entry)
     return bool(path and os.path.exists(path))
@@ -162,12 +163,12 @@ class Index:
         for name, e in index.entries.items():
             download = e.get("download")
             path = download.get("path") if download else None
-            if isinstance(path, str) and path and looks_local(path) and not _store_reference(path):
+            if isinstance(path, str) and path and looks_local(path) and not is_store_reference(path):
                 by_path.setdefault(resolve(path), name)
             config = e.get("backend_config")
             other = config.get("model_path") if config else None
             if isinstance(other, str) and other and other != path and looks_local(other) \
-                    and not _store_reference(other):
+                    and not is_store_reference(other):
                 by_path.setdefault(resolve(other), name)
         return index
 
@@ -348,7 +349,7 @@ def companions(entry: dict[str, Any]) -> list[str]:
     from .safepath import check_sha256_digest
 
     path = (entry.get("download") or {}).get("path")
-    if not isinstance(path, str) or not path or _store_reference(path):
+    if not isinstance(path, str) or not path or is_store_reference(path):
         return []
     try:
         hexdigest = check_sha256_digest(digest, where="projector digest").split(":", 1)[1]

@@ -10,12 +10,10 @@ import os
 from collections import Counter
 from typing import Any, Iterable
 
+from .identity import is_store_reference
 from .registry.capabilities import CANONICAL, true_keys
 
 
-def is_store_reference(path: str) -> bool:
-    """``ollama:/name:tag`` or ``scheme://...``: files kept by another program, not a folder of ours."""
-    return "://" in path or (":" in path.split("/", 1)[0] and not os.path.isabs(path))
 
 
 def local_path(entry: dict[str, Any]) -> str | None:

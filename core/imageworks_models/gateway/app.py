@@ -31,22 +31,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ..errors import EntryNotFoundError, ImageworksError
+from ..serverargs import is_loopback
 from .fleet import Fleet, GatewayError, Hooks
 
 log = logging.getLogger("imageworks_models")
 MAX_BODY = 64 << 20  # bytes of a request body (images inlined as base64 included)
 ROUTES = ("chat/completions", "completions", "embeddings")
 
-
-def is_loopback(host: str) -> bool:
-    import ipaddress
-
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def read_api_key(path: Path | None) -> str | None:

@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import sys
 from pathlib import Path
 
+from ..serverargs import is_loopback  # noqa: F401 - one definition of loopback (the CLI's gui command uses it)
+
 APP = Path(__file__).with_name("app.py")
 
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def streamlit_argv(host: str, port: int) -> list[str]:

@@ -311,12 +311,12 @@ class Layers:
     def put_found(self, entry: dict[str, Any]) -> None:
         """Put a discovered-layer entry for found files; a new one gets back what the state file remembered
         of the same files (its lock, its source)."""
+        from ..identity import is_store_reference
         from .state import restore
 
         if self.state is not None and self.discovered.get(entry["name"]) is None:
             path = (entry.get("download") or {}).get("path")
-            local = path if isinstance(path, str) and path and not ("://" in path or path.startswith("ollama:")) \
-                else None
+            local = path if isinstance(path, str) and path and not is_store_reference(path) else None
             entry = restore(entry, self.state.recall(entry["name"], local))
         self.discovered.put(entry)
 
