@@ -16,11 +16,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from _timing import median, timed
 
 BACKENDS = ("vllm", "lmdeploy", "llamacpp", "ollama")
 
@@ -58,11 +58,6 @@ def generate(work: Path, entries: int) -> None:
         (reg / f"model_registry.{layer}.json").write_text(json.dumps(doc, indent=2) + "\n")
 
 
-def timed(cmd: list[str], env: dict) -> float:
-    t0 = time.perf_counter()
-    subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return time.perf_counter() - t0
-
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -90,15 +85,13 @@ def main() -> None:
         for name, cmd in cases.items():
             times[name].append(timed(cmd, env))
 
-    def med(v: list[float]) -> float:
-        return sorted(v)[len(v) // 2]
 
     print(f"{args.entries}-entry registry, {args.runs} interleaved runs (min / median / max):")
     for name, v in times.items():
-        print(f"  {name:24} {min(v) * 1000:7.1f} / {med(v) * 1000:7.1f} / {max(v) * 1000:7.1f} ms")
-    lst = med(times["list --json"])
+        print(f"  {name:24} {min(v) * 1000:7.1f} / {median(v) * 1000:7.1f} / {max(v) * 1000:7.1f} ms")
+    lst = median(times["list --json"])
     for name in ("export production-stack", "export llama-swap"):
-        m = med(times[name])
+        m = median(times[name])
         counted = len((out / ("values.yaml" if "production" in name else "config.yaml")).read_text().splitlines())
         print(f"  {name}: {m * 1000:.0f} ms = {m / lst:.2f}x `list --json` ({lst * 1000:.0f} ms), "
               f"{counted} lines written   target <= 2000 ms: {'met' if m <= 2.0 else 'MISSED'}")

@@ -18,11 +18,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from _timing import median, timed
 
 REPO = Path(__file__).resolve().parent.parent
 BACKENDS = ("vllm", "lmdeploy", "llamacpp", "ollama")
@@ -61,11 +61,6 @@ def generate(work: Path, entries: int) -> None:
                                                           "used_mib": 600}]}))
 
 
-def timed(cmd: list[str], env: dict) -> float:
-    t0 = time.perf_counter()
-    subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return time.perf_counter() - t0
-
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -96,14 +91,12 @@ def main() -> None:
         for name, cmd in cases.items():
             times[name].append(timed(cmd, envs[name]))
 
-    def med(v: list[float]) -> float:
-        return sorted(v)[len(v) // 2]
 
     print(f"{args.entries}-entry registry, {args.runs} interleaved runs (min / median / max):")
     for name, v in times.items():
-        print(f"  {name:22} {min(v) * 1000:7.1f} / {med(v) * 1000:7.1f} / {max(v) * 1000:7.1f} ms")
-    fit, start = med(times["fit NAME"]), med(times["python -c pass"])
-    lst, fits = med(times["list --json"]), med(times["list --fits --json"])
+        print(f"  {name:22} {min(v) * 1000:7.1f} / {median(v) * 1000:7.1f} / {max(v) * 1000:7.1f} ms")
+    fit, start = median(times["fit NAME"]), median(times["python -c pass"])
+    lst, fits = median(times["list --json"]), median(times["list --fits --json"])
     print(f"  fit NAME (a 12-entry registry, GPUs read through the stand-in nvidia-smi): {fit * 1000:.0f} ms = "
           f"{fit / start:.1f}x `python -c pass`   target <= 150 ms: {'met' if fit <= 0.150 else 'MISSED'}")
     print(f"  list --fits --json: {fits * 1000:.0f} ms = {fits / lst:.2f}x `list --json` ({lst * 1000:.0f} ms)   "

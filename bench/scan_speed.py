@@ -35,6 +35,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _timing import median
+
 GB = 1 << 30
 KINDS = ("bf16", "awq", "gptq", "fp8", "gguf")
 
@@ -139,11 +141,6 @@ def big_registry(folder: Path, entries: int = 5000) -> None:
                                   "location": "local", "format": "safetensors"}})
     doc = {"schema_version": 1, "entries": sorted(rows, key=lambda e: e["name"])}
     (folder / "model_registry.discovered.json").write_text(json.dumps(doc, indent=2) + "\n")
-
-
-def median(values: list[float]) -> float:
-    ordered = sorted(values)
-    return ordered[len(ordered) // 2]
 
 
 def drop_caches() -> bool:
