@@ -223,3 +223,36 @@ def test_check_updates_leaves_out_entries_without_a_commit_unless_named(tmp_path
     assert named.exit_code == 0
     [row] = json.loads(named.stdout)
     assert row["status"] == "unknown" and "no commit recorded" in row["reason"]
+
+
+def test_sync_draws_a_progress_bar_on_a_terminal_and_none_in_a_pipe(hub, tmp_path, monkeypatch):
+    # issue 18 item 5: sync shows its download's progress on a terminal (binary units), nothing when piped
+    import os
+    import subprocess
+    import sys
+
+    import numpy as np
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "tests"))
+    from ptyrun import run_in_pty
+
+    big = safetensors_save({"w": np.random.default_rng(5).standard_normal(4 << 20).astype(np.float16)})  # 8 MiB
+    hub.add_repo("org/big", {**repo_files(), "model.safetensors": big})
+    machine(tmp_path, monkeypatch, "a")
+    name = download("org/big", settings=load_settings()).name
+    assert run_cli("lock", name, "--set-expected").exit_code == 0
+    lockfile = tmp_path / "models.lock"
+    assert run_cli("lock", "export", "--output", str(lockfile)).exit_code == 0
+    loader = str(Path(sys.executable).with_name("imageworks-loader"))
+
+    machine(tmp_path, monkeypatch, "piped")
+    piped = subprocess.run([loader, "sync", str(lockfile)], env=dict(os.environ), capture_output=True, text=True,
+                           timeout=120)
+    machine(tmp_path, monkeypatch, "terminal")
+    code, out = run_in_pty([loader, "sync", str(lockfile)], columns=120, env=dict(os.environ))
+
+    assert piped.returncode == 0, piped.stderr
+    assert "\x1b[" not in piped.stderr + piped.stdout and "MiB/s" not in piped.stderr
+    assert code == 0, out
+    assert "\x1b[" in out and "MiB" in out and "━" in out, out  # a drawn bar with binary units
+    assert " MB" not in out and "MB/s" not in out
