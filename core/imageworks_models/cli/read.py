@@ -291,5 +291,9 @@ def fit_cmd(name, context, parallel, kv_dtype, gpu, as_json):
         click.echo(f"  largest context that fits: {r.largest_context}")
     if r.flags:
         click.echo(f"  engine flags: {' '.join(r.flags)}")
+    held = {k: v for k, v in inv.as_dict()["ours_bytes"].items()}
+    if held:
+        click.echo("  the live model holds " + ", ".join(f"{human_bytes(v)} on {k}" for k, v in held.items())
+                   + " (counted as available: activating another model stops it)")
     if not inv.gpus:
         click.echo(f"note: {inv.note or 'no GPU found'}", err=True)

@@ -43,8 +43,9 @@ def fit(name: str, *, context: int | None = None, parallel: int = 1, kv_dtype: s
     settings = settings or load_settings()
     entry = (registry or open_registry(settings)).get(name)
     inv = inventory or read_inventory(settings)
+    inv.ours = _reclaim(settings, inv, entry)
     return assess(entry, settings=settings, inventory=inv, context=context, parallel=parallel, kv_dtype=kv_dtype,
-                  gpu=gpu, reclaim=_reclaim(settings, inv, entry), plugins=plugins), inv
+                  gpu=gpu, reclaim=inv.ours, plugins=plugins), inv
 
 
 def fit_all(entries, *, settings, inventory) -> dict[str, Fit]:

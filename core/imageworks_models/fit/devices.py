@@ -37,6 +37,7 @@ class Inventory:
     ram_total_bytes: int | None = None
     ram_available_bytes: int | None = None
     note: str | None = None
+    ours: dict[int, int] = field(default_factory=dict)  # what the orchestrator's live model holds: GPU index, -1 RAM
     _processes: dict[int, int] | None = None
     _command: str | None = None
 
@@ -50,6 +51,7 @@ class Inventory:
     def as_dict(self) -> dict[str, Any]:
         return {"source": self.source, "gpus": [g.as_dict() for g in self.gpus],
                 "ram_total_bytes": self.ram_total_bytes, "ram_available_bytes": self.ram_available_bytes,
+                "ours_bytes": {("ram" if k == -1 else f"gpu {k}"): v for k, v in self.ours.items() if v},
                 "note": self.note}
 
 

@@ -77,3 +77,4 @@ def test_a_started_server_has_its_footprint_measured_and_used(setup):
 
     fit = json.loads(setup.cli("fit", "small", "--json", prog="imageworks-models").stdout)
     assert fit["estimate_from"] == "measured" and fit["measured"]["bytes"] == footprint["bytes"]
+    assert fit["inventory"]["ours_bytes"]["ram"] > 1 << 20  # what the live server holds, read from /proc now
