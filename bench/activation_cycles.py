@@ -4,7 +4,7 @@
 Run by hand (not in CI):  uv run python bench/activation_cycles.py [--cycles 100] [--delay 0.3] [--cli 5]
                           uv run python bench/activation_cycles.py --engine [--cycles 20] [--cli 5]
 
-Each cycle, through the library call the CLI and GUI use (``imageworks_models.serving``):
+Each cycle, through the library call the CLI and GUI use (``imageworks_models.serving.control``):
 activate qwen-a, switch to qwen-b (stop qwen-a's process group, start qwen-b), stop. The stand-in
 (plugins/vllm/tests/standin_server.py) answers /health 503 for ``--delay`` seconds after it binds, like a
 model that is loading; every fifth cycle its qwen-a also forks a stray worker into its process group.
@@ -132,7 +132,7 @@ def main() -> int:
                "HOME": tmp}
         os.environ.update(env)
         from imageworks_models import testing
-        from imageworks_models.serving import activate, deactivate
+        from imageworks_models.serving.control import activate, deactivate
         from imageworks_models.settings import load_settings
 
         testing.make_registry(Path(tmp) / "registry", *[
@@ -285,7 +285,7 @@ def engine_main(cycles: int, cli: int) -> int:
                            "IMAGEWORKS_LLAMACPP_BIN": f"{shlex.quote(sys.executable)} -m llama_cpp.server"})
         os.environ.pop("CONFIG_FILE", None)
         from imageworks_models import testing
-        from imageworks_models.serving import activate, deactivate
+        from imageworks_models.serving.control import activate, deactivate
         from imageworks_models.settings import load_settings
 
         testing.make_registry(Path(tmp) / "registry", *[

@@ -10,7 +10,7 @@ files, registers them as three entries, and measures, best of --runs, with the f
   --quick       verify(quick=True) vs a full verify() on 10,000 unchanged small files, and a bare
                 os.lstat pass over them; measured inside this process
 
-"Our verify" is the library call the CLI makes (`imageworks_models.integrity.verify`): it loads the
+"Our verify" is the library call the CLI makes (`imageworks_models.integrity.verify.verify`): it loads the
 registry, walks the folder, hashes, compares and records last_verified (a locked registry write), so
 the figures include everything but interpreter start-up. It never shells out to sha256sum (coreutils
 reaches about a quarter of hashlib's speed here).
@@ -125,9 +125,9 @@ def main() -> None:
 
 
 def run(work: Path, runs: int) -> None:
-    from imageworks_models.integrity import lock, verify
-    from imageworks_models.manifest import build_manifest
-    from imageworks_models.plugins import get_plugins
+    from imageworks_models.integrity.verify import lock, verify
+    from imageworks_models.integrity.manifest import build_manifest
+    from imageworks_models.pluginhost.manager import get_plugins
     from imageworks_models.registry.store import RegistryStore
     from imageworks_models.settings import load_settings
 

@@ -16,7 +16,7 @@ against references measured in the same run: `python -c pass` (interpreter start
 
   big registry   the rescan again, against a registry of 5,000 other entries (names, aliases, sources and
                  paths of their own), interleaved with the empty-registry rescan: what matching found models
-                 to registered entries (path, source, name; core/imageworks_models/identity.py) costs
+                 to registered entries (path, source, name; core/imageworks_models/registry/identity.py) costs
 
 Targets: cold <= 1.0 s, rescan <= 0.2 s, <= 1 MiB read per weight file, big registry <= 1.2x empty.
 
@@ -203,12 +203,12 @@ def main() -> None:
 import os, sys, time
 from pathlib import Path
 os.environ['IMAGEWORKS_CACHE_DIR'] = {str(work / 'probe-cache')!r}
-from imageworks_models.discovery import scan
+from imageworks_models.acquire.discovery import scan
 from imageworks_models.settings import load_settings
 def rchar():
     return int(next(l for l in open('/proc/self/io') if l.startswith('rchar')).split()[1])
 settings = load_settings()
-from imageworks_models.plugins import get_plugins
+from imageworks_models.pluginhost.manager import get_plugins
 plugins = get_plugins(settings)
 plugins.source_impls('scan')
 import imageworks_models.formats.inspect, imageworks_models_hf.scan  # imports are not the scan's reads

@@ -19,7 +19,7 @@ FAMILIES = ("qwen2.5-vl", "llama-3.1", "mistral", "gemma-2", "phi-3.5", "deepsee
 
 
 def rows(n: int) -> list[dict]:
-    from imageworks_models.views import row
+    from imageworks_models.present.views import row
 
     out = []
     for i in range(n):
@@ -41,7 +41,7 @@ def main() -> None:
     ap.add_argument("--entries", type=int, default=2000)
     ap.add_argument("--runs", type=int, default=15)
     args = ap.parse_args()
-    from imageworks_models.views import search
+    from imageworks_models.present.views import search
 
     table = rows(args.entries)
     queries = {"exact": table[7]["name"], "prefix": "mistral-3", "substring": "instruct-0100", "typo": "mistarl",

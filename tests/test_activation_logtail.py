@@ -3,7 +3,7 @@ its exception line, so that what the server logged before it failed stays in vie
 
 from __future__ import annotations
 
-from imageworks_models.activation import log_tail
+from imageworks_models.serving.activation import log_tail
 
 FRAMES = [f'  File "/srv/lib/module{i}.py", line {i}, in f{i}\n    call_{i}()\n' for i in range(12)]
 

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from imageworks_models import audit, testing
+from imageworks_models import testing
+from imageworks_models.registry import audit
 
 
 def sha(path: Path) -> str:
@@ -70,6 +71,26 @@ def test_with_debug_a_failure_is_recorded_with_its_traceback_and_timings(cli, re
     assert rec["error"].startswith("EntryNotFoundError: ")
     assert "Traceback (most recent call last)" in rec["traceback"]
     assert rec["timings"]["seconds_since_command_start"] >= 0
+
+
+def test_a_failure_after_a_global_option_is_recorded_too(cli, registry, monkeypatch):
+    # the write is recognised by the command click resolved, not by the first word typed (issue 19 item 4)
+    monkeypatch.setenv("IMAGEWORKS_DEBUG", "1")
+
+    result = cli("--registry-dir", str(registry), "remove", "nosuch", "--force", prog="imageworks-download")
+
+    assert result.exit_code == 1
+    (rec,) = records(registry)
+    assert rec["action"] == "failed" and rec["error"].startswith("EntryNotFoundError: ")
+
+
+def test_a_failed_read_command_is_not_recorded(cli, registry, monkeypatch):
+    monkeypatch.setenv("IMAGEWORKS_DEBUG", "1")
+
+    result = cli("--registry-dir", str(registry), "show", "nosuch", prog="imageworks-models")
+
+    assert result.exit_code == 1
+    assert records(registry) == []
 
 
 def test_library_writes_are_recorded_with_the_process_command_line(registry):

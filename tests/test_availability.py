@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from imageworks_models.availability import availability
-from imageworks_models.plugins import get_plugins
+from imageworks_models.present.availability import availability
+from imageworks_models.pluginhost.manager import get_plugins
 from imageworks_models.settings import load_settings
 
 

@@ -1,4 +1,4 @@
-"""Registry clean-up (runbook 3.4 and 3.7): prune-duplicates, prune-deprecated, purge-logical-only and
+"""Registry clean-up (docs/runbooks/model-downloader.md, 3.4 and 3.7): prune-duplicates, prune-deprecated, purge-logical-only and
 purge-imported, through the CLI (imageworks-download / imageworks-loader views) and the library.
 
 Every command is checked the same way: a dry run leaves every file of the registry folder byte-identical (no
@@ -19,8 +19,8 @@ from typing import Any, Callable
 
 import pytest
 
-from imageworks_models import audit
-from imageworks_models.cleanup import duplicate_groups, is_placeholder, prune_duplicates, purge_imported
+from imageworks_models.registry import audit
+from imageworks_models.maintain.cleanup import duplicate_groups, is_placeholder, prune_duplicates, purge_imported
 from imageworks_models.registry.store import RegistryStore
 
 LAYERS = ("curated", "discovered")

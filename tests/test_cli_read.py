@@ -697,9 +697,9 @@ def test_real_console_script_runs(reg):
 
 
 def _visible_commands(prog: str) -> list[str]:
-    from imageworks_models.cli import COMMANDS, VIEWS
+    from imageworks_models.present.commands import COMMANDS, visible_in
 
-    view = VIEWS[prog]
+    view = visible_in(prog)
     return [name for name in COMMANDS if view is None or name in view]
 
 

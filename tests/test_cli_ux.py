@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from imageworks_models.cli import COMMANDS, WRITE_COMMANDS, CliState, make_cli
+from imageworks_models.cli import CliState, make_cli
+from imageworks_models.present.commands import COMMANDS
 from imageworks_models.registry.store import RegistryStore
 from imageworks_models.testing import make_registry, run_cli
 from modelfiles import make_models
@@ -245,12 +246,13 @@ def test_every_write_command_has_dry_run():
     cli = make_cli()
     ctx = cli.make_context("imageworks-models", ["list"], obj=CliState())
     missing = []
-    for name in sorted(WRITE_COMMANDS):
+    writers = sorted(name for name, spec in COMMANDS.items() if spec.writes)
+    for name in writers:
         command = cli.get_command(ctx, name)
         if not any(getattr(p, "name", None) == "dry_run" for p in command.params):
             missing.append(name)
     assert missing == []
-    assert WRITE_COMMANDS <= set(COMMANDS)
+    assert {"download", "remove", "activate-model", "verify"} <= set(writers)
 
 
 DRY_RUNS = [
@@ -379,9 +381,9 @@ def test_help_reads_plugin_commands_without_importing_importlib_metadata():
 
 def test_library_dry_runs_change_no_file_either(installed):
     # the GUI and library callers get the guarantee from the core functions, not only the CLI
-    from imageworks_models.cleanup import purge_imported
-    from imageworks_models.discovery import scan
-    from imageworks_models.normalize import normalize_formats
+    from imageworks_models.maintain.cleanup import purge_imported
+    from imageworks_models.acquire.discovery import scan
+    from imageworks_models.maintain.normalize import normalize_formats
     from imageworks_models.settings import load_settings
 
     reg, weights = installed

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from imageworks_models import storage
+from imageworks_models.fs import storage
 from imageworks_models.registry.store import (CURATED_FILE, DISCOVERED_FILE, MERGED_FILE, RegistryStore,
                                               dump_document)
 

@@ -8,7 +8,7 @@ import os
 import pytest
 
 from imageworks_models.errors import UnsafePathError
-from imageworks_models.safepath import blob_path, check_sha256_digest
+from imageworks_models.fs.safepath import blob_path, check_sha256_digest
 
 HEX = "0123456789abcdef" * 4
 

@@ -19,11 +19,11 @@ from pathlib import Path
 import pytest
 from modelfiles import make_models
 
-from imageworks_models import inspectcache
-from imageworks_models.discovery import check_root, entry_name, family_from, scan
+from imageworks_models.formats import inspectcache
+from imageworks_models.acquire.discovery import check_root, entry_name, family_from, scan
 from imageworks_models.errors import AcquisitionError
-from imageworks_models.plugins import get_plugins
-from imageworks_models.records import Discovered, Source
+from imageworks_models.pluginhost.manager import get_plugins
+from imageworks_models.plugin.records import Discovered, Source
 from imageworks_models.registry.schema import check_name
 from imageworks_models.settings import load_settings
 

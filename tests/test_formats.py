@@ -29,8 +29,8 @@ from imageworks_models.formats.hfconfig import quantization, read_json, vision_s
 from imageworks_models.formats.inspect import inspect_path
 from imageworks_models.formats.safetensors import read_safetensors_header, read_safetensors_index
 from imageworks_models.formats.templates import find_chat_template, gguf_chat_template
-from imageworks_models.plugins import get_plugins
-from imageworks_models.records import ArtifactInfo
+from imageworks_models.pluginhost.manager import get_plugins
+from imageworks_models.plugin.records import ArtifactInfo
 
 TEMPLATE = ("{% for m in messages %}<|{{ m.role }}|>{{ m.content }}{% endfor %}"
             "{% if tools %}<tools>{{ tools | tojson }}</tools>{% endif %}")

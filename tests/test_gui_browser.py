@@ -395,7 +395,7 @@ def test_edit_errors_show_next_to_the_field_and_a_save_is_confirmed_first(page, 
     assert (app["registry"] / "model_registry.curated.json").read_bytes() == before  # not before the confirm
 
     dialog.get_by_role("button", name="Confirm save").click()
-    dialog.get_by_text(f"to the curated layer").last.wait_for(timeout=20_000)
+    dialog.get_by_text("to the curated layer").last.wait_for(timeout=20_000)
     deadline = time.monotonic() + 20
     while (curated_entry(app, name) or {}).get("display_name") != "Renamed In The Dialog":
         assert time.monotonic() < deadline, curated_entry(app, name)

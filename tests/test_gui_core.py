@@ -13,7 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from imageworks_models import editing, guilog, layerdiff, views
+from imageworks_models.maintain import editing
+from imageworks_models.gui import actionlog as guilog
+from imageworks_models.registry import layerdiff
+from imageworks_models.present import views
 from imageworks_models.errors import ConfigError, EntryEditError, EntryNotFoundError, StaleEditError
 from imageworks_models.gui import launch
 from imageworks_models.registry.store import BACKUP_DIR, CURATED_FILE, DISCOVERED_FILE, RegistryStore

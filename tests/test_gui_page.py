@@ -26,7 +26,7 @@ from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from streamlit.testing.v1 import AppTest
 
 import imageworks_models.gui
-from imageworks_models.guilog import read_actions
+from imageworks_models.gui.actionlog import read_actions
 from imageworks_models.registry.store import CURATED_FILE, DISCOVERED_FILE, RegistryStore
 from imageworks_models.testing import run_cli
 
@@ -353,7 +353,7 @@ def test_toggle_lock_locks_then_unlocks_the_discovered_layer_only(env):
 @pytest.fixture
 def serving(env, monkeypatch):
     """BF16 served by the stand-in on a free port; afterwards nothing may be left running."""
-    from imageworks_models.activation import stop
+    from imageworks_models.serving.activation import stop
     from imageworks_models.settings import load_settings
 
     port = free_port()

@@ -16,11 +16,11 @@ import time
 
 import pytest
 
-from imageworks_models import hashing
+from imageworks_models.integrity import hashing
 from imageworks_models.errors import IntegrityError, NotVerifiableError
-from imageworks_models.manifest import FileRecord, aggregate_of, build_manifest, diff
-from imageworks_models.plugins import get_plugins
-from imageworks_models.statcache import StatCache
+from imageworks_models.integrity.manifest import FileRecord, aggregate_of, build_manifest, diff
+from imageworks_models.pluginhost.manager import get_plugins
+from imageworks_models.integrity.statcache import StatCache
 
 HOUR_AGO = time.time() - 3600
 
@@ -404,11 +404,11 @@ def test_blake3_is_offered_only_when_the_package_is_installed(tmp_path):
             "sys.meta_path.insert(0, Hide())\n")
     (tmp_path / "sitecustomize.py").write_text(hide)
     env = {**os.environ, "PYTHONPATH": str(tmp_path)}
-    code = "from imageworks_models.plugins import get_plugins; print(sorted(get_plugins().hashers))"
+    code = "from imageworks_models.pluginhost.manager import get_plugins; print(sorted(get_plugins().hashers))"
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
     assert out.strip() == "['sha256']"
     from imageworks_models.errors import HasherNotFoundError
-    from imageworks_models.plugins import PluginHost
+    from imageworks_models.pluginhost.manager import PluginHost
 
     host = PluginHost()
     host.hashers.pop("blake3", None)
@@ -426,7 +426,7 @@ def test_unknown_algorithm_names_the_installed_ones(tmp_path):
 
 
 def test_a_multithreaded_hasher_gets_one_file_at_a_time(tmp_path):
-    from imageworks_models.records import Hasher
+    from imageworks_models.plugin.records import Hasher
 
     root = make_model(tmp_path / "m", {f"w{i}.bin": os.urandom(hashing.BLOCK + i) for i in range(4)})
     host = get_plugins()

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from imageworks_models.errors import LockedEntryDriftError
-from imageworks_models.integrity import LockResult, VerifyResult
+from imageworks_models.integrity.verify import LockResult, VerifyResult
 from imageworks_models.registry.store import CURATED_FILE, DISCOVERED_FILE, RegistryStore
 from imageworks_models.testing import make_registry
 
@@ -351,7 +351,7 @@ def test_accept_on_an_unlocked_entry_moves_its_pinned_aggregate(cli, locked, mod
 
 
 def test_activation_refuses_a_locked_entry_that_drifted(locked, model):
-    from imageworks_models.activation import preflight
+    from imageworks_models.serving.activation import preflight
 
     settings = settings_for(locked)
     preflight(entry_of(locked), settings=settings)  # locked and unchanged: allowed
@@ -365,7 +365,7 @@ def test_activation_refuses_a_locked_entry_that_drifted(locked, model):
 
 
 def test_activation_refuses_a_locked_entry_whose_files_are_gone(locked, model):
-    from imageworks_models.activation import preflight
+    from imageworks_models.serving.activation import preflight
 
     shutil.rmtree(model)
     with pytest.raises(LockedEntryDriftError, match="files are gone"):
@@ -373,7 +373,7 @@ def test_activation_refuses_a_locked_entry_whose_files_are_gone(locked, model):
 
 
 def test_activation_allows_an_unlocked_entry_that_changed(baseline, model):
-    from imageworks_models.activation import preflight
+    from imageworks_models.serving.activation import preflight
 
     _change_byte(model)
     _remove(model)
@@ -381,7 +381,7 @@ def test_activation_allows_an_unlocked_entry_that_changed(baseline, model):
 
 
 def test_activation_writes_nothing(locked, model):
-    from imageworks_models.activation import preflight
+    from imageworks_models.serving.activation import preflight
 
     before = registry_bytes(locked)
     _change_byte(model)
@@ -747,7 +747,7 @@ def test_legacy_subset_manifest_passes_the_install_check(cli, reg, model):
 
 
 def test_locked_legacy_entry_is_activated_while_its_files_match(reg, model):
-    from imageworks_models.activation import preflight
+    from imageworks_models.serving.activation import preflight
 
     record_as_earlier_tool(reg, model, locked=True)
     settings = settings_for(reg)

@@ -18,11 +18,11 @@ from pathlib import Path
 import pytest
 import modelfiles
 
-from imageworks_models import audit
-from imageworks_models.normalize import normalize_formats, plan_normalize
+from imageworks_models.registry import audit
+from imageworks_models.maintain.normalize import normalize_formats, plan_normalize
 from imageworks_models.registry.store import CURATED_FILE, DISCOVERED_FILE, RegistryStore
 from imageworks_models.settings import load_settings
-from imageworks_models.statcache import StatCache
+from imageworks_models.integrity.statcache import StatCache
 
 DOWNLOAD = "imageworks-download"
 AWQ = "mistral-7b-instruct-vllm-awq"

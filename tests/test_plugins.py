@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from imageworks_models.plugins import get_plugins, reset_plugins
+from imageworks_models.pluginhost.manager import get_plugins, reset_plugins
 
 REAL_PLUGINS = {
     "hf": "imageworks-models-hf",

@@ -1,4 +1,4 @@
-"""The three runbooks (/work/shared/spec: the Model Loader, the Model Downloader and the GUI Models page
+"""The three runbooks (docs/runbooks/: the Model Loader, the Model Downloader and the GUI Models page
 guides), their commands run in order as the real console scripts, against the stand-in Hub
 (plugins/hf/tests/hubserver.py), the stand-in Ollama (plugins/ollama/tests/ollamaserver.py) and the stand-in
 vLLM server (plugins/vllm/tests/standin_server.py): no internal error, no usage error, and the options that

@@ -12,10 +12,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from imageworks_models.endpoints import check_base_url, serving_port
+from imageworks_models.serving.endpoints import check_base_url, serving_port
 from imageworks_models.errors import ConfigError, ModelNotPulledError, NotActivatableError, UnsafeLaunchError
-from imageworks_models.serverargs import (TRUST_REMOTE_CODE, check_env, check_extra_args, check_positional,
-                                          check_served_id, model_path, split_command)
+from imageworks_models.serving.serverargs import TRUST_REMOTE_CODE, check_env, check_extra_args, check_positional, check_served_id, model_path
+from imageworks_models.settings import split_command
 
 NAME = "qwen3-vl-8b-instruct_(FP8)"
 # What a vLLM-like backend owns, each with where to change it instead (the plugin's table has the same shape).

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from imageworks_models import storage
+from imageworks_models.fs import storage
 from imageworks_models.errors import LockTimeoutError, StorageError
 
 
@@ -74,7 +74,7 @@ def test_temp_names_are_unique_per_call_and_process(tmp_path):
     proc = child("""
         import sys
         from pathlib import Path
-        from imageworks_models import storage
+        from imageworks_models.fs import storage
         print(storage.temp_path_for(Path(sys.argv[1])).name)
     """, str(target))
     out, err = proc.communicate(timeout=60)
@@ -103,7 +103,7 @@ def test_leftover_temp_files_are_removed_by_the_next_write(tmp_path):
 FSIZE_CHILD = """
 import resource, signal, sys
 from pathlib import Path
-from imageworks_models import storage
+from imageworks_models.fs import storage
 from imageworks_models.errors import StorageError
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv[2]), resource.RLIM_INFINITY))
@@ -227,7 +227,7 @@ def test_read_only_folder_gives_a_clear_error_and_no_partial_state(tmp_path):
 HOLDER = """
 import sys, time
 from pathlib import Path
-from imageworks_models import storage
+from imageworks_models.fs import storage
 with storage.file_lock(Path(sys.argv[1]), timeout=10):
     print("locked", flush=True)
     time.sleep(float(sys.argv[2]))
@@ -247,7 +247,7 @@ def test_lock_excludes_a_second_holder(tmp_path):
         proc = child("""
             import sys
             from pathlib import Path
-            from imageworks_models import storage
+            from imageworks_models.fs import storage
             from imageworks_models.errors import LockTimeoutError
             try:
                 with storage.file_lock(Path(sys.argv[1]), timeout=0.2):

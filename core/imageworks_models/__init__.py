@@ -8,18 +8,18 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 _LAZY = {
-    "hookimpl": "imageworks_models.hookspecs",
-    "Source": "imageworks_models.records",
-    "Backend": "imageworks_models.records",
-    "Hasher": "imageworks_models.records",
-    "ArtifactInfo": "imageworks_models.records",
-    "Launch": "imageworks_models.records",
-    "Probe": "imageworks_models.records",
+    "hookimpl": "imageworks_models.plugin.hookspecs",
+    "Source": "imageworks_models.plugin.records",
+    "Backend": "imageworks_models.plugin.records",
+    "Hasher": "imageworks_models.plugin.records",
+    "ArtifactInfo": "imageworks_models.plugin.records",
+    "Launch": "imageworks_models.plugin.records",
+    "Probe": "imageworks_models.plugin.records",
     "load_settings": "imageworks_models.settings",
     "open_registry": "imageworks_models.registry",
     "RegistryStore": "imageworks_models.registry.store",
-    "select": "imageworks_models.selection",
-    "get_plugins": "imageworks_models.plugins",
+    "select": "imageworks_models.serving.selection",
+    "get_plugins": "imageworks_models.pluginhost.manager",
 }
 
 __all__ = ["__version__", *_LAZY]

@@ -14,7 +14,7 @@ class ImageworksError(Exception):
     exit_code = 1
 
     def __init__(self, message: str, *, hint: str | None = None):
-        from .endpoints import redact  # credentials in a URL never reach a message (S12)
+        from imageworks_models.redact import redact
 
         message, hint = redact(message), redact(hint)
         super().__init__(message)
@@ -185,10 +185,6 @@ class ArtifactFormatError(ImageworksError):
 
 class PluginError(ImageworksError):
     """A plugin is broken or conflicts with another one."""
-
-
-class DuplicateNameError(PluginError):
-    """Two plugins registered a source, backend or hasher under the same name."""
 
 
 class BackendNotFoundError(PluginError):

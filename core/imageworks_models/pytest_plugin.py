@@ -16,6 +16,6 @@ import pytest
 
 @pytest.fixture
 def imageworks_isolated(tmp_path, monkeypatch):
-    from .testing import isolate_environment
+    from imageworks_models.testing import isolate_environment
 
     yield from isolate_environment(tmp_path, monkeypatch)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from .errors import ConfigError
+from imageworks_models.errors import ConfigError
 
 REGISTRY_FILES = ("model_registry.curated.json", "model_registry.discovered.json")
 APP_NAME = "imageworks-models"
@@ -21,11 +21,15 @@ APP_NAME = "imageworks-models"
 
 @dataclass(frozen=True)
 class SettingSpec:
-    key: str
-    kind: str  # path | str | int | float | bool | list
-    env: str | None
+    """One setting, declared once: ``config`` prints it, the README's table is generated from it
+    (``python -m imageworks_models.settings --markdown``; tests/architecture/test_settings_docs.py compares)."""
+
+    key: str  # the config-file key and the attribute of Settings
+    kind: str  # path | str | int | float | bool | list | table
+    env: str | None  # the environment variable, or None (config file only)
     default: Callable[[dict[str, Any], Mapping[str, str]], Any]
-    help: str
+    help: str  # what it means, one sentence or two
+    shown: str | None = None  # how the README shows a default that depends on the machine (paths)
 
 
 def _derived_dir(name: str) -> Callable[[dict[str, Any], Mapping[str, str]], Path]:
@@ -54,15 +58,18 @@ def user_cache_dir(env: Mapping[str, str] | None = None) -> Path:
 
 SPECS: tuple[SettingSpec, ...] = (
     SettingSpec("registry_dir", "path", "IMAGEWORKS_REGISTRY_DIR", lambda r, e: user_data_dir(e) / "configs",
-                "Folder holding model_registry.curated.json, .discovered.json and the merged snapshot."),
+                "Folder holding model_registry.curated.json, .discovered.json and the merged snapshot.",
+                shown="./configs if present, else $XDG_DATA_HOME/imageworks-models/configs"),
     SettingSpec("state_dir", "path", "IMAGEWORKS_STATE_DIR", _derived_dir("_staging"),
-                "Runtime state (active_vllm.json, gui_registry_actions.json)."),
+                "Runtime state (active_vllm.json, gateway.json, gui_registry_actions.json).", shown="<root>/_staging"),
     SettingSpec("log_dir", "path", "IMAGEWORKS_LOG_DIR", _derived_dir("logs"),
-                "Structured logs (model_downloader.log) and server logs."),
+                "Structured logs (model_downloader.log) and server logs.", shown="<root>/logs"),
     SettingSpec("cache_dir", "path", "IMAGEWORKS_CACHE_DIR", lambda r, e: user_cache_dir(e),
-                "Machine-local caches (the stat cache that lets verify --quick skip unchanged files)."),
+                "Machine-local caches (the stat cache that lets verify --quick skip unchanged files).",
+                shown="$XDG_CACHE_HOME/imageworks-models (~/.cache/...)"),
     SettingSpec("weights_root", "path", "IMAGEWORKS_WEIGHTS_ROOT",
-                lambda r, e: Path(e.get("HOME") or Path.home()) / "ai-models" / "weights", "Where downloaded weights go."),
+                lambda r, e: Path(e.get("HOME") or Path.home()) / "ai-models" / "weights", "Where downloaded weights go.",
+                shown="~/ai-models/weights"),
     SettingSpec("location", "str", "IMAGEWORKS_LOCATION", lambda r, e: "local",
                 "Location label recorded on downloads (e.g. linux_wsl)."),
     SettingSpec("locations", "table", None, lambda r, e: {},
@@ -122,7 +129,7 @@ SPECS: tuple[SettingSpec, ...] = (
                 "Where the Ollama server listens."),
     SettingSpec("ollama_models", "path", "OLLAMA_MODELS", lambda r, e: None,
                 "The Ollama store (manifests/, blobs/); unset: ~/.ollama/models, then "
-                "/usr/share/ollama/.ollama/models."),
+                "/usr/share/ollama/.ollama/models.", shown="unset"),
     SettingSpec("ollama_keep_alive", "str", "IMAGEWORKS_OLLAMA_KEEP_ALIVE", lambda r, e: "-1",
                 "How long Ollama keeps an activated model loaded (-1: until stopped; 30m, 3600...)."),
     SettingSpec("ollama_timeout", "float", "IMAGEWORKS_OLLAMA_TIMEOUT", lambda r, e: 300.0,
@@ -178,7 +185,7 @@ SPECS: tuple[SettingSpec, ...] = (
     SettingSpec("export_pvc_headroom", "float", "IMAGEWORKS_EXPORT_PVC_HEADROOM", lambda r, e: 0.2,
                 "export --to production-stack: storage requested beyond the model's size (0.2: 20% more)."),
     SettingSpec("debug", "bool", "IMAGEWORKS_DEBUG", lambda r, e: False,
-                "Print tracebacks and timings."),
+                "Print the traceback of an error, and keep failed writes with their traceback in the audit trail."),
 )
 SPEC_BY_KEY = {s.key: s for s in SPECS}
 
@@ -335,3 +342,67 @@ def load_settings(*, flags: Mapping[str, Any] | None = None, env: Mapping[str, s
         resolved[spec.key] = value.value
         values[spec.key] = value
     return Settings(values=values, config_file=config_path, cwd=cwd)
+
+
+def split_command(value: str, *, setting: str) -> list[str]:
+    """A configured command (``/opt/vllm/bin/vllm``, ``uv run vllm``) as an argument list, split like a shell
+    would split it but never run by one.
+
+    Raises:
+        ConfigError: the value is empty or its quotes do not match.
+    """
+    import shlex
+
+    try:
+        argv = shlex.split(value)
+    except ValueError as exc:
+        raise ConfigError(f"{setting} = {value!r} cannot be split into a command: {exc}",
+                          hint="quote paths with spaces, e.g. '\"/opt/my models/bin/vllm\"'") from None
+    if not argv:
+        raise ConfigError(f"{setting} is empty", hint=f"unset {setting} to use the default, or name the executable")
+    return argv
+
+
+def debug_enabled(settings: Settings | None = None) -> bool:
+    """The ``debug`` setting: from ``settings`` when they are resolved, else from the environment alone (an error
+    may come before any setting could be read, e.g. from a broken config file)."""
+    if settings is not None:
+        return bool(settings.debug)
+    spec = SPEC_BY_KEY["debug"]
+    try:
+        return bool(_coerce(spec, os.environ.get(spec.env or "", ""), "environment", Path.cwd()))
+    except ConfigError:
+        return False
+
+
+def _shown_default(spec: SettingSpec) -> str:
+    if spec.shown is not None:
+        return spec.shown
+    value = spec.default({}, {})
+    if value is None:
+        return "unset"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, (list, dict)):
+        return ", ".join(map(str, value)) if value else "none"
+    return str(value)
+
+
+def markdown() -> str:
+    """The README's settings table (between its ``<!-- settings -->`` markers)."""
+    lines = ["| setting | environment | default | meaning |", "|---|---|---|---|"]
+    for spec in SPECS:
+        env = f"`{spec.env}`" if spec.env else "(config file only)"
+        help_text = spec.help.replace("|", "\\|")
+        lines.append(f"| `{spec.key}` | {env} | `{_shown_default(spec)}` | {help_text} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    import sys
+
+    if sys.argv[1:] != ["--markdown"]:
+        sys.exit("usage: python -m imageworks_models.settings --markdown")
+    sys.stdout.write(markdown())

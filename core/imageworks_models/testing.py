@@ -28,7 +28,7 @@ def isolate_environment(tmp_path: Path, monkeypatch) -> Iterator[Path]:
 
     A generator for an autouse fixture (``yield from``); yields the home folder.
     """
-    from .plugins import reset_plugins
+    from imageworks_models.pluginhost.manager import reset_plugins
 
     for key in list(os.environ):
         if key.startswith(_SETTING_PREFIXES) or key in _SETTING_NAMES:
@@ -48,7 +48,7 @@ def isolate_environment(tmp_path: Path, monkeypatch) -> Iterator[Path]:
 
 def test_settings(tmp_path: Path, **env: str):
     """Settings resolved inside :func:`isolate_environment`'s folders, with ``env`` as the environment."""
-    from .settings import load_settings
+    from imageworks_models.settings import load_settings
 
     return load_settings(env={"HOME": str(tmp_path / "home"), **env}, cwd=tmp_path / "cwd")
 
@@ -60,7 +60,7 @@ def run_cli(*args: str, prog: str = "imageworks-models", input: str | None = Non
     """Run a console script's click app in-process; returns click's ``Result`` (stdout, stderr, exit_code)."""
     from click.testing import CliRunner
 
-    from .cli import CliState, make_cli
+    from imageworks_models.cli import CliState, make_cli
 
     return CliRunner().invoke(make_cli(prog), list(args), obj=CliState(prog), input=input, catch_exceptions=False)
 
@@ -76,7 +76,7 @@ def plugin_row(name: str) -> dict[str, Any]:
 
 def make_registry(folder: Path, *entries: dict[str, Any]) -> str:
     """A registry at ``folder`` whose curated layer holds ``entries``; returns the folder as a string."""
-    from .registry.store import RegistryStore
+    from imageworks_models.registry.store import RegistryStore
 
     with RegistryStore(folder).edit() as layers:
         for entry in entries:

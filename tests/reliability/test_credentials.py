@@ -8,8 +8,9 @@ import socket
 
 from _helpers import cli, make_registry
 
-from imageworks_models import audit
-from imageworks_models.endpoints import normalize_host_url, redact
+from imageworks_models.registry import audit
+from imageworks_models.serving.endpoints import normalize_host_url
+from imageworks_models.redact import redact
 from imageworks_models.errors import DownloadError
 
 SECRET = "s3cr3t-Pa55"

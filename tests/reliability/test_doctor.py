@@ -10,7 +10,7 @@ import json
 import pytest
 from _helpers import make_registry, sources
 
-from imageworks_models.editing import plan_edit
+from imageworks_models.maintain.editing import plan_edit
 from imageworks_models.errors import RegistryValidationError
 from imageworks_models.registry.store import RegistryStore
 from imageworks_models.testing import run_cli

@@ -12,8 +12,8 @@ from _helpers import cli, make_registry, sources
 
 from imageworks_models.errors import StorageError, UnsafePathError
 from imageworks_models.registry.store import CURATED_FILE, DISCOVERED_FILE, LOCK_FILE, RegistryStore
-from imageworks_models.safepath import check_relative_name
-from imageworks_models.storage import file_lock, read_regular
+from imageworks_models.fs.safepath import check_relative_name
+from imageworks_models.fs.storage import file_lock, read_regular
 
 
 def odd(path, kind: str):

@@ -6,11 +6,10 @@ from __future__ import annotations
 import os
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
-from imageworks_models import processes
+from imageworks_models.live import processes
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc and subreapers are Linux's")
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from imageworks_models.registry.store import RegistryStore
-from imageworks_models.views import installed
+from imageworks_models.registry.predicates import installed
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="fork and SIGKILL")
 
@@ -30,7 +30,7 @@ def make_model(model: Path) -> None:
 
 
 def remove_in_child(purge: bool) -> None:
-    from imageworks_models.maintenance import remove
+    from imageworks_models.maintain.reset import remove
 
     remove("tiny", delete_files=True, purge=purge, force=True, backup=False)
 
@@ -50,7 +50,7 @@ def test_w19_remove_killed_at_20_random_points_is_never_installed_with_files_mis
             layers.curated.put({"name": "tiny", "backend": "vllm"})
             layers.discovered.put({"name": "tiny", "download": {"path": str(model)}})
 
-    from imageworks_models import maintenance  # noqa: F401 - imported before forking: the kill lands in the work
+    from imageworks_models.maintain import reset as maintenance  # noqa: F401 - imported before forking: the kill lands in the work
 
     ctx = multiprocessing.get_context("fork")
     setup()

@@ -8,9 +8,9 @@ import os
 import pytest
 from _helpers import cli, make_registry, sources
 
-from imageworks_models.editing import apply_edit, base_of, plan_edit
+from imageworks_models.maintain.editing import apply_edit, base_of, plan_edit
 from imageworks_models.errors import EntryEditError, UnsafeLaunchError
-from imageworks_models.plugins import get_plugins
+from imageworks_models.pluginhost.manager import get_plugins
 from imageworks_models.settings import load_settings
 
 HOSTILE = ["HOME", "NCCL_NET_PLUGIN", "VLLM_LOGGING_CONFIG_PATH", "OPENSSL_CONF", "VLLM_PLUGINS", "XDG_CONFIG_HOME",

@@ -2,8 +2,9 @@
 
 ``imageworks-models`` has every command; ``imageworks-loader`` and ``imageworks-download`` show the
 verbs their runbooks use, spelled as the runbooks spell them. Commands are imported only when run, and
-their one-line help lives in the table below, so ``--help`` imports no command module and no plugin.
-Plugin commands are listed from entry-point metadata (group ``imageworks_models.commands``).
+their summary and help live in the command table (:mod:`imageworks_models.present.commands`), so ``--help``
+imports no command module and no plugin. Plugin commands are listed from entry-point metadata (group
+``imageworks_models.commands``). The top layer: may import everything; nothing imports it.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import sys
 
 import click
 
-from .. import __version__
+from imageworks_models import __version__
 
 # Exit codes, one meaning each (the README's table; tests/test_cli_ux.py pins them).
 EXIT_OK = 0
@@ -22,70 +23,7 @@ EXIT_DIVERGED = 2  # verify found files that differ from the registry (the loade
 EXIT_USAGE = 64  # sysexits.h EX_USAGE: the command line itself is wrong (click would say 2)
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
 
-# name -> (module:attribute, one-line help). Keep the help in step with each command's docstring.
-COMMANDS: dict[str, tuple[str, str]] = {
-    "list": ("imageworks_models.cli.read:list_cmd", "List registry entries (installed ones by default)."),
-    "show": ("imageworks_models.cli.read:show_cmd", "Show one effective entry, with field provenance."),
-    "select": ("imageworks_models.cli.read:select_cmd", "Resolve a name, alias or role to an endpoint."),
-    "list-roles": ("imageworks_models.cli.read:list_roles_cmd", "List roles and the entries that play them."),
-    "stats": ("imageworks_models.cli.read:stats_cmd", "Counts by backend, format and quantization; disk use."),
-    "fit": ("imageworks_models.cli.read:fit_cmd", "Will a model fit this machine, and with how much context?"),
-    "verify": ("imageworks_models.cli.integrity:verify_cmd", "Check entries' files against the registry."),
-    "lock": ("imageworks_models.cli.integrity:lock_cmd", "Lock entries; `lock export` writes models.lock."),
-    "unlock": ("imageworks_models.cli.integrity:unlock_cmd", "Unlock entries."),
-    "sync": ("imageworks_models.cli.integrity:sync_cmd", "Reproduce a models.lock here: fetch, verify, lock."),
-    "check-updates": ("imageworks_models.cli.integrity:check_updates_cmd",
-                      "Show entries whose upstream revision moved."),
-    "export": ("imageworks_models.cli.fleet:export_cmd", "Write vllm-stack Helm values, llama-swap config, models.lock."),
-    "import": ("imageworks_models.cli.fleet:import_cmd", "Add a llama-swap config's models as entries."),
-    "download": ("imageworks_models.cli.acquire:download_cmd", "Download a Hugging Face model and register it."),
-    "scan": ("imageworks_models.cli.acquire:scan_cmd", "Find models in a weights folder and record them."),
-    "ingest-local-hf": ("imageworks_models.cli.acquire:ingest_local_hf_cmd",
-                        "Scan HF-layout folders, refreshing known entries."),
-    "discover-all": ("imageworks_models.cli.acquire:discover_all_cmd",
-                     "Discover models in folders, HF cache and stores."),
-    "import-ollama": ("imageworks_models.cli.stores:import_ollama_cmd", "Import the local Ollama store's models."),
-    "rebuild-ollama": ("imageworks_models.cli.stores:rebuild_ollama_cmd",
-                       "Re-import the Ollama store; drop gone tags."),
-    "backfill-ollama-paths": ("imageworks_models.cli.stores:backfill_ollama_paths_cmd",
-                              "Fill in files of Ollama entries with no path."),
-    "reset-discovered": ("imageworks_models.cli.maintain:reset_discovered_cmd",
-                         "Forget discovered entries of one backend."),
-    "restore-ollama": ("imageworks_models.cli.maintain:restore_ollama_cmd",
-                       "Put back the Ollama entries of a backup."),
-    "remove": ("imageworks_models.cli.maintain:remove_cmd", "Remove an entry's metadata, its files, or both."),
-    "normalize-formats": ("imageworks_models.cli.maintain:normalize_formats_cmd",
-                          "Re-inspect entries; fix format, quant, size, checksum."),
-    "prune-duplicates": ("imageworks_models.cli.maintain:prune_duplicates_cmd",
-                         "Remove entries that register one model twice."),
-    "prune-deprecated": ("imageworks_models.cli.maintain:prune_deprecated_cmd", "Remove entries flagged deprecated."),
-    "purge-logical-only": ("imageworks_models.cli.maintain:purge_logical_only_cmd",
-                           "Remove entries with no files and no curated part."),
-    "purge-imported": ("imageworks_models.cli.maintain:purge_imported_cmd",
-                       "Forget imported entries (rediscover from scratch)."),
-    "activate-model": ("imageworks_models.cli.serve:activate_model_cmd",
-                       "Start or switch the live model, or --stop it."),
-    "current-model": ("imageworks_models.cli.serve:current_model_cmd", "Show the live model, checked now."),
-    "health": ("imageworks_models.cli.serve:health_cmd", "Show backends' health and loaded models."),
-    "doctor": ("imageworks_models.cli.admin:doctor_cmd",
-               "Report clashing names, ports and served ids."),
-    "gateway": ("imageworks_models.cli.gateway:gateway_cmd", "One OpenAI endpoint for every model, loaded on demand."),
-    "config": ("imageworks_models.cli.admin:config_cmd", "Show every resolved setting and where it came from."),
-    "plugins": ("imageworks_models.cli.admin:plugins_cmd", "List plugins, their status and what they provide."),
-    "gui": ("imageworks_models.cli.admin:gui_cmd", "Start the GUI (the Models page) on 127.0.0.1."),
-}
-
-LOADER_VERBS = ("list", "select", "verify", "lock", "unlock", "sync", "activate-model", "current-model",
-                "purge-imported", "ingest-local-hf", "rebuild-ollama", "discover-all")
-DOWNLOAD_VERBS = ("download", "scan", "import-ollama", "normalize-formats", "prune-duplicates", "prune-deprecated",
-                  "purge-logical-only", "reset-discovered", "restore-ollama", "backfill-ollama-paths", "verify",
-                  "remove", "list", "list-roles", "stats", "config")
-VIEWS: dict[str, tuple[str, ...] | None] = {
-    "imageworks-models": None,  # everything
-    "imageworks-loader": LOADER_VERBS,
-    "imageworks-download": DOWNLOAD_VERBS,
-}
-
+from imageworks_models.present.commands import COMMANDS, visible_in  # the one command table
 
 class CliState:
     """Per-invocation state shared by commands: flags, and settings/registry resolved on first use."""
@@ -98,20 +36,20 @@ class CliState:
 
     def settings(self):
         if self._settings is None:
-            from ..settings import load_settings
+            from imageworks_models.settings import load_settings
 
             self._settings = load_settings(flags=self.flags)
         return self._settings
 
     def plugins(self):
-        from ..plugins import get_plugins
+        from imageworks_models.pluginhost.manager import get_plugins
 
         return get_plugins(self.settings())
 
     def registry(self):
         """The effective registry, loaded once per invocation (option checks and the command share it)."""
         if self._registry is None:
-            from ..registry import store_for
+            from imageworks_models.registry import store_for
 
             self._registry = store_for(self.settings()).load()
         return self._registry
@@ -127,7 +65,7 @@ class LazyGroup(click.Group):
         return self.view is None or name in self.view
 
     def _plugin_command_names(self, ctx: click.Context) -> dict[str, tuple[str, str | None]]:
-        from ..plugins import command_entry_points
+        from imageworks_models.pluginhost.manager import command_entry_points
 
         state = ctx.find_object(CliState)
         try:
@@ -148,7 +86,7 @@ class LazyGroup(click.Group):
         if name in COMMANDS:
             import importlib
 
-            module, attr = COMMANDS[name][0].split(":")
+            module, attr = COMMANDS[name].target.split(":")
             return getattr(importlib.import_module(module), attr)
         if name not in self.commands and not self._plugins_loaded:
             self._plugins_loaded = True
@@ -166,7 +104,7 @@ class LazyGroup(click.Group):
         plugin_names = self._plugin_command_names(ctx)
         for name in self.list_commands(ctx):
             if name in COMMANDS:
-                rows.append((name, COMMANDS[name][1]))
+                rows.append((name, COMMANDS[name].summary))
             elif name in plugin_names:
                 rows.append((name, f"(from {plugin_names[name][1] or 'a plugin'})"))
             else:
@@ -182,7 +120,7 @@ class LazyGroup(click.Group):
     def invoke(self, ctx: click.Context):
         import shlex
 
-        from .. import audit
+        from imageworks_models.registry import audit
 
         argv = ctx.meta.get("imageworks.argv") or []
         with audit.command(" ".join([ctx.info_name or "imageworks-models", *map(shlex.quote, argv)])):
@@ -240,19 +178,15 @@ def _quiet_stdout() -> None:
         pass
 
 
-# Commands that change the registry, files or the live model. With IMAGEWORKS_DEBUG=1 their failures are kept in
-# the audit trail too, with the traceback; otherwise a refused command leaves every file as it was, the log too.
-WRITE_COMMANDS = frozenset({"download", "scan", "ingest-local-hf", "discover-all", "import-ollama", "rebuild-ollama",
-                            "backfill-ollama-paths", "reset-discovered", "restore-ollama", "remove", "lock", "unlock",
-                            "verify", "activate-model", "normalize-formats", "prune-duplicates", "prune-deprecated",
-                            "purge-logical-only", "purge-imported", "sync",
-                            "export", "import"})
-
-
 def _audit_failure(ctx: click.Context, argv: list[str], exc: BaseException) -> None:
-    if not debug_enabled() or not argv or argv[0] not in WRITE_COMMANDS or "--dry-run" in argv:
+    """With IMAGEWORKS_DEBUG=1, a failed write is kept in the audit trail with its traceback (otherwise a refused
+    command leaves every file as it was, the log too). The command is the one click resolved, so a global option
+    before it (``--registry-dir X verify``) changes nothing."""
+    from imageworks_models.present.commands import writes
+
+    if not debug_enabled() or not writes(ctx.invoked_subcommand or "") or "--dry-run" in argv:
         return
-    from .. import audit
+    from imageworks_models.registry import audit
 
     try:
         log_dir = ctx.ensure_object(CliState).settings().log_dir
@@ -262,13 +196,16 @@ def _audit_failure(ctx: click.Context, argv: list[str], exc: BaseException) -> N
 
 
 def _is_ours(exc: BaseException) -> bool:
-    from ..errors import ImageworksError
+    from imageworks_models.errors import ImageworksError
 
     return isinstance(exc, ImageworksError)
 
 
 def debug_enabled() -> bool:
-    return os.environ.get("IMAGEWORKS_DEBUG", "").strip().lower() in {"1", "true", "yes", "on"}
+    """The ``debug`` setting (IMAGEWORKS_DEBUG), read the one way settings are read."""
+    from imageworks_models.settings import debug_enabled as setting
+
+    return setting()
 
 
 def report_error(exc: BaseException) -> None:
@@ -277,7 +214,7 @@ def report_error(exc: BaseException) -> None:
         import traceback
 
         traceback.print_exception(exc, file=sys.stderr)
-    from ..endpoints import redact  # no credentials in what we print (S12)
+    from imageworks_models.redact import redact
 
     if _is_ours(exc):
         lines = exc.lines()
@@ -304,7 +241,7 @@ def report_error(exc: BaseException) -> None:
 
 
 def _group(prog: str) -> LazyGroup:
-    view = VIEWS[prog]
+    view = visible_in(prog)
 
     @click.group(cls=LazyGroup, view=view, context_settings={"help_option_names": ["-h", "--help"]},
                  invoke_without_command=False)

@@ -1,14 +1,15 @@
 """Acquisition commands: download, scan, ingest-local-hf, discover-all.
 
-The work is in :mod:`imageworks_models.acquisition` and :mod:`imageworks_models.discovery`.
+The work is in :mod:`imageworks_models.acquire.download` and :mod:`imageworks_models.acquire.discovery`.
 """
 
 from __future__ import annotations
 
 import click
 
-from .output import (Choice, common_options, dry_run_option, emit_json, emit_json_report, human_bytes, json_option,
+from imageworks_models.cli.output import (Choice, common_options, dry_run_option, emit_json, emit_json_report, human_bytes, json_option,
                      state, table, wide_option)
+from imageworks_models.cli.declare import declared
 
 
 def _print_scan(report, *, prog: str) -> None:
@@ -48,8 +49,8 @@ def _scan_options(func):
 
 def _run_scan(roots, *, discover, update_existing, include_testing, fallback_format, backend, location, dry_run,
               as_json) -> None:
-    from ..discovery import scan
-    from .progress import progress_for_terminal
+    from imageworks_models.acquire.discovery import scan
+    from imageworks_models.cli.progress import progress_for_terminal
 
     st = state()
     report = scan(roots, discover=discover, update_existing=update_existing, include_testing=include_testing,
@@ -64,63 +65,30 @@ def _run_scan(roots, *, discover, update_existing, include_testing, fallback_for
         click.get_current_context().exit(1)
 
 
-@click.command("scan")
+@declared("scan")
 @click.option("--base", "bases", multiple=True, required=True, type=click.Path(file_okay=False),
               metavar="DIR", help="Weights folder to walk (repeatable).")
 @click.option("--update-existing", is_flag=True, help="Refresh entries already registered for a found folder.")
 @_scan_options
 def scan_cmd(bases, update_existing, include_testing, fallback_format, backend, location, dry_run, as_json):
-    """Find models in a weights folder and record them in the discovered layer.
-
-    Finds Hugging Face model folders, the Hugging Face cache layout (models--org--name/snapshots/<commit>)
-    and GGUF files; reads headers only (format, quantization, capabilities, chat template), names new
-    entries <family>-<backend>-<format>[-<quant>] and records each with its manifest. Placeholders are
-    skipped unless --include-testing. Exit code 1 if a model could not be read.
-
-    \b
-    Examples:
-      imageworks-download scan --base ~/ai-models/weights --dry-run
-      imageworks-download scan --base ~/ai-models/weights --update-existing --include-testing
-      imageworks-download scan --base /mnt/models --format gguf --json | jq '.rows[] | select(.action=="add")'
-    """
     _run_scan(bases, discover=False, update_existing=update_existing, include_testing=include_testing,
               fallback_format=fallback_format, backend=backend, location=location, dry_run=dry_run, as_json=as_json)
 
 
-@click.command("ingest-local-hf")
+@declared("ingest-local-hf")
 @click.option("--root", "roots", multiple=True, required=True, type=click.Path(file_okay=False), metavar="DIR",
               help="Weights folder to ingest (repeatable).")
 @_scan_options
 def ingest_local_hf_cmd(roots, include_testing, fallback_format, backend, location, dry_run, as_json):
-    """Scan HF-layout folders, refreshing known entries.
-
-    The same as `scan --update-existing`: what the loader runbook runs after `purge-imported`.
-
-    \b
-    Examples:
-      imageworks-loader ingest-local-hf --root ~/ai-models/weights
-      imageworks-loader ingest-local-hf --root ~/ai-models/weights --dry-run
-    """
     _run_scan(roots, discover=False, update_existing=True, include_testing=include_testing,
               fallback_format=fallback_format, backend=backend, location=location, dry_run=dry_run, as_json=as_json)
 
 
-@click.command("discover-all")
+@declared("discover-all")
 @click.option("--hf-root", "roots", multiple=True, type=click.Path(file_okay=False), metavar="DIR",
               help="Weights folder to scan (repeatable; default: the weights_root setting if it exists).")
 @_scan_options
 def discover_all_cmd(roots, include_testing, fallback_format, backend, location, dry_run, as_json):
-    """Discover models in folders, HF cache and stores.
-
-    Scans the weights folders, the Hugging Face cache and every other source's store (Ollama...).
-
-    Entries already registered are refreshed (as ingest-local-hf does).
-
-    \b
-    Examples:
-      imageworks-loader discover-all --hf-root ~/ai-models/weights
-      imageworks-loader discover-all --dry-run --json
-    """
     from pathlib import Path
 
     if not roots:
@@ -167,7 +135,7 @@ def _banner(result) -> None:
         click.echo(f"note: {note}", err=True)
 
 
-@click.command("download")
+@declared("download")
 @click.argument("spec", metavar='"OWNER/REPO[@REV]"')
 @click.option("--format", type=Choice("format"),
               help="Wanted format: safetensors, awq, gptq, fp8, gguf... (default: the repo's).")
@@ -188,26 +156,10 @@ def _banner(result) -> None:
 @common_options
 def download_cmd(spec, format, location, weights, support_repo, include_optional, non_interactive, force, no_aria2,
                  backend, entry_name, dry_run, as_json):
-    """Download a Hugging Face model and register it.
-
-    Resolves the revision to its commit (recorded as source.commit) and fetches every file from that
-    commit; checks each file's sha256 against the Hub's LFS metadata (git blob id for small files)
-    before it is moved into place; resumes interrupted downloads; uses aria2c for large files when it
-    is on PATH (the token goes on its stdin, never its command line). Nothing is registered unless
-    every file checked out.
-
-    \b
-    Examples:
-      imageworks-download download "Qwen/Qwen2.5-VL-7B-Instruct-AWQ" --format awq --location linux_wsl
-      imageworks-download download "Qwen/Qwen3-8B-GGUF" --weights Qwen3-8B-Q4_K_M.gguf --non-interactive
-      imageworks-download download "owner/repo@main" --support-repo other/repo --include-optional
-      imageworks-download download "owner/repo" --dry-run --json
-      imageworks-download download "Qwen/Qwen3-8B-AWQ" --name qwen3-8b-awq-copy2
-    """
     import sys
 
-    from ..acquisition import download
-    from .progress import progress_for_terminal
+    from imageworks_models.acquire.download import download
+    from imageworks_models.cli.progress import progress_for_terminal
 
     st = state()
     interactive = not non_interactive and sys.stdin.isatty() and not as_json

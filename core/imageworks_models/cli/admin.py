@@ -4,25 +4,17 @@ from __future__ import annotations
 
 import click
 
-from .output import common_options, emit_json, json_option, state, table, wide_option
+from imageworks_models.cli.output import common_options, emit_json, json_option, state, table, wide_option
+from imageworks_models.cli.declare import declared
 
 
-@click.command("config")
+@declared("config")
 @wide_option
 @json_option
 @common_options
 def config_cmd(as_json):
-    """Show every resolved setting and where it came from.
-
-    Precedence: default < config file (imageworks.toml or [tool.imageworks]) < environment < flag.
-
-    \b
-    Examples:
-      imageworks-download config
-      imageworks-models config --json | jq -r .registry_dir.value
-    """
-    from ..endpoints import redact
-    from ..settings import SPECS
+    from imageworks_models.redact import redact
+    from imageworks_models.settings import SPECS
 
     settings = state().settings()
     data = {}
@@ -43,22 +35,11 @@ def config_cmd(as_json):
     click.echo(f"config file: {settings.config_file or 'none'}", err=True)
 
 
-@click.command("doctor")
+@declared("doctor")
 @json_option
 @common_options
 def doctor_cmd(as_json):
-    """Report clashing names, ports and served ids.
-
-    Reports names that differ only by case or Unicode form across the two layers, aliases that name another
-    entry, two entries whose servers would claim one host and port, and two entries of one backend that
-    publish one served model id. Exit code 1 when it finds any.
-
-    \b
-    Examples:
-      imageworks-models doctor
-      imageworks-models doctor --json | jq '.problems[] | select(.kind == "port")'
-    """
-    from ..doctor import check
+    from imageworks_models.registry.doctor import check
 
     report = check(settings=state().settings())
     if as_json:
@@ -74,21 +55,11 @@ def doctor_cmd(as_json):
         click.get_current_context().exit(1)
 
 
-@click.command("plugins")
+@declared("plugins")
 @wide_option
 @json_option
 @common_options
 def plugins_cmd(as_json):
-    """List plugins, their status and what they provide.
-
-    A broken plugin shows as "broken" with the reason; every other command keeps working.
-    IMAGEWORKS_PLUGINS (allowlist; empty = none) and IMAGEWORKS_DISABLE_PLUGINS control loading.
-
-    \b
-    Examples:
-      imageworks-models plugins
-      imageworks-models plugins --json | jq '.[] | select(.status == "broken")'
-    """
     host = state().plugins()
     infos = [p.as_dict() for p in host.plugins]
     if as_json:
@@ -106,25 +77,13 @@ def plugins_cmd(as_json):
             click.echo(f"{p['name']}: {err}")
 
 
-@click.command("gui")
+@declared("gui")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to serve on (loopback by default).")
 @click.option("--port", default=8501, show_default=True, type=int, help="Port to serve on.")
 @click.option("--allow-remote", is_flag=True,
               help="Allow a non-loopback --host. The GUI has no login: anyone who reaches it can change the registry.")
 @common_options
 def gui_cmd(host, port, allow_remote):
-    """Start the GUI: the Models page and the downloader's tabs (Streamlit).
-
-    Serves on 127.0.0.1 unless --host names another address, which is refused without --allow-remote (the
-    page has no login and can edit the registry, delete files and start or stop models). Needs the `gui`
-    extra: pip install 'imageworks-models[gui]'.
-
-    \b
-    Examples:
-      imageworks-models gui
-      imageworks-models gui --port 8600
-      imageworks-models gui --host 0.0.0.0 --allow-remote   # a trusted network only
-    """
-    from ..gui.launch import run
+    from imageworks_models.gui.launch import run
 
     run(host, port, allow_remote=allow_remote)

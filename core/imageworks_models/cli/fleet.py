@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import click
 
-from .output import common_options, emit_json, json_option, state
+from imageworks_models.cli.output import common_options, emit_json, json_option, state
+from imageworks_models.cli.declare import declared
 
 TARGETS = ("production-stack", "llama-swap", "models.lock")
 
 
-@click.command("export")
+@declared("export")
 @click.argument("names", nargs=-1)
 @click.option("--to", "target", required=True, type=click.Choice(TARGETS),
               help="What to write: Helm values for the vllm-stack chart, a llama-swap config.yaml, or models.lock.")
@@ -23,24 +24,7 @@ TARGETS = ("production-stack", "llama-swap", "models.lock")
 @json_option
 @common_options
 def export_cmd(names, target, role, installed_only, output, force, dry_run, to_stdout, as_json):
-    """Write what a serving platform reads, from the registry: NAMES (default: every entry but testing and
-    deprecated ones), narrowed by --role and --installed.
-
-    --to production-stack: Helm values for the vLLM production stack (chart vllm-stack 0.1.12), one
-    servingEngineSpec.modelSpec per vLLM entry, GPUs sized by the memory-fit estimate (export_gpu_bytes per
-    GPU), the pinned commit, and the locked manifest digest as a label. --to llama-swap: a config.yaml with the
-    commands activate-model would run (${PORT} for the port), ttl, aliases, env and groups. --to models.lock:
-    the lockfile (as `lock export`). Entries that cannot run there are listed as skipped with the reason;
-    credentials never reach the file; an existing file is replaced only with --force.
-
-    \b
-    Examples:
-      imageworks-models export --to production-stack --installed -o values.yaml
-      imageworks-models export --to production-stack --role chat --dry-run --json
-      imageworks-models export --to llama-swap -o ~/llama-swap/config.yaml --force
-      imageworks-models export --to models.lock -o models.lock
-    """
-    from ..export import export, render
+    from imageworks_models.export import export, render
 
     st = state()
     if to_stdout:
@@ -71,7 +55,7 @@ def _report_skips(skipped) -> None:
         click.echo(f"skipped {row['name']}: {row['reason']}", err=True)
 
 
-@click.command("import")
+@declared("import")
 @click.argument("config", type=click.Path(dir_okay=False))
 @click.option("--from", "source", required=True, type=click.Choice(("llama-swap",)),
               help="Whose config CONFIG is.")
@@ -79,21 +63,7 @@ def _report_skips(skipped) -> None:
 @json_option
 @common_options
 def import_cmd(config, source, dry_run, as_json):
-    """Bring the models of a llama-swap config.yaml in as curated entries.
-
-    Each model's cmd is mapped to a backend (llama-server or python -m llama_cpp.server: llamacpp; vllm serve:
-    vllm; lmdeploy serve api_server: lmdeploy); the model path, served name, context, GPU layers, projector
-    and the like become backend_config fields; other options are kept as extra_args where the launch rules
-    allow them, and the rest is reported (a protected option, --trust-remote-code, a credential in env, an
-    unknown program). ttl, concurrencyLimit, persistent groups and preload become the entry's gateway
-    settings. An existing entry of the same name is never overwritten.
-
-    \b
-    Examples:
-      imageworks-models import --from llama-swap ~/llama-swap/config.yaml --dry-run
-      imageworks-models import --from llama-swap config.yaml --json
-    """
-    from ..export import import_config
+    from imageworks_models.export import import_config
 
     result = import_config(source, config, dry_run=dry_run, settings=state().settings())
     if as_json:

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import click
 
-from .output import common_options, emit_json, json_option, state, table
+from imageworks_models.cli.output import common_options, emit_json, json_option, state, table
+from imageworks_models.cli.declare import declared
 
 
-@click.group("gateway", invoke_without_command=True)
+@declared("gateway", group=True, invoke_without_command=True)
 @click.option("--host", default=None, help="Address to listen on (default: IMAGEWORKS_GATEWAY_HOST, 127.0.0.1). "
                                            "Any other than loopback needs an API key.")
 @click.option("--port", type=int, default=None, help="Port (default: IMAGEWORKS_GATEWAY_PORT, 8080).")
@@ -21,30 +22,12 @@ from .output import common_options, emit_json, json_option, state, table
 @common_options
 @click.pass_context
 def gateway_cmd(ctx, host, port, api_key_file):
-    """Serve every model in the registry on one OpenAI-compatible endpoint, loading them on demand.
-
-    Routes: /v1/chat/completions, /v1/completions, /v1/embeddings, /v1/models, /metrics (Prometheus),
-    /gateway/status. A request's "model" is an entry name, alias, served id, or role:NAME. A model that is
-    not loaded is started (vLLM, LMDeploy, llama.cpp: its server on a port of its own, checked as
-    activate-model checks it, its files verified first: IMAGEWORKS_GATEWAY_VERIFY) and the request is held
-    until it is ready; several stay loaded while they fit (memory estimate, learned footprints, or
-    IMAGEWORKS_GATEWAY_MEMORY_BUDGET), the least recently used idle one is stopped to make room, and a
-    model unused for its idle_ttl is stopped. Ollama entries go to the Ollama server. SIGTERM or Ctrl-C
-    stops every model the gateway started. Needs the `gateway` extra (pip install 'imageworks-models[gateway]').
-
-    \b
-    Examples:
-      imageworks-models gateway
-      imageworks-models gateway --port 9000
-      imageworks-models gateway --host 0.0.0.0 --api-key-file ~/.config/imageworks/gateway.key
-      imageworks-models gateway status --json
-    """
     if ctx.invoked_subcommand is not None:
         return
-    from ..errors import ConfigError
+    from imageworks_models.errors import ConfigError
 
     try:
-        from ..gateway.app import read_api_key, serve
+        from imageworks_models.gateway.app import read_api_key, serve
     except ImportError as exc:
         raise ConfigError(f"the gateway needs packages that are not installed ({exc.name})",
                           hint="install the extra: pip install 'imageworks-models[gateway]' "
@@ -76,7 +59,7 @@ def gateway_status_cmd(as_json):
       imageworks-models gateway status
       imageworks-models gateway status --json | jq '.models[] | {name, in_flight, idle_s}'
     """
-    from ..gateway.state import status
+    from imageworks_models.live.gateway import status
 
     settings = state().settings()
     key = None

@@ -1,11 +1,12 @@
-"""Integrity commands: verify, lock, unlock. The work is in :mod:`imageworks_models.integrity`."""
+"""Integrity commands: verify, lock, unlock. The work is in :mod:`imageworks_models.integrity.verify`."""
 
 from __future__ import annotations
 
 import click
 
-from .output import (Choice, common_options, dry_run_option, emit_json, human_bytes, human_rate, json_option, state,
+from imageworks_models.cli.output import (Choice, common_options, dry_run_option, emit_json, human_bytes, human_rate, json_option, state,
                      table, wide_option)
+from imageworks_models.cli.declare import declared
 
 _STATUS = {"ok": "ok", "recorded": "recorded", "accepted": "accepted", "diverged": "DIVERGED", "missing": "MISSING",
            "incomplete": "INCOMPLETE", "changed": "CHANGED", "not-installed": "not installed", "skipped": "skipped",
@@ -15,7 +16,7 @@ _STATUS = {"ok": "ok", "recorded": "recorded", "accepted": "accepted", "diverged
 
 
 def _describe(r) -> str:
-    from ..manifest import short
+    from imageworks_models.integrity.manifest import short
 
     if r.status in ("not-installed", "skipped", "error"):
         return r.note or ""
@@ -66,7 +67,7 @@ def _print_report(report, prog: str, *, named: bool) -> None:
         click.echo("note: dry run, nothing was recorded", err=True)
 
 
-@click.command("verify")
+@declared("verify")
 @click.argument("names", nargs=-1, metavar="[NAME]...")
 @click.option("--all", "all_entries", is_flag=True, help="Verify every entry with files on disk.")
 @click.option("--hashes/--no-hashes", default=None,
@@ -81,23 +82,8 @@ def _print_report(report, prog: str, *, named: bool) -> None:
 @json_option
 @common_options
 def verify_cmd(names, all_entries, hashes, quick, fix_missing, accept, algorithm, dry_run, as_json):
-    """Check entries' files against the registry.
-
-    With hashes (the loader's verify) every file is hashed, the aggregate digest is compared with the
-    expected one, version_lock.last_verified is updated and each changed, missing, extra or renamed
-    file is named. Without hashes (the downloader's verify) only the path, the file set and sizes are
-    checked. Exit code: 0 all match, 2 any divergence or missing files, 1 a usage or read error.
-
-    \b
-    Examples:
-      imageworks-loader verify qwen2.5-vl-7b-vllm-awq
-      imageworks-loader verify --all --quick
-      imageworks-download verify
-      imageworks-download verify llama-3-8b-vllm-awq --fix-missing
-      imageworks-models verify NAME --json | jq '.results[].changes'
-    """
-    from ..integrity import verify
-    from .progress import progress_for_terminal
+    from imageworks_models.integrity.verify import verify
+    from imageworks_models.cli.progress import progress_for_terminal
 
     st = state()
     if hashes is None:
@@ -113,7 +99,7 @@ def verify_cmd(names, all_entries, hashes, quick, fix_missing, accept, algorithm
 
 
 def _print_lock_results(results, dry_run: bool, as_json: bool) -> None:
-    from ..manifest import short
+    from imageworks_models.integrity.manifest import short
 
     if as_json:
         emit_json({"results": [r.as_dict() for r in results], "dry_run": dry_run})
@@ -132,7 +118,7 @@ def _print_lock_results(results, dry_run: bool, as_json: bool) -> None:
         click.echo("note: dry run, nothing was recorded", err=True)
 
 
-@click.command("lock")
+@declared("lock")
 @click.argument("names", nargs=-1, required=True, metavar="NAME...")
 @click.option("--set-expected", is_flag=True,
               help="Hash the files now and record the result as the expected aggregate.")
@@ -143,23 +129,8 @@ def _print_lock_results(results, dry_run: bool, as_json: bool) -> None:
 @json_option
 @common_options
 def lock_cmd(names, set_expected, quick, algorithm, dry_run, output, as_json):
-    """Lock entries to their expected aggregate digest, or export every locked entry to models.lock.
-
-    A locked entry whose files drift is reported by verify (exit 2), flagged DRIFT by list and refused
-    by activate-model. Without --set-expected the recorded manifest's aggregate becomes the expected one.
-
-    `lock export` writes models.lock (or --output FILE): every locked entry with its source, resolved commit
-    and every file's size and digest; `sync models.lock` reproduces them on another machine.
-
-    \b
-    Examples:
-      imageworks-loader lock qwen2.5-vl-7b-vllm-awq --set-expected
-      imageworks-loader lock qwen2.5-vl-7b-vllm-awq --set-expected --algorithm blake3
-      imageworks-models lock NAME --dry-run --json
-      imageworks-loader lock export --output models.lock
-    """
-    from ..integrity import lock
-    from .progress import progress_for_terminal
+    from imageworks_models.integrity.verify import lock
+    from imageworks_models.cli.progress import progress_for_terminal
 
     st = state()
     if names[0] == "export":  # `lock -- export` would still lock an entry named "export": there is none such
@@ -173,7 +144,7 @@ def lock_cmd(names, set_expected, quick, algorithm, dry_run, output, as_json):
 
 
 def _export(extra, output, dry_run, as_json) -> None:
-    from ..lockfile import LOCKFILE, export_lock
+    from imageworks_models.acquire.lockfile import LOCKFILE, export_lock
 
     if extra:
         raise click.UsageError("`lock export` takes no names: it exports every locked entry")
@@ -188,27 +159,15 @@ def _export(extra, output, dry_run, as_json) -> None:
         click.echo(f"skipped {skipped['name']}: {skipped['reason']}", err=True)
 
 
-@click.command("sync")
+@declared("sync")
 @click.argument("lockfile", default="models.lock", type=click.Path(dir_okay=False))
 @dry_run_option("Check what is here and say what would be downloaded; change nothing.")
 @wide_option
 @json_option
 @common_options
 def sync_cmd(lockfile, dry_run, as_json):
-    """Reproduce the locked entries of a models.lock on this machine.
-
-    Entries already here are checked file by file against the lock's digests (ok, or drift). Missing ones
-    are downloaded at the locked commit, every digest is verified, and the entry is locked; files that differ
-    from the lock are reported as drift and the entry is left unlocked. Exit code 2 when anything drifted,
-    1 on errors.
-
-    \b
-    Examples:
-      imageworks-loader sync models.lock --dry-run
-      imageworks-loader sync models.lock --json
-    """
-    from ..lockfile import sync_lock
-    from .progress import progress_for_terminal
+    from imageworks_models.acquire.lockfile import sync_lock
+    from imageworks_models.cli.progress import progress_for_terminal
 
     st = state()
     report = sync_lock(lockfile, dry_run=dry_run, settings=st.settings(), plugins=st.plugins(),
@@ -229,23 +188,13 @@ def sync_cmd(lockfile, dry_run, as_json):
         click.get_current_context().exit(report.exit_code)
 
 
-@click.command("check-updates")
+@declared("check-updates")
 @click.argument("names", nargs=-1, metavar="[NAME...]")
 @wide_option
 @json_option
 @common_options
 def check_updates_cmd(names, as_json):
-    """Show entries whose upstream revision moved past their recorded commit.
-
-    Asks each entry's source (the Hub, for hf entries) which commit its revision points at now; local files
-    are not touched. Entries without a recorded commit (scanned, not downloaded) are left out unless named.
-
-    \b
-    Examples:
-      imageworks-models check-updates
-      imageworks-models check-updates qwen2.5-vl-7b-instruct-vllm-awq --json
-    """
-    from ..lockfile import check_updates
+    from imageworks_models.acquire.lockfile import check_updates
 
     st = state()
     rows = check_updates(list(names) or None, settings=st.settings(), plugins=st.plugins())
@@ -262,23 +211,14 @@ def check_updates_cmd(names, as_json):
         click.get_current_context().exit(1)
 
 
-@click.command("unlock")
+@declared("unlock")
 @click.argument("names", nargs=-1, required=True, metavar="NAME...")
 @click.option("--clear-expected", is_flag=True, help="Also forget the pinned expected aggregate.")
 @dry_run_option("Show what would change; record nothing.")
 @json_option
 @common_options
 def unlock_cmd(names, clear_expected, dry_run, as_json):
-    """Unlock entries.
-
-    verify still compares the files with the expected aggregate unless --clear-expected is given.
-
-    \b
-    Examples:
-      imageworks-loader unlock qwen2.5-vl-7b-vllm-awq
-      imageworks-loader unlock qwen2.5-vl-7b-vllm-awq --clear-expected
-    """
-    from ..integrity import unlock
+    from imageworks_models.integrity.verify import unlock
 
     results = unlock(names, clear_expected=clear_expected, dry_run=dry_run, settings=state().settings())
     _print_lock_results(results, dry_run, as_json)

@@ -10,12 +10,12 @@ from typing import Any, Callable, Iterable, Sequence
 
 import click
 
-from . import CliState
+from imageworks_models.cli import CliState
 
 
 class _WarningHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
-        from ..endpoints import redact
+        from imageworks_models.redact import redact
 
         level = "warning" if record.levelno >= logging.WARNING else "note"
         click.echo(redact(f"{level}: {record.getMessage()}"), err=True)
@@ -64,7 +64,7 @@ def _dry_run_callback(ctx: click.Context, param: click.Parameter, value: bool) -
 
 def dry_run_scope(ctx: click.Context | None = None) -> None:
     """Until the command ends, nothing writes in the registry folder (not even the snapshot cache)."""
-    from ..registry.store import dry_run
+    from imageworks_models.registry.store import dry_run
 
     ctx = ctx or click.get_current_context()
     scope = dry_run()
@@ -95,8 +95,8 @@ class Choice(click.ParamType):
         return self.metavar + ("[,...]" if self.comma else "")
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        from ..choices import KINDS, canonical, check, resolve, valid
-        from ..errors import ImageworksError
+        from imageworks_models.present.choices import KINDS, canonical, check, resolve, valid
+        from imageworks_models.errors import ImageworksError
 
         if value is None or not isinstance(value, str):
             return value
@@ -104,7 +104,7 @@ class Choice(click.ParamType):
         _, need_plugins, need_registry = KINDS[self.kind]
         registry = None
         if need_registry:
-            from ..registry.store import dry_run
+            from imageworks_models.registry.store import dry_run
 
             try:
                 with dry_run():  # checking an option writes nothing, not even the snapshot cache
@@ -129,7 +129,7 @@ def state() -> CliState:
 
 
 def _shown(text: str) -> str:
-    from ..endpoints import redact  # user:password@ in an endpoint is never printed (S12)
+    from imageworks_models.redact import redact
 
     return redact(text)
 
@@ -264,4 +264,4 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], *, drop: Sequen
     return _shown("\n".join(out))
 
 
-from ..units import human_bytes, human_rate  # noqa: E402,F401 - re-exported for the command modules
+from imageworks_models.units import human_bytes, human_rate  # noqa: E402,F401 - re-exported for the command modules

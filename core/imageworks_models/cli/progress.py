@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from ..hashing import SILENT, Progress
+from imageworks_models.reports import SILENT, Progress
 
 
 class RichProgress(Progress):
@@ -16,7 +16,7 @@ class RichProgress(Progress):
         from rich.progress import BarColumn, DownloadColumn, Progress as _Bar, TextColumn, TimeRemainingColumn
         from rich.text import Text
 
-        from ..units import human_rate
+        from imageworks_models.units import human_rate
 
         class _Speed(TextColumn):  # rich's TransferSpeedColumn counts in decimal GB; ours are GiB, like `hf`
             def render(self, task):

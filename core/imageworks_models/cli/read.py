@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import click
 
-from .output import (Choice, common_options, emit_json, emit_json_rows, human_bytes, json_option, state, table,
+from imageworks_models.cli.output import (Choice, common_options, emit_json, emit_json_rows, human_bytes, json_option, state, table,
                      wide_option)
+from imageworks_models.cli.declare import declared
 
 
 def _registry():
@@ -13,7 +14,7 @@ def _registry():
 
 
 def _active():
-    from ..activation import live_active  # a record whose server is gone is not active
+    from imageworks_models.live.active import live_active
 
     return live_active(state().settings().state_dir)
 
@@ -25,7 +26,7 @@ _LIST_DROP = ("PATH", "SERVED ID", "LOCATION", "DISPLAY NAME", "HASH", "INSTALLE
 _LIST_FOLD = ("ROLES", "CAPABILITIES", "PATH", "DISPLAY NAME", "SERVED ID")
 
 
-@click.command("list")
+@declared("list")
 @click.option("--role", type=Choice("role"),
               help="Only entries playing this role (or having this capability, e.g. vision).")
 @click.option("--backend", type=Choice("backend"), help="Only entries of this backend (vllm, ollama, lmdeploy, ...).")
@@ -37,28 +38,15 @@ _LIST_FOLD = ("ROLES", "CAPABILITIES", "PATH", "DISPLAY NAME", "SERVED ID")
 @json_option
 @common_options
 def list_cmd(role, backend, include_non_installed, include_testing, details, fits, as_json):
-    """List registry entries (installed ones by default).
-
-    Columns: name, display name, backend, roles, capabilities, lock status (locked, or DRIFT when a
-    locked entry's files no longer match), aggregate-hash prefix, installed, active. --json prints
-    every row with all fields, whatever --details says.
-
-    \b
-    Examples:
-      imageworks-models list --include-non-installed
-      imageworks-loader list --role vision
-      imageworks-download list --json | jq -r '.[] | select(.quantization == "q4_k_m") | .name'
-      imageworks-models list --fits
-    """
-    from ..views import list_rows
+    from imageworks_models.present.views import list_rows
 
     registry = _registry()
     active = _active()
     rows, hidden = list_rows(registry, role=role, backend=backend, include_non_installed=include_non_installed,
                              include_testing=include_testing, active_name=active and active.get("name"))
     if fits:
-        from ..fit import fit_all
-        from ..fit.devices import inventory
+        from imageworks_models.fit import fit_all
+        from imageworks_models.fit.devices import inventory
 
         verdicts = fit_all([registry.get(r["name"]) for r in rows], settings=state().settings(),
                            inventory=inventory(state().settings()))
@@ -101,23 +89,13 @@ def list_cmd(role, backend, include_non_installed, include_testing, details, fit
     click.echo(summary + (f"; hidden: {', '.join(notes)}" if notes else ""), err=True)
 
 
-@click.command("show")
+@declared("show")
 @click.argument("name")
 @click.option("--provenance", is_flag=True, help="Show which layer (curated, discovered, default) each field came from.")
 @wide_option
 @json_option
 @common_options
 def show_cmd(name, provenance, as_json):
-    """Show one effective entry, with field provenance.
-
-    NAME is an entry's logical name or one of its aliases.
-
-    \b
-    Examples:
-      imageworks-models show qwen2.5-vl-7b-vllm-awq
-      imageworks-models show qwen2.5-vl-7b-vllm-awq --provenance
-      imageworks-models show qwen2.5-vl-7b-vllm-awq --json | jq .backend_config
-    """
     import json
 
     registry = _registry()
@@ -133,24 +111,14 @@ def show_cmd(name, provenance, as_json):
     click.echo(table(["FIELD", "FROM", "VALUE"], rows, fold=("VALUE",)))
 
 
-@click.command("select")
+@declared("select")
 @click.argument("target")
 @click.option("--require", "require", multiple=True, type=Choice("capability", comma=True),
               help="Required capabilities, comma-separated (vision,tools,...); repeatable.")
 @json_option
 @common_options
 def select_cmd(target, require, as_json):
-    """Resolve a name, alias or role to an endpoint.
-
-    A role resolves to the entry with the highest role_priority that has every required capability.
-    Exits 1 with a CapabilityError when no candidate has them.
-
-    \b
-    Examples:
-      imageworks-loader select qwen2.5-vl-7b-vllm-awq
-      imageworks-models select caption --require vision --json
-    """
-    from ..selection import select
+    from imageworks_models.serving.selection import select
 
     st = state()
     registry = _registry()
@@ -170,20 +138,13 @@ def select_cmd(target, require, as_json):
         click.echo(f"note: {result.note}", err=True)
 
 
-@click.command("list-roles")
+@declared("list-roles")
 @click.option("--show-capabilities", is_flag=True, help="Show each entry's capabilities too.")
 @wide_option
 @json_option
 @common_options
 def list_roles_cmd(show_capabilities, as_json):
-    """List roles and the entries that play them, best first.
-
-    \b
-    Examples:
-      imageworks-download list-roles --show-capabilities
-      imageworks-models list-roles --json | jq 'keys'
-    """
-    from ..views import roles
+    from imageworks_models.present.views import roles
 
     table_ = roles(_registry())
     if as_json:
@@ -201,19 +162,12 @@ def list_roles_cmd(show_capabilities, as_json):
     click.echo(table(headers, rows, fold=("CAPABILITIES",)) if rows else "no roles defined")
 
 
-@click.command("stats")
+@declared("stats")
 @wide_option
 @json_option
 @common_options
 def stats_cmd(as_json):
-    """Counts by backend, format and quantization; installed, locked; disk use.
-
-    \b
-    Examples:
-      imageworks-download stats
-      imageworks-models stats --json | jq .disk_bytes
-    """
-    from ..views import stats
+    from imageworks_models.present.views import stats
 
     s = stats(_registry())
     if as_json:
@@ -233,7 +187,7 @@ def stats_cmd(as_json):
         click.echo(table(["LOCATION", "DISK"], [(k, human_bytes(v)) for k, v in s["disk_bytes_by_location"].items()]))
 
 
-@click.command("fit")
+@declared("fit")
 @click.argument("name")
 @click.option("--context", type=click.IntRange(min=1), default=None, metavar="TOKENS",
               help="Tokens per sequence (default: the entry's configured context, else the model's maximum).")
@@ -245,22 +199,7 @@ def stats_cmd(as_json):
 @json_option
 @common_options
 def fit_cmd(name, context, parallel, kv_dtype, gpu, as_json):
-    """Will NAME fit this machine, and with how much context?
-
-    Estimates, from the model's headers alone, weights + KV cache (2 x layers x KV heads x head size x
-    bytes x context x parallel; grouped-query, sliding-window and MLA attention counted) + the engine's
-    overhead, against the free memory of the GPU it would use (NVML or nvidia-smi), or RAM for llama.cpp
-    and Ollama without a GPU. Prints the verdict (fits, fits-with-offload, does-not-fit, unknown), the
-    largest context that fits, and the engine flags that give it. After an activation the measured
-    footprint is shown beside the estimate and used for it.
-
-    \b
-    Examples:
-      imageworks-models fit qwen3-8b-vllm-awq
-      imageworks-models fit qwen3-8b-vllm-awq --context 32768 --parallel 4 --kv-dtype fp8
-      imageworks-models fit llama3.1-8b-ollama-gguf-q4_k_m --json
-    """
-    from ..fit import fit
+    from imageworks_models.fit import fit
 
     st = state()
     try:

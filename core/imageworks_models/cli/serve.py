@@ -1,16 +1,17 @@
 """Serving commands: activate-model (start, switch, --stop), current-model and health.
 
-The work is in :mod:`imageworks_models.serving`.
+The work is in :mod:`imageworks_models.serving.control`.
 """
 
 from __future__ import annotations
 
 import click
 
-from .output import Choice, common_options, dry_run_option, emit_json, json_option, state, table, wide_option
+from imageworks_models.cli.output import Choice, common_options, dry_run_option, emit_json, json_option, state, table, wide_option
+from imageworks_models.cli.declare import declared
 
 
-@click.command("activate-model")
+@declared("activate-model")
 @click.argument("name", required=False)
 @click.option("--stop", is_flag=True, help="Stop the active model (or, with NAME, that model) instead.")
 @click.option("--timeout", type=float, default=None, metavar="SECONDS",
@@ -26,39 +27,7 @@ from .output import Choice, common_options, dry_run_option, emit_json, json_opti
 @json_option
 @common_options
 def activate_model_cmd(name, stop, timeout, backend, dry_run, force, takeover, as_json):
-    """Make NAME the live model, or stop it with --stop.
-
-    vLLM and LMDeploy entries: starts the server (`vllm serve ...` / `lmdeploy serve api_server ...`, never
-    through a shell) on the serving port (the entry's backend_config.port; CHAT_PROXY_VLLM_PORT with
-    CHAT_PROXY_VLLM_SINGLE_PORT=1), first stopping the model that is active (its whole process group), then
-    waits until /health answers and /v1/models lists the served id. State: _staging/active_vllm.json; server
-    output: logs/<name>.log. Activating the model that is already live and ready changes nothing. If the
-    server exits, never gets ready, or the port belongs to another process, it says why (with the log's last
-    lines) and leaves nothing running. --stop without NAME stops whatever is active. A port held by a server
-    imageworks has no record of (say, after _staging/active_vllm.json was deleted) is named with its pid and
-    command line; --takeover stops it when it is a server this backend launches.
-
-    llama.cpp entries: starts llama-server (or python -m llama_cpp.server) on the entry's GGUF file the same
-    way. --backend llamacpp serves any GGUF entry with it, e.g. one imported from the Ollama store, from its
-    blob and projector blob (read-only, never copied).
-
-    Ollama entries: loads the model into the Ollama server (OLLAMA_HOST) and keeps it loaded
-    (IMAGEWORKS_OLLAMA_KEEP_ALIVE); it is then the live model (current-model shows it; a running vLLM or
-    LMDeploy server is stopped first) and --stop unloads it (keep_alive: 0). A locked entry whose files differ
-    is refused (exit 2).
-    A model the memory estimate says will not fit the free memory is refused, naming the shortfall and
-    the largest context that fits (`imageworks-models fit NAME`); --force starts it anyway.
-
-    \b
-    Examples:
-      imageworks-loader activate-model qwen2-vl-2b
-      imageworks-loader activate-model qwen2-vl-2b --dry-run
-      imageworks-loader activate-model --stop
-      imageworks-loader activate-model qwen2-vl-2b --takeover
-      imageworks-loader activate-model qwen3-8b-ollama-gguf-q4_k_m --json
-      imageworks-loader activate-model qwen3-8b-ollama-gguf-q4_k_m --backend llamacpp
-    """
-    from ..serving import activate, deactivate, plan_activation
+    from imageworks_models.serving.control import activate, deactivate, plan_activation
 
     st = state()
     if stop:
@@ -138,30 +107,15 @@ class _sigterm_interrupts:
         return False
 
 
-@click.command("current-model")
+@declared("current-model")
 @click.option("--no-probe", is_flag=True, help="Only check the process; do not ask the server over HTTP.")
 @json_option
 @common_options
 def current_model_cmd(no_probe, as_json):
-    """Show the live model on the serving port, checked now.
-
-    Reads _staging/active_vllm.json and checks that its server process is still the one started (same boot,
-    pid and start time) and, unless --no-probe, that it answers /health and lists its served id. A model
-    activated into Ollama is live while Ollama has it loaded (/api/ps). With nothing recorded, a process that
-    holds the serving port anyway is named (pid, command line) with how to stop it. A record
-    whose server is gone (crashed, killed, rebooted) is removed and reported as the previous model; nothing
-    foreign is ever signalled. Models a running `imageworks-models gateway` serves are shown first (JSON:
-    "gateway", a list). Exit code 0 whether or not a model is live.
-
-    \b
-    Examples:
-      imageworks-loader current-model
-      imageworks-loader current-model --json | jq -r .endpoint
-    """
-    from ..activation import current
+    from imageworks_models.serving.control import status
 
     st = state()
-    info = current(settings=st.settings(), plugins=None if no_probe else st.plugins(), probe=not no_probe)
+    info = status(settings=st.settings(), plugins=None if no_probe else st.plugins(), probe=not no_probe)
     if as_json:
         emit_json(info)
         return
@@ -192,25 +146,13 @@ def _echo_gateway(models: list[dict]) -> None:
             f"{m['name']} ({m['backend']}, {m['status']}, pid {m['pid']})" for m in models))
 
 
-@click.command("health")
+@declared("health")
 @click.argument("backends", nargs=-1, type=Choice("backend"))
 @wide_option
 @json_option
 @common_options
 def health_cmd(backends, as_json):
-    """Show whether each backend's server is up and what it has loaded.
-
-    Asks every backend that can report its health: Ollama (/api/version, /api/ps), vLLM on the serving port
-    (/v1/models, /version), and LMDeploy: the active local server and every remote endpoint in the registry
-    (backend_config.base_url, checked by backend_config.protocol: lmdeploy /health, openai /v1/models, triton
-    /v2/health/ready). Exit code 1 when a backend named on the command line is down.
-
-    \b
-    Examples:
-      imageworks-models health
-      imageworks-models health ollama --json
-    """
-    from ..serving import health
+    from imageworks_models.serving.control import health
 
     st = state()
     rows = health(settings=st.settings(), plugins=st.plugins(), backends=list(backends) or None)

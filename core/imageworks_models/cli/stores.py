@@ -1,14 +1,15 @@
 """Store commands: import-ollama, rebuild-ollama, backfill-ollama-paths.
 
-The work is in :mod:`imageworks_models.storeimport`; the store itself is read by the Ollama plugin.
+The work is in :mod:`imageworks_models.acquire.storeimport`; the store itself is read by the Ollama plugin.
 """
 
 from __future__ import annotations
 
 import click
 
-from .output import (Choice, common_options, dry_run_option, emit_json_report, human_bytes, json_option, state,
+from imageworks_models.cli.output import (Choice, common_options, dry_run_option, emit_json_report, human_bytes, json_option, state,
                      table, wide_option)
+from imageworks_models.cli.declare import declared
 
 
 def print_rows(report, *, empty: str = "nothing to do") -> None:
@@ -68,7 +69,7 @@ def import_options(func):
 
 def run_import(*, dry_run, backend, location, deprecate_placeholders, prune_stale, verify_blobs, as_json,
                label: str = "import-ollama") -> None:
-    from ..storeimport import import_store
+    from imageworks_models.acquire.storeimport import import_store
 
     st = state()
     report = import_store("ollama", backend=backend, location=location, dry_run=dry_run,
@@ -81,30 +82,14 @@ def run_import(*, dry_run, backend, location, deprecate_placeholders, prune_stal
     emit(report, as_json)
 
 
-@click.command("import-ollama")
+@declared("import-ollama")
 @import_options
 def import_ollama_cmd(dry_run, backend, location, deprecate_placeholders, prune_stale, verify_blobs, as_json):
-    """Import the models of the local Ollama store into the registry.
-
-    Reads the store ($OLLAMA_MODELS, else ~/.ollama/models, else /usr/share/ollama/.ollama/models):
-    manifests and config blobs only, so it is quick. Names entries by strategy A, <name>:<tag> ->
-    <family>-ollama-gguf[-<quant>], and keeps the original name:tag as served_model_id. Tags of one
-    model blob become one entry (the other tags are aliases). Re-running after a re-quant or rename
-    updates entries in place; entries whose tags are gone are reported as stale (--prune-stale removes
-    them). A bad manifest skips that model with a warning. A backup is taken before writing.
-    Also runnable as `python scripts/import_ollama_models.py` with the same options.
-
-    \b
-    Examples:
-      imageworks-download import-ollama --dry-run
-      imageworks-download import-ollama --backend ollama --location linux_wsl --deprecate-placeholders
-      imageworks-download import-ollama --prune-stale --json | jq '.rows[] | select(.action=="remove")'
-    """
     run_import(dry_run=dry_run, backend=backend, location=location, deprecate_placeholders=deprecate_placeholders,
                prune_stale=prune_stale, verify_blobs=verify_blobs, as_json=as_json)
 
 
-@click.command("rebuild-ollama")
+@declared("rebuild-ollama")
 @dry_run_option("Print the table of changes; write nothing.")
 @click.option("--location", metavar="LABEL", help="Location label recorded (default: the setting).")
 @click.option("--deprecate-placeholders", is_flag=True,
@@ -114,40 +99,19 @@ def import_ollama_cmd(dry_run, backend, location, deprecate_placeholders, prune_
 @json_option
 @common_options
 def rebuild_ollama_cmd(dry_run, location, deprecate_placeholders, verify_blobs, as_json):
-    """Re-import the Ollama store and drop entries of tags that are gone.
-
-    The same as `import-ollama --prune-stale`: what the loader runbook runs after
-    `purge-imported` to rediscover from scratch.
-
-    \b
-    Examples:
-      imageworks-loader rebuild-ollama --location linux_wsl
-      imageworks-loader rebuild-ollama --dry-run --json
-    """
     run_import(dry_run=dry_run, backend=None, location=location, deprecate_placeholders=deprecate_placeholders,
                prune_stale=True, verify_blobs=verify_blobs, as_json=as_json,
                label="rebuild-ollama")
 
 
-@click.command("backfill-ollama-paths")
+@declared("backfill-ollama-paths")
 @dry_run_option("Print the table of changes; write nothing.")
 @click.option("--location", metavar="LABEL", help="Location label recorded (default: the setting).")
 @wide_option
 @json_option
 @common_options
 def backfill_ollama_paths_cmd(dry_run, location, as_json):
-    """Fill in the files of Ollama entries that have no path recorded.
-
-    For each Ollama entry without files (such as the earlier tool's ollama:/name:tag entries), finds
-    its tag in the store and records the model blob's path, size and manifest in the discovered
-    layer. Entries whose tag is not in the store are listed as skipped. A backup is taken first.
-
-    \b
-    Examples:
-      imageworks-download backfill-ollama-paths --dry-run
-      imageworks-download backfill-ollama-paths
-    """
-    from ..storeimport import backfill_paths
+    from imageworks_models.acquire.storeimport import backfill_paths
 
     st = state()
     report = backfill_paths("ollama", location=location, dry_run=dry_run, settings=st.settings(),

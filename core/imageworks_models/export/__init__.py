@@ -6,8 +6,9 @@
 - ``export --to models.lock``: the lockfile (``lockfile.export_lock``, the same as ``lock export``).
 - ``import --from llama-swap``: llama-swap models as curated entries (``llamaswap.entries_from``).
 
-What may leave the machine, which entries, and how files are written: ``common.py``. May import ``registry``,
-``fit``, ``serverargs``, ``serving`` (backend launch plans) and ``lockfile``; never the CLI or the GUI.
+What may leave the machine, which entries, and how files are written: ``common.py``. May import ``maintain``,
+``serving`` (backend launch plans and their checks), ``fit``, ``acquire`` (the lockfile), ``registry`` and
+everything below; never the gateway, ``present``, the CLI or the GUI.
 """
 
 from __future__ import annotations
@@ -31,23 +32,23 @@ def render(target: str, *, names: Iterable[str] = (), role: str | None = None, i
         ExportError: an unknown target.
         EntryNotFoundError: a name matches no entry.
     """
-    from ..errors import ExportError
-    from ..plugins import get_plugins
-    from ..registry import open_registry
-    from ..settings import load_settings
-    from .common import dump_yaml, select
+    from imageworks_models.errors import ExportError
+    from imageworks_models.pluginhost.manager import get_plugins
+    from imageworks_models.registry import open_registry
+    from imageworks_models.settings import load_settings
+    from imageworks_models.export.common import dump_yaml, select
 
     if target not in TARGETS or target == "models.lock":
         raise ExportError(f"cannot render {target!r} here", hint=f"one of: {', '.join(TARGETS)}")
     settings = settings or load_settings()
     entries = select(open_registry(settings), names=names, role=role, installed_only=installed_only)
     if target == "production-stack":
-        from . import prodstack
+        from imageworks_models.export import prodstack
 
         doc, exported, skipped = prodstack.values(entries, settings=settings, plugins=plugins)
         header = prodstack.header()
     else:
-        from . import llamaswap
+        from imageworks_models.export import llamaswap
 
         plugins = plugins or get_plugins(settings)
         doc, exported, skipped = llamaswap.config(entries, settings=settings, plugins=plugins)
@@ -77,16 +78,16 @@ def export(target: str, *, output: Path | str | None = None, names: Iterable[str
         EntryNotFoundError: a name matches no entry.
         StorageError: the file could not be written (it is unchanged).
     """
-    from ..errors import ExportError
-    from ..settings import load_settings
-    from .common import write_output
+    from imageworks_models.errors import ExportError
+    from imageworks_models.settings import load_settings
+    from imageworks_models.export.common import write_output
 
     if target not in TARGETS:
         raise ExportError(f"unknown export target {target!r}", hint=f"one of: {', '.join(TARGETS)}")
     settings = settings or load_settings()
     path = Path(output or DEFAULT_PATHS[target])
     if target == "models.lock":
-        from ..lockfile import export_lock
+        from imageworks_models.acquire.lockfile import export_lock
 
         if names or role or installed_only:
             raise ExportError("models.lock holds every locked entry; it takes no names, --role or --installed",
@@ -121,15 +122,17 @@ def import_config(source: str, path: Path | str, *, dry_run: bool = False, setti
         ExportError: an unknown source, or the file cannot be read as that tool's config.
         RegistryValidationError: an entry the file describes is not valid; nothing was written.
     """
-    from ..errors import ExportError
-    from ..registry import store_for
-    from ..settings import load_settings
-    from . import llamaswap
+    from imageworks_models.errors import ExportError
+    from imageworks_models.registry import store_for
+    from imageworks_models.settings import load_settings
+    from imageworks_models.export import llamaswap
 
     if source not in IMPORT_SOURCES:
         raise ExportError(f"cannot import from {source!r}", hint=f"one of: {', '.join(IMPORT_SOURCES)}")
     settings = settings or load_settings()
-    entries, rows = llamaswap.entries_from(llamaswap.read_config(path))
+    from imageworks_models.pluginhost.manager import get_plugins
+
+    entries, rows = llamaswap.entries_from(llamaswap.read_config(path), plugins=get_plugins(settings))
     by_name = {row["name"]: row for row in rows if row["name"]}
     store = store_for(settings)
 

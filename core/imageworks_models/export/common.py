@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 from typing import Any, Iterable
 
-from ..errors import ConfigError, UnsafeLaunchError
+from imageworks_models.errors import UnsafeLaunchError
 
 # Words of a variable or option name that say it holds a credential (HF_TOKEN, OPENAI_API_KEY, --hf-token,
 # AWS_SECRET_ACCESS_KEY), but not VLLM_MAX_TOKENS or --max-num-batched-tokens.
@@ -51,7 +51,7 @@ def is_secret(key: str, value: str) -> bool:
 
 def safe_env(entry: dict[str, Any]) -> tuple[dict[str, str], list[str]]:
     """The entry's ``backend_config.env`` as an exported file may carry it: checked by the launch rules
-    (:func:`imageworks_models.serverargs.check_env`), without the variables that look like credentials.
+    (:func:`imageworks_models.serving.serverargs.check_env`), without the variables that look like credentials.
 
     Returns:
         ``(env, left_out)``: the variables kept, and a note for each one left out.
@@ -59,7 +59,7 @@ def safe_env(entry: dict[str, Any]) -> tuple[dict[str, str], list[str]]:
     Raises:
         UnsafeLaunchError: the launch rules refuse the environment.
     """
-    from ..serverargs import check_env
+    from imageworks_models.serving.serverargs import check_env
 
     raw = (entry.get("backend_config") or {}).get("env")
     notes = []
@@ -126,7 +126,7 @@ def select(registry, *, names: Iterable[str] = (), role: str | None = None,
     Raises:
         EntryNotFoundError: a name matches no entry.
     """
-    from ..views import installed, is_testing, matches_role
+    from imageworks_models.registry.predicates import installed, is_testing, matches_role
 
     names = list(names)
     if names:
@@ -223,8 +223,8 @@ def write_output(path: Path | str, text: str, *, force: bool, dry_run: bool, set
             with credentials.
         StorageError: the write failed; the file is unchanged.
     """
-    from ..errors import ExportError
-    from ..storage import atomic_write, file_lock
+    from imageworks_models.errors import ExportError
+    from imageworks_models.fs.storage import atomic_write, file_lock
 
     path = Path(path)
     if has_credentials(text):  # the last line of defence: never write a credential to a file meant to be shared

@@ -31,6 +31,8 @@ the rest (a protected option, remote code, a credential in ``env``, an unknown p
 
 from __future__ import annotations
 
+from imageworks_models.plugin.protocols import ServerBackend
+
 import json
 import os
 import re
@@ -60,16 +62,16 @@ def model_config(entry: dict[str, Any], *, settings, plugins) -> tuple[dict[str,
         Skip: no launch plan here (Ollama, remote, a backend without launch).
         ImageworksError: the backend's launch rules refuse the entry.
     """
-    from ..serverargs import planning
-    from ..serving import backend_impl
-    from .common import check_no_credentials, is_secret, policy
+    from imageworks_models.serving.serverargs import planning
+    from imageworks_models.serving.control import backend_impl
+    from imageworks_models.export.common import check_no_credentials, is_secret, policy
 
     name = entry["name"]
     backend = entry.get("backend") or ""
     if (entry.get("backend_config") or {}).get("base_url"):
         raise Skip("a remote endpoint (backend_config.base_url): llama-swap starts local servers")
     impl = backend_impl(backend, plugins)
-    if not hasattr(impl, "launch"):
+    if not isinstance(impl, ServerBackend):
         raise Skip(f"the {backend} backend loads models itself (no server command to give llama-swap)")
     with planning():
         launch = impl.launch(entry, settings=settings)
@@ -121,8 +123,8 @@ def config(entries: list[dict[str, Any]], *, settings, plugins) -> tuple[dict[st
     Returns:
         ``(config, exported, skipped)``: ``exported`` is ``[{"name", "notes"}]``, ``skipped`` ``[{"name", "reason"}]``.
     """
-    from ..errors import ImageworksError
-    from .common import policy
+    from imageworks_models.errors import ImageworksError
+    from imageworks_models.export.common import policy
 
     models: dict[str, Any] = {}
     exported, skipped = [], []
@@ -195,7 +197,7 @@ def read_config(path: Path | str) -> dict[str, Any]:
 
     import yaml
 
-    from ..errors import ExportError
+    from imageworks_models.errors import ExportError
 
     path = Path(path)
     try:
@@ -320,25 +322,24 @@ def _program(argv: list[str]) -> tuple[str, str, list[str], dict[str, Any]] | No
     return None
 
 
-def _protected(backend: str, flavour: str) -> dict[str, str]:
+def _protected(backend: str, flavour: str, plugins) -> dict[str, str]:
     """The options the backend's launch owns, from its plugin when it is installed (else the core's short list)."""
-    try:
-        if backend == "vllm":
-            from imageworks_models_vllm.command import PROTECTED
-            return dict(PROTECTED)
-        if backend == "lmdeploy":
-            from imageworks_models_lmdeploy.command import PROTECTED
-            return dict(PROTECTED)
-        if backend == "llamacpp":
-            from imageworks_models_llamacpp.command import PROTECTED
-            return dict(PROTECTED[flavour])
-    except ImportError:
-        pass
+    if plugins is not None:
+        from imageworks_models.errors import PluginError
+        from imageworks_models.plugin.protocols import OptionGuard
+        from imageworks_models.serving.control import backend_impl
+
+        try:
+            impl = backend_impl(backend, plugins)
+        except PluginError:
+            impl = None
+        if isinstance(impl, OptionGuard):
+            return dict(impl.protected_options(flavour))
     return {"--host": "backend_config.host", "--port": "backend_config.port", "--model": "backend_config.model_path"}
 
 
 def _safe_name(model_id: str) -> str:
-    from ..registry.schema import NAME_RE
+    from imageworks_models.registry.schema import NAME_RE
 
     if NAME_RE.match(model_id):
         return model_id
@@ -346,14 +347,14 @@ def _safe_name(model_id: str) -> str:
     return name if name[0].isalnum() else f"m{name}"[:200]
 
 
-def entry_from(model_id: str, item: Any, *, macros: dict[str, Any]) -> tuple[dict[str, Any] | None, list[str]]:
+def entry_from(model_id: str, item: Any, *, macros: dict[str, Any], plugins=None) -> tuple[dict[str, Any] | None, list[str]]:
     """The curated entry one llama-swap model becomes, and what was left out (``None``: nothing to import).
 
     ``item`` is the ``models.<id>`` mapping; ``macros`` the config's global macros.
     """
-    from ..errors import ImageworksError
-    from ..serverargs import check_env, check_extra_args
-    from .common import SECRET_VALUE, has_credentials, is_secret, secret_name
+    from imageworks_models.errors import ImageworksError
+    from imageworks_models.serving.serverargs import check_env, check_extra_args
+    from imageworks_models.export.common import SECRET_VALUE, has_credentials, is_secret, secret_name
 
     notes: list[str] = []
     if not isinstance(item, dict) or not isinstance(item.get("cmd"), str):
@@ -378,7 +379,7 @@ def entry_from(model_id: str, item: Any, *, macros: dict[str, Any]) -> tuple[dic
     if backend in ("vllm", "lmdeploy") and args and not args[0].startswith("-"):
         cfg["model_path"] = args.pop(0)
     extra: list[str] = []
-    protected = _protected(backend, flavour)
+    protected = _protected(backend, flavour, plugins)
     for chunk in _chunks(args):
         option, _, inline = chunk[0].partition("=")
         values = ([inline] if inline else []) + chunk[1:]
@@ -469,8 +470,11 @@ def _groups(doc: dict[str, Any]) -> dict[str, Any]:
     return groups if isinstance(groups, dict) else {}
 
 
-def entries_from(doc: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def entries_from(doc: dict[str, Any], *, plugins=None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Every model of a llama-swap config as a curated entry.
+
+    ``plugins``: the loaded plugins, whose backends name the options their launch owns (without them, the
+    core's short list: host, port, model).
 
     Returns:
         ``(entries, rows)``: ``rows`` is ``[{"id", "name", "backend", "action": "import" | "skip", "notes"}]``.
@@ -484,7 +488,7 @@ def entries_from(doc: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[s
     preload = set(str(m) for m in ((hooks.get("on_startup") or {}).get("preload") or []))
     entries, rows, taken = [], [], set()
     for model_id in sorted(doc["models"], key=str):
-        entry, notes = entry_from(str(model_id), doc["models"][model_id], macros=macros)
+        entry, notes = entry_from(str(model_id), doc["models"][model_id], macros=macros, plugins=plugins)
         if entry is None:
             rows.append({"id": str(model_id), "name": None, "backend": None, "action": "skip", "notes": notes})
             continue

@@ -83,13 +83,13 @@ def _gib(n: float) -> str:
 
 
 def _repo_id(entry: dict[str, Any]) -> str:
-    from ..views import is_store_reference
+    from imageworks_models.registry.predicates import is_store_reference
 
     src = entry.get("source") or {}
     if src.get("repo_id") and (src.get("provider") in (None, "hf", "huggingface")):
         return str(src["repo_id"])
     configured = str((entry.get("backend_config") or {}).get("model_path") or "")
-    from ..identity import looks_local
+    from imageworks_models.registry.identity import looks_local
 
     if configured and not configured.startswith(("/", "~", ".")) and not looks_local(configured) \
             and not is_store_reference(configured) and configured.count("/") == 1:
@@ -135,10 +135,10 @@ def model_spec(entry: dict[str, Any], *, settings, facts: Any, taken: set[str]) 
         Skip: the entry cannot run in the chart (why in the message).
         UnsafeLaunchError: the launch rules refuse its extra_args or env.
     """
-    from ..fit.devices import Gpu, Inventory
-    from ..fit.estimate import assess, configured_context
-    from ..serverargs import check_extra_args, check_served_id
-    from .common import check_no_credentials, safe_env
+    from imageworks_models.fit.devices import Gpu, Inventory
+    from imageworks_models.fit.estimate import assess, configured_context
+    from imageworks_models.serving.serverargs import check_extra_args, check_served_id
+    from imageworks_models.export.common import check_no_credentials, safe_env
 
     name = entry["name"]
     backend = entry.get("backend")
@@ -254,8 +254,8 @@ def values(entries: list[dict[str, Any]], *, settings, plugins=None) -> tuple[di
         ``(values, exported, skipped)``: ``exported`` is ``[{"name", "spec_name", "requestGPU", "notes"}]``,
         ``skipped`` is ``[{"name", "reason"}]``.
     """
-    from ..errors import ImageworksError
-    from ..fit.estimate import facts_of
+    from imageworks_models.errors import ImageworksError
+    from imageworks_models.fit.estimate import facts_of
 
     taken: set[str] = set()
     specs, exported, skipped = [], [], []

@@ -3,14 +3,15 @@
 Owns the estimate (``estimate.py``: weights + KV cache + engine overhead, from the header facts that
 ``formats/memory.py`` reads at inspection time), the device inventory (``devices.py``: NVML or
 ``nvidia-smi``, and RAM), and the footprints measured after activations (``record_footprint``). May
-import ``registry``, ``identity``, ``formats``, ``settings`` and ``plugins``; never the CLI or the GUI.
+import ``live`` (what the live model holds), ``registry``, ``formats``, ``pluginhost`` and everything below;
+never serving (which calls the preflight here), the CLI or the GUI.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from .estimate import VERDICTS, Fit, assess, kv_bytes, kv_bytes_per_token
+from imageworks_models.fit.estimate import VERDICTS, Fit, assess, kv_bytes, kv_bytes_per_token
 
 __all__ = ["VERDICTS", "Fit", "assess", "fit", "fit_all", "kv_bytes", "kv_bytes_per_token", "record_footprint",
            "check_activation"]
@@ -36,9 +37,9 @@ def fit(name: str, *, context: int | None = None, parallel: int = 1, kv_dtype: s
         EntryNotFoundError: no such entry.
         ValueError: an unknown KV dtype or GPU index.
     """
-    from ..registry import open_registry
-    from ..settings import load_settings
-    from .devices import inventory as read_inventory
+    from imageworks_models.registry import open_registry
+    from imageworks_models.settings import load_settings
+    from imageworks_models.fit.devices import inventory as read_inventory
 
     settings = settings or load_settings()
     entry = (registry or open_registry(settings)).get(name)
@@ -50,7 +51,7 @@ def fit(name: str, *, context: int | None = None, parallel: int = 1, kv_dtype: s
 
 def fit_all(entries, *, settings, inventory) -> dict[str, Fit]:
     """Each entry's fit at its own context, from recorded facts only (no file is read: ``list --fits``)."""
-    from .estimate import facts_of
+    from imageworks_models.fit.estimate import facts_of
 
     out = {}
     for entry in entries:
@@ -62,8 +63,8 @@ def fit_all(entries, *, settings, inventory) -> dict[str, Fit]:
 def _reclaim(settings, inv, entry: dict[str, Any]) -> dict[int, int]:
     """What the server we run now holds (activating ``entry`` stops it first): per GPU from the process table,
     in RAM from its resident size."""
-    from ..activation import live_active
-    from .devices import group_pids, rss_bytes
+    from imageworks_models.live.active import live_active
+    from imageworks_models.fit.devices import group_pids, rss_bytes
 
     try:
         active = live_active(settings.state_dir)
@@ -88,8 +89,8 @@ def check_activation(entry: dict[str, Any], *, settings, plugins=None, force: bo
     Raises:
         DoesNotFitError: the verdict is ``does-not-fit`` and ``force`` is not set.
     """
-    from ..errors import DoesNotFitError
-    from .devices import inventory as read_inventory
+    from imageworks_models.errors import DoesNotFitError
+    from imageworks_models.fit.devices import inventory as read_inventory
 
     inv = read_inventory(settings)
     try:
@@ -110,8 +111,8 @@ def record_footprint(settings, name: str, *, backend: str, context: int | None, 
                      device: str, load_seconds: float | None) -> None:
     """Keep what a model really used after it became ready (``performance.footprints`` of its discovered
     part, the last few per backend); later estimates of the entry start from it."""
-    from ..registry import store_for
-    from ..storage import utc_now
+    from imageworks_models.registry import store_for
+    from imageworks_models.fs.storage import utc_now
 
     record = {"backend": backend, "context": context, "parallel": parallel, "bytes": int(used_bytes),
               "device": device, "load_seconds": round(load_seconds, 3) if load_seconds is not None else None,

@@ -102,7 +102,7 @@ def _run(argv: list[str]) -> str | None:
 
 
 def _from_nvidia_smi(command: str) -> tuple[list[Gpu], None] | None | str:
-    from ..serverargs import split_command
+    from imageworks_models.settings import split_command
 
     try:
         base = split_command(command, setting="IMAGEWORKS_NVIDIA_SMI_BIN")
@@ -125,7 +125,7 @@ def _from_nvidia_smi(command: str) -> tuple[list[Gpu], None] | None | str:
 
 
 def _smi_processes(command: str) -> dict[int, int]:
-    from ..serverargs import split_command
+    from imageworks_models.settings import split_command
 
     procs: dict[int, int] = {}
     apps = _run([*split_command(command, setting="IMAGEWORKS_NVIDIA_SMI_BIN"), "--query-compute-apps=pid,used_memory",

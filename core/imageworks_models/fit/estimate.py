@@ -147,7 +147,7 @@ class Fit:
 def facts_of(entry: dict[str, Any], *, settings=None, plugins=None, inspect: bool = True) -> dict[str, Any] | None:
     """The entry's memory facts: recorded at scan/download time (``metadata.memory``), else read from its
     files' headers now (through the stat-keyed inspection cache). An Ollama projector blob adds its bytes."""
-    from ..identity import companions
+    from imageworks_models.registry.identity import companions
 
     facts = dict((entry.get("metadata") or {}).get("memory") or {})
     if not facts.get("weights_bytes") and inspect and settings is not None:
@@ -167,8 +167,8 @@ def facts_of(entry: dict[str, Any], *, settings=None, plugins=None, inspect: boo
 
 
 def _inspect_facts(entry: dict[str, Any], *, settings, plugins) -> dict[str, Any] | None:
-    from ..identity import files_path
-    from ..inspectcache import InspectCache, signature
+    from imageworks_models.registry.identity import files_path
+    from imageworks_models.formats.inspectcache import InspectCache, signature
 
     path = files_path(entry)
     if not path or not os.path.exists(path):
@@ -177,7 +177,7 @@ def _inspect_facts(entry: dict[str, Any], *, settings, plugins) -> dict[str, Any
     if sig is None:
         return None
     def read(p):  # plugins load only when the cache has nothing for these files
-        from ..plugins import get_plugins
+        from imageworks_models.pluginhost.manager import get_plugins
 
         return (plugins or get_plugins(settings)).inspect_artifact(p)
 

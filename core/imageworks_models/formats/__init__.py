@@ -9,5 +9,6 @@ size and a read budget before trusting it, and turn every problem into one
 (seconds for a large vocabulary) and neither bounds lengths the way a scanner must.
 
 Import the submodules directly (``from imageworks_models.formats.inspect import inspect_path``); this
-``__init__`` imports nothing so that loading one reader stays cheap.
+``__init__`` imports nothing so that loading one reader stays cheap. May import ``plugin`` (the records it
+returns), ``fs`` and the base modules only.
 """

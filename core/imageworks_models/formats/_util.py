@@ -11,7 +11,7 @@ import json
 import os
 from typing import Any, BinaryIO, Callable, TypeVar
 
-from ..errors import ArtifactFormatError
+from imageworks_models.errors import ArtifactFormatError
 
 T = TypeVar("T")
 
@@ -88,8 +88,8 @@ def read_open(path: object, read: Callable[[BinaryIO], T]) -> T:
     filesystem failing) becomes one ``ArtifactFormatError`` line naming the file. A FIFO, socket or device is
     refused without blocking (B19).
     """
-    from ..errors import StorageError
-    from ..storage import open_regular
+    from imageworks_models.errors import StorageError
+    from imageworks_models.fs.storage import open_regular
 
     try:
         f = os.fdopen(open_regular(path), "rb")  # type: ignore[arg-type]
@@ -110,8 +110,8 @@ def read_bounded(path: object, max_bytes: int, what: str = "file") -> bytes:
     Raises:
         ArtifactFormatError: the file cannot be read or is larger than ``max_bytes``.
     """
-    from ..errors import StorageError
-    from ..storage import read_regular
+    from imageworks_models.errors import StorageError
+    from imageworks_models.fs.storage import read_regular
 
     try:
         data = read_regular(path, limit=max_bytes)  # type: ignore[arg-type]

@@ -27,8 +27,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import NoReturn
 
-from ..errors import ArtifactFormatError
-from ._util import format_length as _n, read_open
+from imageworks_models.errors import ArtifactFormatError
+from imageworks_models.formats._util import format_length as _n, read_open
 
 GGUF_MAGIC = b"GGUF"
 MAX_KV_COUNT = 1_000_000

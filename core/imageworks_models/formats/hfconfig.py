@@ -14,8 +14,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..errors import ArtifactFormatError
-from ._util import loads_strict, read_bounded
+from imageworks_models.errors import ArtifactFormatError
+from imageworks_models.formats._util import loads_strict, read_bounded
 
 # quant_method spellings seen in the wild -> one name
 _METHOD_ALIASES = {"compressed_tensors": "compressed-tensors", "bnb": "bitsandbytes"}

@@ -17,14 +17,14 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from ..errors import ArtifactFormatError
-from ..records import ArtifactInfo
-from .gguf import GGUFHeader, quant_name, read_gguf_header
-from . import memory
-from .hfconfig import quantization, read_json, torch_dtype, vision_signals
-from .safetensors import SafetensorsHeader, read_safetensors_header, read_safetensors_index
-from ..layout import LFS_POINTER_PREFIX, is_lfs_pointer  # noqa: F401 - re-exported: part of this module's API
-from .templates import find_chat_template, gguf_chat_template
+from imageworks_models.errors import ArtifactFormatError
+from imageworks_models.plugin.records import ArtifactInfo
+from imageworks_models.formats.gguf import GGUFHeader, quant_name, read_gguf_header
+from imageworks_models.formats import memory
+from imageworks_models.formats.hfconfig import quantization, read_json, torch_dtype, vision_signals
+from imageworks_models.formats.safetensors import SafetensorsHeader, read_safetensors_header, read_safetensors_index
+from imageworks_models.formats.layout import LFS_POINTER_PREFIX, is_lfs_pointer  # noqa: F401 - re-exported: part of this module's API
+from imageworks_models.formats.templates import find_chat_template, gguf_chat_template
 
 _PICKLE_SUFFIXES = (".bin", ".pt", ".pth")
 # pickle files a training run leaves beside the weights; they are not weights
@@ -120,7 +120,7 @@ def inspect_path(path) -> ArtifactInfo | None:
         path: a ``.gguf`` or ``.safetensors`` file, or a Hugging Face model folder.
 
     Returns:
-        An :class:`~imageworks_models.records.ArtifactInfo` (unreadable files are listed in its
+        An :class:`~imageworks_models.plugin.records.ArtifactInfo` (unreadable files are listed in its
         ``errors``, one line each), or ``None`` when ``path`` is not a model this recognises (a folder
         without a model config or weights, another kind of file, a missing path).
     """

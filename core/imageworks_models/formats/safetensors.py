@@ -15,9 +15,9 @@ import re
 import struct
 from dataclasses import dataclass, field
 
-from ..errors import ArtifactFormatError
-from ._util import format_length as _size, loads_strict, read_open
-from .hfconfig import read_json
+from imageworks_models.errors import ArtifactFormatError
+from imageworks_models.formats._util import format_length as _size, loads_strict, read_open
+from imageworks_models.formats.hfconfig import read_json
 
 # bits per element; the safetensors library's Dtype list. Unknown dtypes are kept (new ones appear)
 # but their byte sizes cannot be checked.

@@ -12,9 +12,9 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from ..errors import ArtifactFormatError
-from ._util import read_bounded
-from .hfconfig import read_json
+from imageworks_models.errors import ArtifactFormatError
+from imageworks_models.formats._util import read_bounded
+from imageworks_models.formats.hfconfig import read_json
 
 MAX_TEMPLATE_BYTES = 4 << 20
 

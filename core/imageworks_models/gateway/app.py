@@ -30,9 +30,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ..errors import EntryNotFoundError, ImageworksError
-from ..serverargs import is_loopback
-from .fleet import Fleet, GatewayError, Hooks
+from imageworks_models.errors import EntryNotFoundError, ImageworksError
+from imageworks_models.serving.serverargs import is_loopback
+from imageworks_models.gateway.fleet import Fleet, GatewayError, Hooks
+from imageworks_models.plugin.protocols import LoadingBackend, ServerBackend
 
 log = logging.getLogger("imageworks_models")
 MAX_BODY = 64 << 20  # bytes of a request body (images inlined as base64 included)
@@ -46,7 +47,7 @@ def read_api_key(path: Path | None) -> str | None:
     Raises:
         ConfigError: the file is missing, not a regular file, empty, or too large; the key is never shown.
     """
-    from ..errors import ConfigError
+    from imageworks_models.errors import ConfigError
 
     if path is None:
         return None
@@ -117,7 +118,7 @@ class Catalog:
         self._impls: dict[str, Any] = {}
 
     def _files_stamp(self):
-        from ..settings import REGISTRY_FILES
+        from imageworks_models.settings import REGISTRY_FILES
 
         out = []
         for name in REGISTRY_FILES:
@@ -134,7 +135,7 @@ class Catalog:
             self._checked = now
             stamp = self._files_stamp()
             if self._registry is None or stamp != self._stamp:
-                from ..registry import open_registry
+                from imageworks_models.registry import open_registry
 
                 self._registry = open_registry(self.settings)
                 self._stamp = stamp
@@ -156,7 +157,7 @@ class Catalog:
             return entry
         try:
             if ref.startswith("role:"):
-                from ..selection import select
+                from imageworks_models.serving.selection import select
 
                 chosen = select(registry, ref[5:], plugins=self.plugins, settings=self.settings)
                 entry = registry.get(chosen.name)
@@ -171,7 +172,7 @@ class Catalog:
     def impl(self, entry: dict[str, Any]):
         backend = entry.get("backend") or ""
         if backend not in self._impls:
-            from ..serving import backend_impl
+            from imageworks_models.serving.control import backend_impl
 
             try:
                 self._impls[backend] = backend_impl(backend, self.plugins)
@@ -183,7 +184,7 @@ class Catalog:
     def servable(self) -> list[dict[str, Any]]:
         """Entries the gateway can serve: a process backend with its files here, or Ollama; not deprecated,
         not a remote endpoint."""
-        from ..identity import has_files
+        from imageworks_models.registry.identity import has_files
 
         out = []
         for entry in sorted(self.registry(), key=lambda e: e["name"]):
@@ -193,7 +194,7 @@ class Catalog:
                 impl = self.impl(entry)
             except GatewayError:
                 continue
-            if (hasattr(impl, "launch") and has_files(entry)) or hasattr(impl, "activate"):
+            if (isinstance(impl, ServerBackend) and has_files(entry)) or isinstance(impl, LoadingBackend):
                 out.append(entry)
         return out
 
@@ -218,7 +219,7 @@ def error_response(exc: BaseException, model: str | None = None) -> JSONResponse
 
 
 def _classify(exc: BaseException) -> tuple[int, str]:
-    from ..errors import DivergenceError, DoesNotFitError, IntegrityError, UnsafeLaunchError
+    from imageworks_models.errors import DivergenceError, DoesNotFitError, IntegrityError, UnsafeLaunchError
 
     if isinstance(exc, GatewayError):
         return exc.status, exc.kind
@@ -297,7 +298,7 @@ class Gateway:
         self.fleet.start()
         try:
             preload = [e for e in self.catalog.servable() if (e.get("gateway") or {}).get("preload") is True
-                       and hasattr(self.catalog.impl(e), "launch")]
+                       and isinstance(self.catalog.impl(e), ServerBackend)]
         except ImageworksError as exc:
             log.warning("gateway: no preloading: %s", exc.message)
             preload = []
@@ -369,8 +370,8 @@ class Gateway:
             model = entry["name"]
             impl = self.catalog.impl(entry)
             stream = payload.get("stream") is True
-            if not hasattr(impl, "launch"):
-                if hasattr(impl, "activate"):
+            if not isinstance(impl, ServerBackend):
+                if isinstance(impl, LoadingBackend):
                     return await self._ollama(entry, payload, route, stream, began)
                 raise GatewayError(f"{model!r} uses the {entry.get('backend')} backend, which the gateway cannot "
                                    "serve", status=400, kind="invalid_request_error")
@@ -485,8 +486,8 @@ class Gateway:
 
     # Ollama: it loads models itself; the gateway forwards and keeps the model loaded for its idle_ttl.
     async def _ollama(self, entry, payload, route, stream, began) -> Response:
-        from ..endpoints import normalize_host_url
-        from .fleet import Options
+        from imageworks_models.serving.endpoints import normalize_host_url
+        from imageworks_models.gateway.fleet import Options
 
         name = entry["name"]
         served = entry.get("served_model_id") or name
@@ -591,10 +592,10 @@ def serve(*, settings, plugins, host: str, port: int, api_key: str | None,
 
     import uvicorn
 
-    from ..errors import ConfigError, PortInUseError
-    from ..processes import boot_id, cmdline, port_bindable, proc_stat
-    from ..storage import file_lock, utc_now
-    from .state import STATE_FILE
+    from imageworks_models.errors import ConfigError, PortInUseError
+    from imageworks_models.live.processes import boot_id, cmdline, port_bindable, proc_stat
+    from imageworks_models.fs.storage import file_lock, utc_now
+    from imageworks_models.live.gateway import STATE_FILE
 
     if not is_loopback(host) and not api_key:
         raise ConfigError(f"the gateway would listen on {host}, beyond this machine, without an API key",
@@ -666,8 +667,8 @@ def _Server(config):
 def stop_leftovers(settings) -> list[str]:
     """Stop the servers a gateway that is no longer running recorded (killed with SIGKILL, a crash), each by
     identity, and remove its state file. Returns their names."""
-    from ..activation import stop_server
-    from .state import clear_state, gateway_alive, read_state
+    from imageworks_models.serving.activation import stop_server
+    from imageworks_models.live.gateway import clear_state, gateway_alive, read_state
 
     data = read_state(settings.state_dir)
     if data is None:

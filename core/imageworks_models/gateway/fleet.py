@@ -2,7 +2,7 @@
 
 Each model the gateway starts is run exactly as ``activate-model`` runs one (the backend's launch plan and S7
 checks, the log launcher in a process group of its own, the readiness probe, the whole-group stop:
-:mod:`imageworks_models.activation`), but on a free port of its own instead of the one serving port, and
+:mod:`imageworks_models.serving.activation`), but on a free port of its own instead of the one serving port, and
 recorded in the gateway's state file (``state.py``), not in ``active_vllm.json``: ``activate-model`` and the
 gateway never stop each other's servers.
 
@@ -27,7 +27,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import ServingError
+from imageworks_models.errors import ServingError
+from imageworks_models.plugin.protocols import ServerBackend
 
 log = logging.getLogger("imageworks_models")
 
@@ -140,7 +141,7 @@ class Fleet:
 
     async def close(self) -> None:
         """Stop every model this gateway started (their whole process groups) and remove the state file."""
-        from .state import clear_state
+        from imageworks_models.live.gateway import clear_state
 
         self._closing = True
         if self._reaper:
@@ -249,7 +250,7 @@ class Fleet:
     async def lost(self, res: Resident) -> bool:
         """After an upstream failure: if the model's server is gone, forget it (the next request restarts it).
         Returns whether it was gone."""
-        from ..processes import ServerIdentity, assess
+        from imageworks_models.live.processes import ServerIdentity, assess
 
         ident = ServerIdentity.from_state(res.record or {})
         deadline = time.monotonic() + 1.0  # the log launcher outlives its server by up to 0.3 s (serverlaunch.py)
@@ -272,7 +273,7 @@ class Fleet:
     # --- loading ---------------------------------------------------------------------------------------
 
     def _begin_load(self, entry: dict[str, Any]) -> Resident:
-        from ..activation import log_path_for
+        from imageworks_models.serving.activation import log_path_for
 
         res = Resident(name=entry["name"], entry=entry, options=Options.of(entry, self.settings),
                        log_path=str(log_path_for(self.settings, f"gateway-{entry['name']}")))
@@ -319,11 +320,11 @@ class Fleet:
 
     def _check_blocking(self, res: Resident) -> None:
         """Refusals before anything is stopped for it: its files (gateway_verify) and its launch plan (S7)."""
-        from ..serving import backend_impl
+        from imageworks_models.serving.control import backend_impl
 
         self._verify(res.entry)
         impl = backend_impl(res.entry.get("backend") or "", self.plugins)
-        if not hasattr(impl, "launch"):
+        if not isinstance(impl, ServerBackend):
             raise GatewayError(f"{res.name!r} uses the {res.entry.get('backend')} backend, which the gateway "
                                "cannot start", status=400, kind="invalid_request_error")
         res._impl = impl  # type: ignore[attr-defined]
@@ -331,8 +332,8 @@ class Fleet:
     def _verify(self, entry: dict[str, Any]) -> None:
         """``gateway_verify`` (quick or full): an entry whose files differ from its recorded manifest, or are
         gone, is refused, naming the files. Entries with no recorded manifest have nothing to compare."""
-        from ..errors import DivergenceError, IntegrityError
-        from ..integrity import _recorded_files, _verify_hashes, entry_root
+        from imageworks_models.errors import DivergenceError, IntegrityError
+        from imageworks_models.integrity.verify import _recorded_files, _verify_hashes, entry_root
 
         mode = (self.settings.gateway_verify or "quick").strip().lower()
         if mode == "off":
@@ -364,9 +365,9 @@ class Fleet:
         import dataclasses
         from pathlib import Path
 
-        from ..activation import check_port_free, prepare_launch, spawn_server, wait_server_ready
-        from ..fit import check_activation
-        from ..storage import utc_now
+        from imageworks_models.serving.activation import check_port_free, prepare_launch, spawn_server, wait_server_ready
+        from imageworks_models.fit import check_activation
+        from imageworks_models.fs.storage import utc_now
 
         impl = res._impl  # type: ignore[attr-defined]
         settings = self._on_port(_free_port())
@@ -390,7 +391,7 @@ class Fleet:
 
     def _measure_blocking(self, res: Resident) -> None:
         """After it is ready (off the request's path): what it holds, kept for later estimates."""
-        from ..activation import record_footprint
+        from imageworks_models.serving.activation import record_footprint
 
         if res.record is None:
             return
@@ -399,7 +400,7 @@ class Fleet:
 
     def _on_port(self, port: int):
         """These settings, with every process backend told to serve on ``port`` (single-port mode)."""
-        from ..settings import Settings, Value
+        from imageworks_models.settings import Settings, Value
 
         values = dict(self.settings.values)
         values["single_port"] = Value(True, "gateway")
@@ -448,8 +449,8 @@ class Fleet:
             # Nothing learned or estimated: assume it is as large as the largest model resident now.
             needed = _needed(res.entry, self.settings, self.plugins) or max(held, default=0)
             return sum(held) + needed <= budget
-        from ..fit import assess
-        from ..fit.devices import inventory
+        from imageworks_models.fit import assess
+        from imageworks_models.fit.devices import inventory
 
         try:
             verdict = assess(res.entry, settings=self.settings, inventory=inventory(self.settings),
@@ -484,7 +485,7 @@ class Fleet:
             self.changed.notify_all()
 
     def _stop_blocking(self, res: Resident) -> None:
-        from ..activation import stop_server
+        from imageworks_models.serving.activation import stop_server
 
         if res.record:
             stop_server(res.record, settings=self.settings)
@@ -503,7 +504,7 @@ class Fleet:
 
     async def _watch(self) -> None:
         """Unload models idle past their ``idle_ttl``; forget models whose server exited."""
-        from ..processes import ServerIdentity, assess, reap
+        from imageworks_models.live.processes import ServerIdentity, assess, reap
 
         while True:
             await asyncio.sleep(self._watch_interval())
@@ -527,7 +528,7 @@ class Fleet:
         return max(0.1, min([1.0] + [t / 4 for t in ttls]))
 
     def _write_state(self) -> None:
-        from .state import SCHEMA_VERSION, write_state
+        from imageworks_models.live.gateway import SCHEMA_VERSION, write_state
 
         models = {r.name: {**r.record, "status": r.record.get("status") if r.status == "ready" else "starting"}
                   for r in self.residents.values() if r.record}
@@ -543,7 +544,7 @@ class Fleet:
 
 
 def _silent():
-    from .. import hashing
+    from imageworks_models.integrity import hashing
 
     return hashing.SILENT
 
@@ -561,7 +562,7 @@ def _footprint(record: dict[str, Any] | None, settings) -> int | None:
     if not record or not record.get("pid"):
         return None
     try:
-        from ..fit.devices import group_pids, inventory, rss_bytes
+        from imageworks_models.fit.devices import group_pids, inventory, rss_bytes
 
         pids = group_pids(int(record["pid"]))
         inv = inventory(settings)
@@ -583,8 +584,8 @@ def _needed(entry: dict[str, Any], settings, plugins) -> int:
     if learned and isinstance(learned.get("bytes"), int):
         return learned["bytes"]
     try:
-        from ..fit import assess
-        from ..fit.devices import inventory
+        from imageworks_models.fit import assess
+        from imageworks_models.fit.devices import inventory
 
         return assess(entry, settings=settings, inventory=inventory(settings), plugins=plugins).total_bytes or 0
     except Exception:  # noqa: BLE001 - nothing known: assume it is small

@@ -6,7 +6,7 @@ import os
 import sys
 from pathlib import Path
 
-from ..serverargs import is_loopback  # noqa: F401 - one definition of loopback (the CLI's gui command uses it)
+from imageworks_models.serving.serverargs import is_loopback  # noqa: F401 - one definition of loopback (the CLI's gui command uses it)
 
 APP = Path(__file__).with_name("app.py")
 
@@ -24,7 +24,7 @@ def check_bind(host: str, allow_remote: bool) -> None:
     Raises:
         ConfigError: ``host`` is not a loopback address and ``allow_remote`` is false.
     """
-    from ..errors import ConfigError
+    from imageworks_models.errors import ConfigError
 
     if not is_loopback(host) and not allow_remote:
         raise ConfigError(f"refusing to serve the GUI on {host}: it has no login, and anyone who can reach this "
@@ -39,7 +39,7 @@ def run(host: str = "127.0.0.1", port: int = 8501, *, allow_remote: bool = False
     try:
         import streamlit  # noqa: F401
     except ImportError:
-        from ..errors import ConfigError
+        from imageworks_models.errors import ConfigError
 
         raise ConfigError("the GUI needs Streamlit, which is not installed",
                           hint="pip install 'imageworks-models[gui]'") from None

@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 import streamlit as st
 
-from ..errors import ImageworksError
+from imageworks_models.errors import ImageworksError
 
 CAP_ICONS = {"text": "📝", "vision": "👁️", "audio": "🔊", "embedding": "🔢", "tools": "🛠️", "thinking": "💭",
              "reasoning": "🧠"}
@@ -50,12 +50,20 @@ if (!doc.__imageworksKeys) {
 
 def cli_line(*args: str, prog: str = "imageworks-models") -> str:
     """The CLI equivalent of an action, quoted for a shell: plain ASCII, so it runs as pasted (a name or a
-    path with other characters is quoted; the words around it are this module's own)."""
+    path with other characters is quoted; the words around it are this module's own).
+
+    Raises:
+        ValueError: ``args[0]`` is not a command of the command table (:mod:`imageworks_models.present.commands`).
+    """
+    from imageworks_models.present.commands import COMMANDS
+
+    if not args or args[0] not in COMMANDS:
+        raise ValueError(f"{args[0] if args else '(nothing)'!r} is not a command of imageworks-models")
     return prog + " " + " ".join(shlex.quote(a) for a in args)
 
 
 def _settings():
-    from ..settings import load_settings
+    from imageworks_models.settings import load_settings
 
     return load_settings()  # read every run: another process may have changed the environment's files
 
@@ -66,7 +74,7 @@ _PLUGINS: dict[Any, Any] = {}
 def _plugins(settings):
     """The loaded plugins, kept per process for the settings that found them (entry points do not change while
     the GUI runs; `imageworks-models plugins` after installing one, then restart the GUI)."""
-    from ..plugins import get_plugins
+    from imageworks_models.pluginhost.manager import get_plugins
 
     key = (str(settings.registry_dir), str(getattr(settings, "cache_dir", "")))
     if key not in _PLUGINS:
@@ -80,7 +88,7 @@ def run_action(action: str, cli: str | None, fn: Callable[[], Any], *, entry: st
     result, or ``None`` after an error (shown with its hint). ``failed(result)`` says when a result that did
     not raise is still a failure (a verify that found divergence: the CLI would exit 2). ``cli`` is ``None``
     for an action no command does (an edit): nothing is shown as a command then."""
-    from ..guilog import record_action
+    from imageworks_models.gui.actionlog import record_action
 
     settings = _settings()
     _ROWS.clear()  # an action may change what is installed without changing the registry files
@@ -132,7 +140,7 @@ def _layer_stamp(registry_dir) -> tuple:
 def load_registry(settings):
     """The merged entries, their provenance and the layers; parsed again only when a registry file changed
     (an atomic write replaces the file: a new inode), so a rerun of the page does not re-read 2,000 entries."""
-    from ..registry import store_for
+    from imageworks_models.registry import store_for
 
     key = str(settings.registry_dir)
     stamp = _layer_stamp(settings.registry_dir)
@@ -155,7 +163,7 @@ def all_rows(entries: dict[str, dict[str, Any]], settings, *, active_name: str |
     (a rerun, another tab), so typing in the search box does not stat 2,000 folders each time."""
     import time
 
-    from ..views import row
+    from imageworks_models.present.views import row
 
     key = str(settings.registry_dir)
     stamp = (_layer_stamp(settings.registry_dir), active_name, id(entries))
@@ -170,8 +178,8 @@ def all_rows(entries: dict[str, dict[str, Any]], settings, *, active_name: str |
 def registry_view(settings):
     """The loaded registry (:class:`~imageworks_models.registry.store.Registry`) over the entries
     :func:`load_registry` holds: name resolution and ``select`` without parsing the files again."""
-    from ..registry import store_for
-    from ..registry.store import Registry
+    from imageworks_models.registry import store_for
+    from imageworks_models.registry.store import Registry
 
     entries, provenance, layers = load_registry(settings)
     return Registry(directory=settings.registry_dir, entries=entries, store=store_for(settings), _layers=layers,
@@ -185,7 +193,7 @@ INVENTORY_TTL = 10.0  # free GPU memory moves; a reading this old is still the r
 def _inventory(settings):
     import time
 
-    from ..fit.devices import inventory
+    from imageworks_models.fit.devices import inventory
 
     key = str(settings.registry_dir)
     cached = _INVENTORY.get(key)
@@ -198,7 +206,7 @@ def _inventory(settings):
 def filtered_rows(entries: dict[str, dict[str, Any]], settings, *, active_name: str | None) -> list[dict[str, Any]]:
     """The table's rows: the sidebar's filters (as ``list``'s options, plus roles and lock status), then the
     search, ranked."""
-    from ..views import search
+    from imageworks_models.present.views import search
 
     backend = st.session_state.get("f_backend") or None
     include_non_installed = st.session_state.get("f_all", True)
@@ -232,7 +240,7 @@ def table_rows(rows: list[dict[str, Any]], *, activating: str | None = None) -> 
 
 
 def _active_name(settings) -> str | None:
-    from ..activation import live_active
+    from imageworks_models.live.active import live_active
 
     active = live_active(settings.state_dir)
     return active and active.get("name")
@@ -300,8 +308,8 @@ def _on_table_select() -> None:
 
 
 def _browse(entries, provenance, settings) -> None:
-    from ..units import human_bytes
-    from ..views import rows_csv
+    from imageworks_models.units import human_bytes
+    from imageworks_models.present.views import rows_csv
 
     active_name = _active_name(settings)
     job = _job()
@@ -356,7 +364,7 @@ _STATS: dict[str, tuple[Any, dict[str, Any]]] = {}
 
 def _stats(entries, settings) -> dict[str, Any]:
     """``stats --json`` for the registry as loaded; computed again when the files change."""
-    from ..views import stats
+    from imageworks_models.present.views import stats
 
     import time
 
@@ -382,7 +390,7 @@ def _after_first_paint() -> None:
 
 
 def _recent_actions(settings) -> None:
-    from ..guilog import read_actions
+    from imageworks_models.gui.actionlog import read_actions
 
     actions = read_actions(settings.state_dir, limit=50)
     if actions:
@@ -397,16 +405,16 @@ def _recent_actions(settings) -> None:
 
 
 def _base(name: str, settings) -> str:
-    """:func:`~imageworks_models.editing.base_of` from the layers this run loaded (the files as they are now)."""
-    from ..editing import fingerprint
+    """:func:`~imageworks_models.maintain.editing.base_of` from the layers this run loaded (the files as they are now)."""
+    from imageworks_models.maintain.editing import fingerprint
 
     layers = load_registry(settings)[2]
     return fingerprint(layers.curated.get(name))
 
 
 def _drawer(entry: dict[str, Any], prov: dict[str, str], settings, *, active_name: str | None) -> None:
-    from ..availability import availability
-    from ..views import lock_status
+    from imageworks_models.present.availability import availability
+    from imageworks_models.registry.predicates import lock_status
 
     name = entry["name"]
     if st.session_state.get("edit_for") != name:  # the copy the user starts editing from
@@ -436,7 +444,7 @@ def _drawer(entry: dict[str, Any], prov: dict[str, str], settings, *, active_nam
     if verify:
         _verify(entry, settings)
     if toggle:
-        from ..integrity import lock, unlock
+        from imageworks_models.integrity.verify import lock, unlock
 
         locked = lock_status(entry) != "unlocked"
         cmd = ("unlock", name) if locked else ("lock", name, "--set-expected", "--quick")
@@ -447,7 +455,7 @@ def _drawer(entry: dict[str, Any], prov: dict[str, str], settings, *, active_nam
             st.success(f"{name} is now {'unlocked' if locked else 'locked'}")
             st.rerun()
     if st.button("✏️ Edit entry", key="edit_open", help="Edit the curated fields in a dialog"):
-        from ..editing import base_of as base_now
+        from imageworks_models.maintain.editing import base_of as base_now
 
         for key in [k for k in st.session_state if str(k).startswith(f"edit_{name}_") or k == "edit_pending"]:
             del st.session_state[key]  # the form starts from the entry as it is now
@@ -460,10 +468,10 @@ def _drawer(entry: dict[str, Any], prov: dict[str, str], settings, *, active_nam
     st.markdown(f"**Provenance:** {source}  \n"
                 f"**Download path:** `{(entry.get('download') or {}).get('path') or '-'}`  \n"
                 f"**Served id:** `{entry.get('served_model_id') or name}`")
-    from ..selection import select
+    from imageworks_models.serving.selection import select
 
     try:
-        from ..activation import live_active
+        from imageworks_models.live.active import live_active
 
         choice = select(registry_view(settings), name, plugins=_plugins(settings), settings=settings,
                         active=live_active(settings.state_dir))
@@ -483,7 +491,7 @@ def _drawer(entry: dict[str, Any], prov: dict[str, str], settings, *, active_nam
 def _fit(name: str, entry: dict[str, Any], settings) -> None:
     """The memory-fit verdict (``imageworks-models fit NAME``), from the facts the registry holds."""
     try:
-        from ..fit import fit
+        from imageworks_models.fit import fit
 
         result, _ = fit(name, settings=settings, plugins=_plugins(settings), inventory=_inventory(settings),
                         registry=registry_view(settings))
@@ -496,8 +504,8 @@ def _fit(name: str, entry: dict[str, Any], settings) -> None:
 
 
 def _verify(entry: dict[str, Any], settings) -> None:
-    from ..integrity import file_rows
-    from ..integrity import verify as do_verify
+    from imageworks_models.integrity.verify import file_rows
+    from imageworks_models.integrity.verify import verify as do_verify
 
     name = entry["name"]
     import time
@@ -558,7 +566,7 @@ def _start_job(what: str, name: str, cli: str, settings) -> None:
     import time
     import uuid
 
-    from ..serving import activate, deactivate
+    from imageworks_models.serving.control import activate, deactivate
 
     job = {"what": what, "name": name, "cli": cli, "started": time.time(), "done": False, "result": None,
            "error": None, "operator": _operator()}
@@ -584,7 +592,7 @@ def _start_job(what: str, name: str, cli: str, settings) -> None:
 
 def _finish_job(settings) -> None:
     """Record the finished job in the action log and leave its outcome for the next run to show."""
-    from ..guilog import record_action
+    from imageworks_models.gui.actionlog import record_action
 
     job_id = st.session_state.pop("job", None)
     job = _JOBS.pop(job_id, None) if job_id else None
@@ -617,10 +625,10 @@ def _job_panel(settings) -> None:
         return
     import time
 
-    from ..activation import current
+    from imageworks_models.serving.control import status as serving_status
 
     label = "Activating…" if job["what"] == "activate" else "Stopping…"
-    now = current(settings=settings, probe=False)
+    now = serving_status(settings=settings, probe=False)
     status = f"{now['name']}: {now['status']}" if now.get("active") else "no model running"
     with st.status(f"{label} {job['name']}", state="running", expanded=True):
         st.write(f"{int(time.time() - job['started'])} s; serving status: {status}")
@@ -661,8 +669,8 @@ def _edit_dialog(entry: dict[str, Any], settings) -> None:
 
 
 def _edit_form(entry: dict[str, Any], settings) -> None:
-    from ..editing import apply_edit, plan_edit
-    from ..registry.capabilities import CANONICAL
+    from imageworks_models.maintain.editing import apply_edit, plan_edit
+    from imageworks_models.registry.capabilities import CANONICAL
 
     name = entry["name"]
     k = f"edit_{name}_"
@@ -690,8 +698,8 @@ def _edit_form(entry: dict[str, Any], settings) -> None:
     changes: dict[str, Any] = {}
     errors: dict[str, str] = {}
     for field, text in (("backend_config", backend_config), ("metadata", metadata)):
-        from ..errors import RegistryFileError
-        from ..registry.jsonio import loads_strict
+        from imageworks_models.errors import RegistryFileError
+        from imageworks_models.registry.jsonio import loads_strict
 
         try:  # strict: NaN/Infinity, huge integers, deep nesting, lone surrogates, duplicate keys (B17)
             changes[field] = loads_strict((text or "{}").encode("utf-8", "surrogatepass"), field)
@@ -741,7 +749,7 @@ def _edit_form(entry: dict[str, Any], settings) -> None:
             name, changes, base=st.session_state["edit_base"], settings=settings, plugins=_plugins(settings)),
             entry=name)
         if done is not None:
-            from ..editing import base_of
+            from imageworks_models.maintain.editing import base_of
 
             st.session_state["edit_base"] = base_of(name, settings=settings)  # the next save builds on this one
             st.success(f"saved {len(done.diff)} field(s) of {name} to the curated layer")
@@ -758,11 +766,11 @@ def backend_health(settings) -> dict[str, dict[str, Any]]:
     loaded tags), remotes by HTTP; the network part is kept for ``HEALTH_TTL`` seconds."""
     import time
 
-    from ..activation import current
-    from ..serving import health
+    from imageworks_models.serving.control import status as serving_status
+    from imageworks_models.serving.control import health
 
     out: dict[str, dict[str, Any]] = {}
-    now = current(settings=settings, probe=False)
+    now = serving_status(settings=settings, probe=False)
     out["vllm"] = {"ok": (now["status"] in ("ready", "starting")) if now["active"] else None,
                    "detail": f"active: {now['name']} ({now['status']})" if now["active"] else "no active model"}
     key = str(settings.registry_dir)
@@ -797,7 +805,7 @@ def gateway_residents(settings) -> list[dict[str, Any]] | None:
     The hook the backend cards call: it shows nothing until ``imageworks_models.gateway`` provides
     ``residents(settings=...)``."""
     try:
-        from .. import gateway  # type: ignore[attr-defined]
+        from imageworks_models import gateway  # type: ignore[attr-defined]
     except ImportError:
         return None
     residents = getattr(gateway, "residents", None)
@@ -834,7 +842,7 @@ _DIFFS: dict[str, tuple[Any, dict[str, Any]]] = {}
 
 def _last_changes(settings) -> dict[str, Any]:
     """``layerdiff.last_changes``, read again only when a layer file or the backups folder changed."""
-    from ..layerdiff import last_changes
+    from imageworks_models.registry.layerdiff import last_changes
 
     backups = settings.registry_dir / "backups"
     try:
@@ -870,7 +878,7 @@ def _import_dialog(settings) -> None:
 
 
 def _import_wizard(settings) -> None:
-    from ..editing import apply_edit, discovered_only, fingerprint, plan_edit
+    from imageworks_models.maintain.editing import apply_edit, discovered_only, fingerprint, plan_edit
 
     candidates = discovered_only(settings=settings)
     if not candidates:
@@ -934,7 +942,7 @@ def _download_tab(settings) -> None:
         (["--force"] if force else []) + (["--dry-run"] if dry else [])
     st.caption(f"Command preview: `{cli_line(*args)}`")
     if st.button("Download", key="dl_go", disabled=not spec):
-        from ..acquisition import download
+        from imageworks_models.acquire.download import download
 
         result = run_action("download", cli_line(*args), lambda: download(
             spec, format=fmt or None, location=location or None,
@@ -952,7 +960,7 @@ def _download_tab(settings) -> None:
         (["--include-testing"] if testing else []) + (["--format", fallback] if fallback else []) + \
         (["--dry-run"] if scan_dry else [])
     if st.button("Scan", key="scan_go"):
-        from ..discovery import scan
+        from imageworks_models.acquire.discovery import scan
 
         report = run_action("scan", cli_line(*args), lambda: scan(
             [base], update_existing=update, include_testing=testing, fallback_format=fallback or None,
@@ -969,7 +977,7 @@ def _download_tab(settings) -> None:
         (["--location", ol_location] if ol_location else []) + \
         (["--deprecate-placeholders"] if deprecate else []) + (["--dry-run"] if ol_dry else [])
     if st.button("Import Ollama", key="ol_go"):
-        from ..storeimport import import_store
+        from imageworks_models.acquire.storeimport import import_store
 
         report = run_action("import-ollama", cli_line(*args), lambda: import_store(
             "ollama", backend=ol_backend or None, location=ol_location or None, dry_run=ol_dry,
@@ -983,7 +991,7 @@ CLEANUPS = ("prune-duplicates", "prune-deprecated", "purge-logical-only", "purge
 
 
 def _maintenance_tab(settings) -> None:
-    from .. import cleanup
+    from imageworks_models.maintain import cleanup
 
     st.subheader("🔄 Normalize")
     apply = st.toggle("Apply (off: dry run)", key="nz_apply")
@@ -992,7 +1000,7 @@ def _maintenance_tab(settings) -> None:
     args = ["normalize-formats", "--apply" if apply else "--dry-run"] + (["--rebuild"] if rebuild else []) + \
         (["--prune-missing"] if prune else [])
     if st.button("Normalize", key="nz_go"):
-        from ..normalize import normalize_formats
+        from imageworks_models.maintain.normalize import normalize_formats
 
         report = run_action("normalize-formats", cli_line(*args), lambda: normalize_formats(
             apply=apply, rebuild=rebuild, prune_missing=prune, settings=settings))
@@ -1018,8 +1026,8 @@ def _maintenance_tab(settings) -> None:
     args = [which, *extra] + (["--apply"] if which == "purge-imported" and not dry else []) + \
         (["--dry-run"] if dry and which != "purge-imported" else [])
     if st.button("Run", key="cl_go", disabled=which == "restore-ollama" and not backup):
-        from ..maintenance import reset_discovered, restore_backup
-        from ..storeimport import backfill_paths
+        from imageworks_models.maintain.reset import reset_discovered, restore_backup
+        from imageworks_models.acquire.storeimport import backfill_paths
 
         fn = {"prune-duplicates": lambda: cleanup.prune_duplicates(dry_run=dry, settings=settings),
               "prune-deprecated": lambda: cleanup.prune_deprecated(placeholders_only=bool(extra), dry_run=dry,
@@ -1040,7 +1048,7 @@ def _advanced_tab(entries, settings) -> None:
     fix = st.toggle("Auto-fix (mark missing files)", key="vf_fix")
     args = ["verify", *names] + ([] if names else ["--all"]) + ["--quick"] + (["--fix-missing"] if fix else [])
     if st.button("Verify", key="vf_go"):
-        from ..integrity import verify
+        from imageworks_models.integrity.verify import verify
 
         report = run_action("verify", cli_line(*args), lambda: verify(
             names, all_entries=not names, quick=True, fix_missing=fix, settings=settings),
@@ -1056,7 +1064,7 @@ def _advanced_tab(entries, settings) -> None:
         (["--purge"] if purge else []) + ["--force"]
     sure = st.checkbox("I understand the files will be deleted", key="rm_sure") if delete_files else True
     if st.button("Remove", key="rm_go", disabled=not (target and sure)):
-        from ..maintenance import remove
+        from imageworks_models.maintain.reset import remove
 
         plan = run_action("remove", cli_line(*args), lambda: remove(
             target, delete_files=delete_files, purge=purge, force=True, settings=settings), entry=target)

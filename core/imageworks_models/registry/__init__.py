@@ -1,4 +1,11 @@
-"""The layered registry: schema, layers and merge rules, and the store on disk."""
+"""The layered registry: schema, layers and merge rules, the store on disk (``store``, ``jsonio``, ``legacy``),
+which entry a model is (``identity``), what an entry is (``predicates``: installed, locked, drifted...), the
+tool's own memory (``state``), backups and the last change to each layer (``backups``, ``layerdiff``), the audit
+trail (``audit``) and registry-wide checks (``doctor``).
+
+May import ``formats``, ``pluginhost``, ``plugin``, ``fs`` and the base modules; never integrity, acquisition,
+serving or anything above.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ..settings import Settings
-    from .store import Registry, RegistryStore
+    from imageworks_models.settings import Settings
+    from imageworks_models.registry.store import Registry, RegistryStore
 
 
 def shipped_defaults_dir() -> Path:
@@ -23,8 +30,8 @@ def store_for(settings: "Settings") -> "RegistryStore":
     When the folder is the per-user default and holds no registry yet, the shipped default catalog
     is copied into it, so a fresh install shows a real table.
     """
-    from .. import storage
-    from .store import CURATED_FILE, DISCOVERED_FILE, LOCK_FILE, RegistryStore
+    from imageworks_models.fs import storage
+    from imageworks_models.registry.store import CURATED_FILE, DISCOVERED_FILE, LOCK_FILE, RegistryStore
 
     store = RegistryStore(settings.registry_dir, lock_timeout=settings.lock_timeout,
                           backup_keep=settings.backup_keep, audit_dir=settings.log_dir,
@@ -47,7 +54,7 @@ def open_registry(settings: "Settings | None" = None) -> "Registry":
         RegistryError: a registry file is malformed or invalid (the message names file and place).
     """
     if settings is None:
-        from ..settings import load_settings
+        from imageworks_models.settings import load_settings
 
         settings = load_settings()
     return store_for(settings).load()

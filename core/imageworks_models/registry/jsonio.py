@@ -11,7 +11,7 @@ import json
 import re
 from typing import Any
 
-from ..errors import RegistryFileError
+from imageworks_models.errors import RegistryFileError
 
 _BOMS = (
     (b"\xef\xbb\xbf", "a UTF-8 byte-order mark", "remove the first 3 bytes: sed -i '1s/^\\xEF\\xBB\\xBF//' FILE"),
@@ -161,8 +161,8 @@ def read_limited(path: Any, *, limit: int = DEFAULT_MAX_BYTES) -> bytes:
         FileNotFoundError: ``path`` does not exist.
         RegistryFileError: a folder, not a regular file, unreadable, or larger than ``limit``.
     """
-    from ..errors import StorageError
-    from ..storage import read_regular
+    from imageworks_models.errors import StorageError
+    from imageworks_models.fs.storage import read_regular
 
     try:
         data = read_regular(path, limit=limit)

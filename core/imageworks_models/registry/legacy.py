@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import fields
+from imageworks_models.registry import fields
 
 _DOWNLOAD_KEYS = {
     "download_location": "location",

@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal, Optional
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, field_validator
 
-from . import capabilities as caps
+from imageworks_models.registry import capabilities as caps
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._()+@-]{0,199}$")
 BACKEND_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")

@@ -38,8 +38,8 @@ class State:
         that cannot be read is left as it is: nothing is recalled from it and nothing is written over it."""
         import logging
 
-        from ..errors import RegistryFileError
-        from .jsonio import loads_strict, read_limited
+        from imageworks_models.errors import RegistryFileError
+        from imageworks_models.registry.jsonio import loads_strict, read_limited
 
         try:
             doc = loads_strict(read_limited(path), str(path))
@@ -65,7 +65,7 @@ class State:
             RegistryFileError: the state file exists but cannot be read (nothing is forgotten unremembered).
         """
         if self.broken:
-            from ..errors import RegistryFileError
+            from imageworks_models.errors import RegistryFileError
 
             raise RegistryFileError(str(self.path), self.broken.split(": ", 1)[-1],
                                     hint="move it aside (its records are only locks of purged entries), then "
@@ -111,7 +111,7 @@ class State:
 
     def save(self) -> None:
         """Write it if it changed (the caller holds the registry lock); an empty state removes the file."""
-        from .. import storage
+        from imageworks_models.fs import storage
 
         if not self.changed or self.broken:
             return

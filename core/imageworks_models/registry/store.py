@@ -24,13 +24,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from .. import storage
-from ..dryrun import dry_run, in_dry_run  # noqa: F401 - dry_run re-exported
-from ..errors import (EntryNotFoundError, ReadOnlyRegistryError, RegistryError, RegistryFileError, RegistryValidationError,
+from imageworks_models.fs import storage
+from imageworks_models.fs.dryrun import dry_run, in_dry_run  # noqa: F401 - dry_run re-exported
+from imageworks_models.errors import (ReadOnlyRegistryError, RegistryError, RegistryFileError, RegistryValidationError,
                       SchemaVersionError, StorageError)
-from . import fields
-from .jsonio import DEFAULT_MAX_BYTES, dumps_strict, loads_strict, read_limited
-from .state import STATE_FILE, State
+from imageworks_models.registry import fields
+from imageworks_models.registry.jsonio import DEFAULT_MAX_BYTES, dumps_strict, loads_strict, read_limited
+from imageworks_models.registry.state import STATE_FILE, State
 
 SCHEMA_VERSION = 1
 CURATED_FILE = "model_registry.curated.json"
@@ -150,7 +150,7 @@ def _parse_layer(kind: str, path: Path, data: bytes | None) -> Layer:
     where = str(path)
     doc = loads_strict(data, where)
     if isinstance(doc, list):
-        from .legacy import migrate_entry
+        from imageworks_models.registry.legacy import migrate_entry
 
         layer.schema_version = 0
         raw_entries = doc
@@ -189,8 +189,8 @@ def _validate_into(layer: Layer, raw_entries: list[Any]) -> None:
     """Validate every entry, fill ``layer.entries`` and ``layer.views``; report all problems at once."""
     from pydantic import ValidationError
 
-    from . import capabilities as caps
-    from .schema import Entry
+    from imageworks_models.registry import capabilities as caps
+    from imageworks_models.registry.schema import Entry
 
     problems: list[str] = []
     seen: dict[str, int] = {}
@@ -302,7 +302,7 @@ class Layers:
         came from :meth:`RegistryStore.edit`) so that rediscovering the same files restores them."""
         part = self.discovered.get(name)
         if part is not None and self.state is not None:
-            from ..identity import files_path
+            from imageworks_models.registry.identity import files_path
 
             effective = effective or part
             self.state.remember(part, effective, path=files_path(effective))
@@ -311,8 +311,8 @@ class Layers:
     def put_found(self, entry: dict[str, Any]) -> None:
         """Put a discovered-layer entry for found files; a new one gets back what the state file remembered
         of the same files (its lock, its source)."""
-        from ..identity import is_store_reference
-        from .state import restore
+        from imageworks_models.registry.identity import is_store_reference
+        from imageworks_models.registry.state import restore
 
         if self.state is not None and self.discovered.get(entry["name"]) is None:
             path = (entry.get("download") or {}).get("path")
@@ -322,7 +322,7 @@ class Layers:
 
     def merged(self) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, str]]]:
         """Effective entries by name (sorted) and the provenance of each field."""
-        from .schema import defaults
+        from imageworks_models.registry.schema import defaults
 
         base = defaults()
         entries: dict[str, dict[str, Any]] = {}
@@ -336,7 +336,7 @@ class Layers:
         problems = [f"{name!r}: no backend in either layer (set \"backend\" in {CURATED_FILE})"
                     for name, e in entries.items() if not e.get("backend")]
         if names:  # a write may not create "Alpha" in one layer beside "alpha" in the other (B7)
-            from ..doctor import name_clashes
+            from imageworks_models.registry.doctor import name_clashes
 
             old = {("curated", n) for n in self.curated._loaded_names} | {
                 ("discovered", n) for n in self.discovered._loaded_names}
@@ -372,13 +372,13 @@ class Registry:
 
     def get(self, name: str) -> dict[str, Any]:
         """The effective entry ``name`` refers to: its name (any case), an alias, its served model id, its
-        Hugging Face repo id, or a unique prefix of its name (see :func:`imageworks_models.identity.resolve`).
+        Hugging Face repo id, or a unique prefix of its name (see :func:`imageworks_models.registry.identity.resolve`).
 
         Raises:
             AmbiguousNameError: several entries answer to ``name``; they are listed.
             EntryNotFoundError: none does; the message suggests close names.
         """
-        from ..identity import resolve
+        from imageworks_models.registry.identity import resolve
 
         return resolve(self.entries, name, where=str(self.directory))
 
@@ -387,7 +387,7 @@ class Registry:
         else ``None`` (no prefix matching; ``None`` too when several entries answer)."""
         if name in self.entries:
             return self.entries[name]
-        from ..identity import _candidates
+        from imageworks_models.registry.identity import _candidates
 
         hits, how = _candidates(self.entries, name)
         return self.entries[hits[0]] if len(hits) == 1 and how != "prefix" else None
@@ -406,7 +406,7 @@ class Registry:
 
     def model(self, name: str):
         """The entry as a validated :class:`~imageworks_models.registry.schema.Entry`."""
-        from .schema import Entry
+        from imageworks_models.registry.schema import Entry
 
         return Entry.model_validate(self.get(name))
 
@@ -511,7 +511,7 @@ class RegistryStore:
         return {e["name"]: e for e in entries}
 
     def _snapshot_bytes(self, entries: dict[str, dict[str, Any]], sources: dict[str, str]) -> bytes:
-        from .. import __version__
+        from imageworks_models import __version__
 
         return dump_snapshot(list(entries.values()),
                              {"generated_by": f"imageworks-models {__version__}", "sources": sources})
@@ -607,7 +607,7 @@ class RegistryStore:
             layer.mark_clean()
         self._write_snapshot(entries, layers)
         if self.audit_dir is not None:
-            from .. import audit
+            from imageworks_models.registry import audit
 
             audit.record(self.audit_dir, "registry-write", entries=sorted(touched), files=files,
                          registry=str(self.directory), backups=[str(b) for b in backups if b])

@@ -26,12 +26,12 @@ import pytest
 from safetensors.numpy import save as safetensors_save
 
 import hubserver
-from imageworks_models.acquisition import DownloadResult, download
+from imageworks_models.acquire.download import DownloadResult, download
 from imageworks_models.errors import (
     AcquisitionError, ChecksumMismatchError, DiskSpaceError, DownloadError, RemoteNotFoundError, UnsafePathError,
 )
-from imageworks_models.manifest import build_manifest
-from imageworks_models.safepath import check_relative_name, safe_join
+from imageworks_models.integrity.manifest import build_manifest
+from imageworks_models.fs.safepath import check_relative_name, safe_join
 from imageworks_models.settings import load_settings
 from imageworks_models.testing import make_registry, run_cli
 
@@ -159,7 +159,7 @@ def settings():
 
 def test_download_library_registers_entry_with_commit_path_and_download_manifest(env, monkeypatch):
     commit, files = tiny_repo(env.hub)
-    import imageworks_models.manifest as manifest_module
+    import imageworks_models.integrity.manifest as manifest_module
 
     real_build = manifest_module.build_manifest
     hashed_again = []

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from imageworks_models.plugins import get_plugins
+from imageworks_models.pluginhost.manager import get_plugins
 from imageworks_models.settings import load_settings
 from imageworks_models.testing import check_installed_plugin, plugin_row
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from safetensors.numpy import save as safetensors_save
 
-from imageworks_models.acquisition import download
+from imageworks_models.acquire.download import download
 from imageworks_models.settings import load_settings
 from imageworks_models.testing import make_registry, run_cli
 

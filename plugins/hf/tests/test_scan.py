@@ -24,7 +24,7 @@ import pytest
 from safetensors import safe_open
 from safetensors.numpy import save_file
 
-from imageworks_models.manifest import build_manifest
+from imageworks_models.integrity.manifest import build_manifest
 from imageworks_models.registry.schema import check_name
 from imageworks_models.registry.store import RegistryStore
 from imageworks_models.settings import load_settings

@@ -146,7 +146,7 @@ class Llama:
                 pass
 
     def cleanup(self) -> list[int]:
-        from imageworks_models.activation import stop
+        from imageworks_models.serving.activation import stop
         from imageworks_models.settings import load_settings
 
         try:

@@ -17,7 +17,7 @@ import tinygguf
 
 from imageworks_models import testing
 from imageworks_models.errors import ModelNotPulledError, NotActivatableError, UnsafeLaunchError
-from imageworks_models.plugins import get_plugins
+from imageworks_models.pluginhost.manager import get_plugins
 from imageworks_models.registry.store import RegistryStore
 from imageworks_models.testing import test_settings as settings
 

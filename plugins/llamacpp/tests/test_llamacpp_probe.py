@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from imageworks_models.plugins import get_plugins
+from imageworks_models.pluginhost.manager import get_plugins
 from imageworks_models.testing import test_settings as settings
 
 pytestmark = pytest.mark.usefixtures("imageworks_isolated")

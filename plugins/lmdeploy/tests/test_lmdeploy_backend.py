@@ -21,7 +21,7 @@ import requests
 
 from imageworks_models import testing
 from imageworks_models.errors import ConfigError, ModelNotPulledError, NotActivatableError, UnsafeLaunchError
-from imageworks_models.plugins import get_plugins
+from imageworks_models.pluginhost.manager import get_plugins
 from imageworks_models.testing import run_cli
 from imageworks_models.testing import test_settings as settings
 
@@ -284,8 +284,8 @@ def assert_nothing_left(orch) -> None:
 
 
 def test_library_activate_serves_the_entry_then_deactivate_stops_it(orch):
-    from imageworks_models.activation import current
-    from imageworks_models.serving import deactivate, health
+    from imageworks_models.serving.activation import current
+    from imageworks_models.serving.control import deactivate, health
 
     result = orch.activate("internvl-a")
 
@@ -442,7 +442,7 @@ def health_rows(*args: str):
 
 
 def test_activating_a_remote_entry_is_refused_and_starts_nothing(orch):
-    from imageworks_models.serving import activate, plan_activation
+    from imageworks_models.serving.control import activate, plan_activation
     testing.make_registry(orch.registry, remote_entry("internvl-remote", f"http://127.0.0.1:{closed_port()}"))
 
     with pytest.raises(NotActivatableError, match="served remotely") as info:
@@ -460,7 +460,7 @@ def test_activating_a_remote_entry_is_refused_and_starts_nothing(orch):
 
 
 def test_activating_a_gguf_entry_is_refused_and_starts_nothing(orch):
-    from imageworks_models.serving import activate
+    from imageworks_models.serving.control import activate
     testing.make_registry(orch.registry, {"name": "internvl-gguf", "backend": "lmdeploy", "format": "gguf",
                                           "backend_config": {"model_path": str(orch.weights)}})
 

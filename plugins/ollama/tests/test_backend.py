@@ -14,7 +14,7 @@ from pathlib import Path
 
 import ollama
 import pytest
-from imageworks_models import serving
+from imageworks_models.serving import control as serving
 from imageworks_models.errors import (
     BackendNotRunningError,
     BackendTimeoutError,

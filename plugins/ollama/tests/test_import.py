@@ -276,7 +276,7 @@ def test_the_script_of_the_runbook_is_the_same_command(store, registry):
 def test_discover_all_includes_the_ollama_store(store, registry, monkeypatch):
     info = write_model(store, "qwen3", "8b")
     registry.mkdir()
-    import imageworks_models.hashing as hashing
+    import imageworks_models.integrity.hashing as hashing
 
     monkeypatch.setattr(hashing, "hash_many", lambda *a, **k: pytest.fail("a store blob was hashed"))
 

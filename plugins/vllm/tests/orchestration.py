@@ -169,7 +169,7 @@ class Orchestration:
         return load_settings()
 
     def activate(self, name: str, **kwargs):
-        from imageworks_models.serving import activate
+        from imageworks_models.serving.control import activate
 
         result = activate(name, settings=self.settings(), **kwargs)
         self.seen.add(result["pid"])
@@ -191,7 +191,7 @@ class Orchestration:
 
     def cleanup(self) -> list[int]:
         """Stop what is still running; returns the stand-in processes that had to be killed by hand."""
-        from imageworks_models.activation import stop
+        from imageworks_models.serving.activation import stop
 
         try:
             stop(settings=self.settings())

@@ -314,7 +314,7 @@ def test_p6_a_server_ignoring_sigterm_is_killed_after_the_grace_period(orch, mon
     a = orch.activate("qwen-a")
     began = time.monotonic()
 
-    from imageworks_models.activation import stop
+    from imageworks_models.serving.activation import stop
 
     out = stop(settings=orch.settings())
 
@@ -472,7 +472,7 @@ def test_p13_p14_p15_many_switches_leave_one_server_no_zombie_and_a_whole_state_
             assert len(servers) == 1
             started += [result["pid"], *servers]
         orch.cli("activate-model", "--stop")  # another process stops our child: we reap it on our next call
-        from imageworks_models.activation import current
+        from imageworks_models.serving.activation import current
 
         assert current(settings=orch.settings())["active"] is False
     finally:
@@ -513,7 +513,7 @@ def test_refusals_come_before_anything_starts(imageworks_isolated, tmp_path, mon
 
 
 def test_p17_server_output_is_bounded(tmp_path):
-    from imageworks_models import processes
+    from imageworks_models.live import processes
 
     log = tmp_path / "logs" / "chatty.log"
     chatty = [sys.executable, "-c", "import sys\nfor i in range(20000): print(f'line {i:06d} ' + 'x' * 90)"]
@@ -539,7 +539,7 @@ def test_each_start_gets_a_fresh_log_and_keeps_the_previous_one(orch, monkeypatc
 
 
 def test_log_file_name_is_safe_for_any_entry_name(tmp_path):
-    from imageworks_models.activation import log_path_for
+    from imageworks_models.serving.activation import log_path_for
     from imageworks_models.testing import test_settings
 
     settings = test_settings(tmp_path)
@@ -597,7 +597,7 @@ def test_current_model_says_unhealthy_when_the_live_server_stops_answering(orch)
 
 
 def test_activation_switch_and_stop_are_in_the_audit_trail(orch):
-    from imageworks_models import audit
+    from imageworks_models.registry import audit
 
     a = orch.activate("qwen-a")
     b = orch.activate("qwen-b")

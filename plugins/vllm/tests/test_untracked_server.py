@@ -17,7 +17,7 @@ from test_activation import _answers, _foreign_server
 def _orphan_a_server(orch) -> int:
     """Activate qwen-a, then delete the state file as the runbook says: its server runs on, untracked.
     Returns the pid holding the port (the server under the log-bounding launcher the record named)."""
-    from imageworks_models.processes import port_owners
+    from imageworks_models.live.processes import port_owners
 
     leader = orch.activate("qwen-a")["pid"]
     orch.seen.add(leader)
@@ -46,7 +46,7 @@ def test_an_untracked_server_is_named_with_its_command_and_left_alone(orch):
         assert f"held by pid {pid}" in text.stderr and "--takeover" in text.stderr
     finally:
         orch.seen.add(pid)
-        from imageworks_models.processes import terminate
+        from imageworks_models.live.processes import terminate
 
         terminate(pid, grace=2)
 
@@ -93,7 +93,7 @@ def test_takeover_with_stop_or_dry_run_is_a_usage_error(orch, args):
 def test_launched_like_compares_executable_and_subcommand():
     from types import SimpleNamespace
 
-    from imageworks_models.activation import launched_like, launcher_prefix
+    from imageworks_models.serving.activation import launched_like, launcher_prefix
 
     launch = SimpleNamespace(argv=("/opt/vllm/bin/vllm", "serve", "/w/model", "--host", "127.0.0.1"))
     assert launcher_prefix(launch.argv) == ("/opt/vllm/bin/vllm", "serve")

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from imageworks_models.errors import ConfigError, ModelNotPulledError, NotActivatableError, UnsafeLaunchError
-from imageworks_models.plugins import get_plugins
+from imageworks_models.pluginhost.manager import get_plugins
 from imageworks_models.testing import test_settings as settings
 
 pytestmark = pytest.mark.usefixtures("imageworks_isolated")  # from imageworks_models.pytest_plugin

@@ -16,11 +16,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from imageworks_models.errors import (
-    ChecksumMismatchError, DiskSpaceError, DownloadError, RemoteAccessError, RemoteNotFoundError,
-    RemoteUnavailableError,
-)
-from imageworks_models.hashing import SILENT, Progress
+from imageworks_models.api import (ChecksumMismatchError, DiskSpaceError, DownloadError, RemoteAccessError, RemoteNotFoundError, RemoteUnavailableError)
+from imageworks_models.api import SILENT, Progress
 
 from .transfer import Outcome, Target, _Retry, _status_error, _user_agent, open_url, origin
 

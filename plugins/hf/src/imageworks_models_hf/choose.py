@@ -19,7 +19,7 @@ import re
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
-from imageworks_models.errors import AcquisitionError
+from imageworks_models.api import AcquisitionError
 
 from .remote import RemoteFile, RemoteRepo
 
@@ -195,7 +195,7 @@ def _pick_quant(repo: RemoteRepo, groups: "OrderedDict[str, list[RemoteFile]]", 
         return quants[0]
     if choose is not None:
         sizes = {q: sum(f.size for f in groups[q]) for q in quants}
-        from imageworks_models.units import human_bytes
+        from imageworks_models.api import human_bytes
 
         labels = [f"{q} ({human_bytes(sizes[q])})" for q in quants]
         answer = choose(f"{repo.repo_id} has {len(quants)} GGUF quants; which one?", labels)

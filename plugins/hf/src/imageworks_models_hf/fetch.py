@@ -21,14 +21,12 @@ import os
 import shutil
 from pathlib import Path
 
-from imageworks_models.errors import (
-    AcquisitionError, ArtifactFormatError, DiskSpaceError, DownloadError, RemoteAccessError,
-)
-from imageworks_models.formats.hfconfig import quantization, read_json
-from imageworks_models.layout import is_lfs_pointer
-from imageworks_models.hashing import SILENT, Progress
-from imageworks_models.records import Discovered, Fetched, FetchRequest
-from imageworks_models.safepath import safe_join
+from imageworks_models.api import (AcquisitionError, ArtifactFormatError, DiskSpaceError, DownloadError, RemoteAccessError)
+from imageworks_models.api import quantization, read_json
+from imageworks_models.api import is_lfs_pointer
+from imageworks_models.api import SILENT, Progress
+from imageworks_models.api import Discovered, Fetched, FetchRequest
+from imageworks_models.api import safe_join
 
 from . import choose as choosing
 from .remote import RemoteFile, file_url, get_token, parse_reference, parse_spec, resolve
@@ -52,7 +50,7 @@ def fetch(request: FetchRequest, *, settings, progress: Progress = SILENT, hash_
     Raises:
         AcquisitionError and its subclasses; the registry is never touched here.
     """
-    from imageworks_models.storage import file_lock
+    from imageworks_models.api import file_lock
 
     endpoint = settings.hf_endpoint
     repo_id, revision, file = parse_reference(request.spec, endpoint=endpoint)
@@ -111,7 +109,7 @@ def _peek_format(plan, remote) -> tuple[str | None, str | None]:
     """The format and quantization the files will be recorded with, known before any file moves: the GGUF
     quant chosen, or, for safetensors repos, what the Hub's model info says of config.json (its
     ``quantization_config``) and of the weights' dtypes. ``(plan.format, plan.quant)`` when it says nothing."""
-    from imageworks_models.formats.inspect import format_from_config
+    from imageworks_models.api import format_from_config
 
     if plan.format == "gguf" or (plan.quant and not plan.format):
         return "gguf", plan.quant
@@ -249,7 +247,7 @@ def _check_space(staging: Path, todo, done: set[str], parts_dir: Path) -> None:
 
 
 def _gb(n: int) -> str:
-    from imageworks_models.units import human_bytes
+    from imageworks_models.api import human_bytes
 
     return human_bytes(n)
 
@@ -288,14 +286,14 @@ def _load_digests(staging: Path) -> dict[str, str]:
 
 
 def _save_digests(staging: Path, digests: dict[str, str]) -> None:
-    from imageworks_models.storage import atomic_write
+    from imageworks_models.api import atomic_write
 
     atomic_write(staging / "digests.json", json.dumps(digests, sort_keys=True).encode())
 
 
 def _promote(files_dir: Path, dest: Path, staging: Path) -> None:
     """Rename the verified files into place; an earlier copy is swapped out, then removed."""
-    from imageworks_models.storage import fsync_dir
+    from imageworks_models.api import fsync_dir
 
     dest.parent.mkdir(parents=True, exist_ok=True)
     if not files_dir.exists():

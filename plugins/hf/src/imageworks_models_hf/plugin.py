@@ -1,6 +1,6 @@
 """Hook implementations of the Hugging Face plugin: the ``hf`` source (scan, discover, fetch, updates)."""
 
-from imageworks_models import Source, hookimpl
+from imageworks_models.api import Source, hookimpl
 
 
 def _load():

@@ -12,10 +12,8 @@ import re
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
-from imageworks_models.errors import (
-    AcquisitionError, RemoteAccessError, RemoteNotFoundError, RemoteUnavailableError, UnsafePathError,
-)
-from imageworks_models.safepath import check_relative_name
+from imageworks_models.api import (AcquisitionError, RemoteAccessError, RemoteNotFoundError, RemoteUnavailableError, UnsafePathError)
+from imageworks_models.api import check_relative_name
 
 COMMIT_LEN = 40
 

@@ -22,8 +22,8 @@ import re
 from pathlib import Path
 from typing import Iterator
 
-from imageworks_models.layout import is_lfs_pointer
-from imageworks_models.records import Discovered
+from imageworks_models.api import is_lfs_pointer
+from imageworks_models.api import Discovered
 
 from .choose import GGUF, PICKLE_SUFFIXES, SAFETENSORS
 

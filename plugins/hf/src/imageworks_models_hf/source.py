@@ -7,8 +7,8 @@ import re
 from pathlib import Path
 from typing import Iterator
 
-from imageworks_models.hashing import SILENT, Progress
-from imageworks_models.records import Discovered, Fetched, FetchRequest
+from imageworks_models.api import SILENT, Progress
+from imageworks_models.api import Discovered, Fetched, FetchRequest
 
 from .remote import SHAPES
 
@@ -64,7 +64,7 @@ class HFSource:
             RemoteNotFoundError, RemoteAccessError, RemoteUnavailableError: as the Hub answered.
         """
         from huggingface_hub import HfApi
-        from imageworks_models.errors import RemoteUnavailableError
+        from imageworks_models.api import RemoteUnavailableError
 
         from .remote import COMMIT_LEN, check_endpoint, get_token, translate
 

@@ -26,10 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
-from imageworks_models.errors import (
-    ChecksumMismatchError, DiskSpaceError, DownloadError, RemoteAccessError, RemoteNotFoundError,
-)
-from imageworks_models.hashing import SILENT, Progress
+from imageworks_models.api import (ChecksumMismatchError, DiskSpaceError, DownloadError, RemoteAccessError, RemoteNotFoundError)
+from imageworks_models.api import SILENT, Progress
 
 BUFFER = 1 << 20
 BUFFERS = 8
@@ -505,6 +503,6 @@ def _delete(path: Path) -> None:
 
 
 def _user_agent() -> str:
-    from imageworks_models import __version__
+    from imageworks_models.api import __version__
 
     return f"imageworks-models/{__version__}"

@@ -1,12 +1,12 @@
 """The llama.cpp backend: the orchestrator starts ``llama-server`` (or ``python -m llama_cpp.server``) on the
 serving port (``command.py``) and asks it when it is ready (``probe.py``); the process lifecycle is the core's
-(``imageworks_models.activation``)."""
+(``imageworks_models.serving.activation``)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from imageworks_models.records import Launch, Probe
+from imageworks_models.api import Launch, Probe
 
 
 class LlamacppBackend:
@@ -18,6 +18,12 @@ class LlamacppBackend:
 
         return build_launch(entry, settings=settings)
 
+    def protected_options(self, flavour: str | None = None) -> dict[str, str]:
+        """The options the launch sets itself (``extra_args`` and imported commands may not set them)."""
+        from .command import LLAMA_SERVER, PROTECTED
+
+        return dict(PROTECTED.get(flavour or LLAMA_SERVER, PROTECTED[LLAMA_SERVER]))
+
     def probe(self, endpoint: str, served_model_id: str, *, settings) -> Probe:
         """One readiness check: ``/health`` is 200 (llama-server) or absent (llama_cpp.server) and
         ``/v1/models`` lists the served id."""
@@ -28,7 +34,7 @@ class LlamacppBackend:
     def health(self, *, settings) -> dict[str, Any]:
         """``{"backend", "url", "ok", "version", "loaded", "error", "hint"}`` for the server on the serving
         port (the active llama.cpp model's, when there is one)."""
-        from imageworks_models.activation import live_active
+        from imageworks_models.api import live_active
 
         from .plugin import LLAMACPP_PORT
         from .probe import ProbeError, served_ids, version

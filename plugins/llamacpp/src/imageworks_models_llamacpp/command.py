@@ -28,11 +28,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from imageworks_models.endpoints import local_base_url, serving_port
-from imageworks_models.errors import ModelNotPulledError, NotActivatableError, UnsafeLaunchError
-from imageworks_models.records import Launch
-from imageworks_models.serverargs import (check_env, check_extra_args, check_host, check_positional, check_served_id,
-                                          model_path, split_command)
+from imageworks_models.api import local_base_url, serving_port
+from imageworks_models.api import ModelNotPulledError, NotActivatableError, UnsafeLaunchError
+from imageworks_models.api import Launch
+from imageworks_models.api import (check_env, check_extra_args, check_host, check_positional, check_served_id, model_path)
+from imageworks_models.api import split_command
 
 from .plugin import LLAMACPP_PORT
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from imageworks_models.records import Launch, Probe
+from imageworks_models.api import Launch, Probe
 
 
 class LmdeployBackend:
@@ -19,6 +19,12 @@ class LmdeployBackend:
 
         return build_launch(entry, settings=settings)
 
+    def protected_options(self, flavour: str | None = None) -> dict[str, str]:
+        """The options the launch sets itself (``extra_args`` and imported commands may not set them)."""
+        from .command import PROTECTED
+
+        return dict(PROTECTED)
+
     def probe(self, endpoint: str, served_model_id: str, *, settings) -> Probe:
         """One readiness check: ``/health`` is 200 and ``/v1/models`` lists the served id."""
         from .checks import probe
@@ -28,9 +34,9 @@ class LmdeployBackend:
     def health(self, *, settings) -> list[dict[str, Any]]:
         """One row per remote LMDeploy/Triton endpoint in the registry, plus the orchestrated LMDeploy server
         when it is the active model: ``{"backend", "name", "url", "ok", "version", "loaded", "error", "hint"}``."""
-        from imageworks_models.activation import live_active
-        from imageworks_models.errors import ImageworksError
-        from imageworks_models.registry import open_registry
+        from imageworks_models.api import live_active
+        from imageworks_models.api import ImageworksError
+        from imageworks_models.api import open_registry
 
         from .checks import probe, remote_health
 

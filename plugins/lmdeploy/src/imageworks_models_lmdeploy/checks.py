@@ -12,9 +12,10 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from imageworks_models.endpoints import check_base_url, redact_url
-from imageworks_models.errors import ConfigError
-from imageworks_models.records import Probe
+from imageworks_models.api import check_base_url
+from imageworks_models.api import redact_url
+from imageworks_models.api import ConfigError
+from imageworks_models.api import Probe
 
 TIMEOUT = (0.5, 2.0)
 PROTOCOLS = {"lmdeploy": "/health", "openai": "/v1/models", "triton": "/v2/health/ready"}

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from imageworks_models.endpoints import local_base_url, serving_port
-from imageworks_models.errors import NotActivatableError, UnsafeLaunchError
-from imageworks_models.records import Launch
-from imageworks_models.serverargs import (check_env, check_extra_args, check_host, check_positional, check_served_id,
-                                          model_path, option_name, split_command)
+from imageworks_models.api import local_base_url, serving_port
+from imageworks_models.api import NotActivatableError, UnsafeLaunchError
+from imageworks_models.api import Launch
+from imageworks_models.api import (check_env, check_extra_args, check_host, check_positional, check_served_id, model_path, option_name)
+from imageworks_models.api import split_command
 
 from .plugin import LMDEPLOY_PORT
 

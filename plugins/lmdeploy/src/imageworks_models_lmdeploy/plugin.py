@@ -1,7 +1,7 @@
 """Hook implementations of the LMDeploy plugin."""
 
-from imageworks_models import Backend, hookimpl
-from imageworks_models.endpoints import local_base_url
+from imageworks_models.api import Backend, hookimpl
+from imageworks_models.api import local_base_url
 
 LMDEPLOY_PORT = 23333  # lmdeploy serve api_server's default --server-port
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from imageworks_models.errors import NotActivatableError
+from imageworks_models.api import NotActivatableError
 
 from . import server
 

@@ -1,7 +1,7 @@
 """Hook implementations of the Ollama plugin: the ``ollama`` source (store import) and backend (server)."""
 
-from imageworks_models import Backend, Source, hookimpl
-from imageworks_models.endpoints import normalize_host_url
+from imageworks_models.api import Backend, Source, hookimpl
+from imageworks_models.api import normalize_host_url
 
 OLLAMA_PORT = 11434
 

@@ -14,13 +14,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-from imageworks_models.endpoints import normalize_host_url
-from imageworks_models.errors import (
-    BackendNotRunningError,
-    BackendTimeoutError,
-    ModelNotPulledError,
-    ServingError,
-)
+from imageworks_models.api import normalize_host_url
+from imageworks_models.api import BackendNotRunningError, BackendTimeoutError, ModelNotPulledError, ServingError
 
 OLLAMA_PORT = 11434
 HEALTH_TIMEOUT = 3.0

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterator
 
-from imageworks_models.records import ArtifactInfo, Discovered
+from imageworks_models.api import ArtifactInfo, Discovered
 
 from . import store as st
 
@@ -29,8 +29,8 @@ def primary_tag(served_ids: list[str]) -> str:
 
 
 def _quant_from_header(path: Path) -> str | None:
-    from imageworks_models.errors import ArtifactFormatError
-    from imageworks_models.formats.gguf import quant_name, read_gguf_header
+    from imageworks_models.api import ArtifactFormatError
+    from imageworks_models.api import quant_name, read_gguf_header
 
     try:
         return quant_name(read_gguf_header(path))
@@ -118,7 +118,7 @@ class OllamaSource:
 
     def served_tags(self, *, settings) -> set[str] | None:
         """The tags the Ollama server lists (``/api/tags``), or ``None`` when it cannot be reached."""
-        from imageworks_models.errors import ServingError
+        from imageworks_models.api import ServingError
 
         from .server import list_tags
 

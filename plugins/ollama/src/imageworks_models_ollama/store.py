@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
-from imageworks_models.errors import ImageworksError, UnsafePathError
-from imageworks_models.safepath import blob_path, check_sha256_digest
+from imageworks_models.api import ImageworksError, UnsafePathError
+from imageworks_models.api import blob_path, check_sha256_digest
 
 DEFAULT_HOST = "registry.ollama.ai"
 DEFAULT_NAMESPACE = "library"
@@ -26,7 +26,6 @@ SERVICE_STORE = Path("/usr/share/ollama/.ollama/models")  # the Linux install sc
 MEDIA_MODEL = "application/vnd.ollama.image.model"
 MEDIA_PROJECTOR = "application/vnd.ollama.image.projector"
 MEDIA_TEMPLATE = "application/vnd.ollama.image.template"
-MEDIA_ADAPTER = "application/vnd.ollama.image.adapter"
 MAX_JSON = 1 << 20  # manifests and config blobs are a few hundred bytes; refuse anything absurd
 GGUF_MAGIC = b"GGUF"
 
@@ -148,8 +147,8 @@ def _read_small(path: Path, what: str) -> bytes:
 
 
 def _json(data: bytes, path: Path, what: str) -> Any:
-    from imageworks_models.errors import RegistryFileError
-    from imageworks_models.registry.jsonio import loads_strict
+    from imageworks_models.api import RegistryFileError
+    from imageworks_models.api import loads_strict
 
     try:
         return loads_strict(data, str(path))
@@ -295,8 +294,8 @@ def read_store(store: Path) -> list[StoreModel]:
 
 def check_blob(blob: Blob, *, plugins=None) -> str | None:
     """Hash a blob and compare it with the digest its name claims; ``None`` when it matches, else why not."""
-    from imageworks_models.errors import IntegrityError
-    from imageworks_models.hashing import hash_file
+    from imageworks_models.api import IntegrityError
+    from imageworks_models.api import hash_file
 
     try:
         actual = hash_file(blob.path, algorithm="sha256", plugins=plugins)

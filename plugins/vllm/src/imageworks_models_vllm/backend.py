@@ -1,11 +1,11 @@
 """The vLLM backend: the orchestrator starts ``vllm serve`` on the serving port (see ``command.py``) and asks
-it when it is ready (``probe.py``); the process lifecycle is the core's (``imageworks_models.activation``)."""
+it when it is ready (``probe.py``); the process lifecycle is the core's (``imageworks_models.serving.activation``)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from imageworks_models.records import Launch, Probe
+from imageworks_models.api import Launch, Probe
 
 
 class VllmBackend:
@@ -17,6 +17,12 @@ class VllmBackend:
 
         return build_launch(entry, settings=settings)
 
+    def protected_options(self, flavour: str | None = None) -> dict[str, str]:
+        """The options the launch sets itself (``extra_args`` and imported commands may not set them)."""
+        from .command import PROTECTED
+
+        return dict(PROTECTED)
+
     def probe(self, endpoint: str, served_model_id: str, *, settings) -> Probe:
         """One readiness check: ``/health`` is 200 and ``/v1/models`` lists the served id."""
         from .probe import probe
@@ -26,7 +32,7 @@ class VllmBackend:
     def health(self, *, settings) -> dict[str, Any]:
         """``{"backend", "url", "ok", "version", "loaded", "error", "hint"}`` for the server on the serving
         port (the active vLLM model's, when there is one)."""
-        from imageworks_models.activation import live_active
+        from imageworks_models.api import live_active
 
         from .probe import ProbeError, served_ids, version
 

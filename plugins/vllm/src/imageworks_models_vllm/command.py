@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from imageworks_models.endpoints import local_base_url, serving_port
-from imageworks_models.records import Launch
-from imageworks_models.serverargs import (check_env, check_extra_args, check_host, check_positional, check_served_id,
-                                          model_path, option_name, split_command)
+from imageworks_models.api import local_base_url, serving_port
+from imageworks_models.api import Launch
+from imageworks_models.api import (check_env, check_extra_args, check_host, check_positional, check_served_id, model_path, option_name)
+from imageworks_models.api import split_command
 
 LIMIT_MM = "--limit-mm-per-prompt"
 DEFAULT_LIMIT_MM = {"image": 1}

@@ -1,7 +1,7 @@
 """Hook implementations of the vLLM plugin."""
 
-from imageworks_models import Backend, hookimpl
-from imageworks_models.endpoints import local_base_url
+from imageworks_models.api import Backend, hookimpl
+from imageworks_models.api import local_base_url
 
 
 def endpoint(entry, settings):

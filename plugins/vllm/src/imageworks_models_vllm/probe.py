@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from urllib.parse import urlsplit
 
-from imageworks_models.records import Probe
+from imageworks_models.api import Probe
 
 CONNECT_TIMEOUT = 0.5
 READ_TIMEOUT = 2.0  # a probe must never hold an activation past its deadline
