@@ -8,6 +8,10 @@ import pytest
 
 pytest.importorskip("streamlit", reason="the GUI extra is not installed")
 
+from plugintests import use_tests  # noqa: E402
+
+use_tests("gui")
+
 from test_gui_page import BF16, edit_key, env, ok, open_edit, page, save, texts  # noqa: E402,F401 - env is a fixture
 
 

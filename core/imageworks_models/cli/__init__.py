@@ -16,7 +16,7 @@ import click
 
 from imageworks_models import __version__
 
-# Exit codes, one meaning each (the README's table; tests/test_cli_ux.py pins them).
+# Exit codes, one meaning each (the README's table; tests/cli/test_cli_ux.py pins them).
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_DIVERGED = 2  # verify found files that differ from the registry (the loader runbook's code)

@@ -1,32 +1,13 @@
-"""Fixtures for the vLLM plugin's tests: ``orch``, an isolated orchestrator set-up with two entries (``qwen-a``,
-``qwen-b`` with vision) served by the stand-in server on a free port (see orchestration.py).
-
-The suite runs with ``--import-mode=importlib``, so this folder is put on ``sys.path`` for ``import orchestration``.
-"""
+"""The vllm plugin's tests get their fixtures from vllm_fixtures.py, which the core's tests that run against this
+plugin's stand-ins import too (tests/*/conftest.py)."""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
 
-import pytest
-
 HERE = str(Path(__file__).resolve().parent)
-if HERE not in sys.path:
+if HERE not in sys.path:  # --import-mode=importlib: the helper modules beside this file are imported by name
     sys.path.insert(0, HERE)
 
-from orchestration import Orchestration, become_subreaper  # noqa: E402
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _subreaper():
-    become_subreaper()
-
-
-@pytest.fixture
-def orch(imageworks_isolated, tmp_path, monkeypatch):
-    """An :class:`Orchestration`; after the test, anything still running is a failure (an orphan)."""
-    setup = Orchestration(tmp_path, monkeypatch)
-    yield setup
-    left = setup.cleanup()
-    assert not left, f"stand-in processes left running after the test: {left}"
+from vllm_fixtures import _subreaper, orch  # noqa: E402,F401 - fixtures and hooks for this folder

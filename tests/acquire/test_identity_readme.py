@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 HF_TESTS = REPO / "plugins" / "hf" / "tests"
 if str(HF_TESTS) not in sys.path:
     sys.path.insert(0, str(HF_TESTS))

@@ -31,7 +31,7 @@ from modelfiles import write_bf16, write_gguf
 from imageworks_models.registry.store import RegistryStore
 from imageworks_models.testing import run_cli
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 for _helpers in (ROOT / "plugins" / "vllm" / "tests", ROOT / "plugins" / "ollama" / "tests"):
     if str(_helpers) not in sys.path:  # --import-mode=importlib: the stand-ins are imported by name
         sys.path.insert(0, str(_helpers))

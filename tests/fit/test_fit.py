@@ -21,7 +21,7 @@ from imageworks_models.formats.memory import from_config
 from imageworks_models.settings import load_settings
 from imageworks_models.testing import make_registry, run_cli
 
-NVIDIA_SMI = Path(__file__).resolve().parent / "standins" / "nvidia_smi.py"
+NVIDIA_SMI = Path(__file__).resolve().parents[1] / "standins" / "nvidia_smi.py"
 GIB, MIB = 1 << 30, 1 << 20
 
 LLAMA_31_8B = {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 4096,

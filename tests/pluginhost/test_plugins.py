@@ -685,7 +685,7 @@ def test_hook_register_hashers_plugin_hasher_is_used_by_lock_and_verify(cli, sit
 
 # --- third-party backends and the orchestrator ---------------------------------------------------------
 
-STANDIN = Path(__file__).resolve().parents[1] / "plugins" / "vllm" / "tests" / "standin_server.py"
+STANDIN = Path(__file__).resolve().parents[2] / "plugins" / "vllm" / "tests" / "standin_server.py"
 
 
 def _serving_registry(tmp_path, monkeypatch, backend: str) -> str:

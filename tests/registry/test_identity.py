@@ -2,8 +2,8 @@
 (path, source, name), conflicts that name both sides, stable GGUF identity, curated ``model_path`` entries,
 locks that survive a purge and a rediscovery, every shipped catalog entry planned, and the names people type.
 
-Ollama's store has its own file (plugins/ollama/tests/test_identity_store.py); downloads theirs
-(plugins/hf/tests/test_identity_download.py); the README's walk-through is tests/test_identity_readme.py.
+Ollama's store has its own file (tests/acquire/test_identity_store.py); downloads theirs
+(tests/acquire/test_identity_download.py); the README's walk-through is tests/acquire/test_identity_readme.py.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from modelfiles import make_models, write_bf16, write_gguf
 
 from imageworks_models.testing import make_registry, run_cli
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 BF16_NAME = "qwen3-4b-vllm-safetensors-bf16"
 AWQ_NAME = "mistral-7b-instruct-vllm-awq"
 GGUF_NAME = "qwen3-8b-vllm-gguf-q4_k_m"

@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 for folder in ("plugins/hf/tests", "plugins/ollama/tests", "plugins/vllm/tests"):
     if str(REPO / folder) not in sys.path:
         sys.path.insert(0, str(REPO / folder))

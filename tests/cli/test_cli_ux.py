@@ -23,7 +23,7 @@ from imageworks_models.testing import make_registry, run_cli
 from modelfiles import make_models
 from ptyrun import run_in_pty
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 MODELS = str(BIN / "imageworks-models")
 

@@ -21,7 +21,7 @@ import pytest
 from imageworks_models.registry.store import (CURATED_FILE, DISCOVERED_FILE, MERGED_FILE, RegistryStore,
                                               dump_document)
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 SHIPPED = REPO / "configs"
 
 ROW_KEYS = {"name", "display_name", "aliases", "backend", "roles", "capabilities", "locked", "lock_status", "aggregate", "hash_prefix",

@@ -14,7 +14,7 @@ import pytest
 from orchestration import Orchestration, entry
 from safetensors.numpy import save_file
 
-NVIDIA_SMI = Path(__file__).resolve().parents[3] / "tests" / "standins" / "nvidia_smi.py"
+NVIDIA_SMI = Path(__file__).resolve().parents[1] / "standins" / "nvidia_smi.py"
 CONFIG = {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 4096, "num_hidden_layers": 32,
           "num_attention_heads": 32, "num_key_value_heads": 8, "max_position_embeddings": 131072}
 

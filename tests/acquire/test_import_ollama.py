@@ -19,7 +19,7 @@ from imageworks_models.testing import run_cli
 
 pytestmark = pytest.mark.usefixtures("imageworks_isolated")
 
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[2]
 HEX = "ab" * 32
 
 

@@ -3,7 +3,7 @@ alias and role, on-demand start, streaming pass-through, keep-alives while loadi
 idle unload, concurrency limits, faults (engine never ready, engine dying mid-stream, client disconnect),
 SIGTERM, the API key, verify before serve, metrics, ``gateway status`` and ``current-model``.
 
-The end-to-end tests with the real engine are in plugins/llamacpp/tests/test_gateway_engine.py.
+The end-to-end tests with the real engine are in tests/gateway/test_gateway_engine.py.
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 import signal
 import subprocess
 import sys
@@ -233,7 +234,8 @@ class _Foreign(BaseHTTPRequestHandler):
 
 
 def _foreign_server(port: int, served: str) -> subprocess.Popen:
-    code = (f"import json, sys; sys.path.insert(0, {os.path.dirname(__file__)!r});"
+    vllm_tests = str(Path(__file__).resolve().parents[2] / "plugins" / "vllm" / "tests")
+    code = (f"import json, sys; sys.path[:0] = [{os.path.dirname(__file__)!r}, {vllm_tests!r}];"
             "from http.server import ThreadingHTTPServer;"
             "from test_activation import _Foreign;"
             f"_Foreign.served = {served!r};"

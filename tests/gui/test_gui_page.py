@@ -30,7 +30,7 @@ from imageworks_models.gui.actionlog import read_actions
 from imageworks_models.registry.store import CURATED_FILE, DISCOVERED_FILE, RegistryStore
 from imageworks_models.testing import run_cli
 
-VLLM_TESTS = Path(__file__).resolve().parent.parent / "plugins" / "vllm" / "tests"
+VLLM_TESTS = Path(__file__).resolve().parents[2] / "plugins" / "vllm" / "tests"
 if str(VLLM_TESTS) not in sys.path:  # --import-mode=importlib: the stand-in helpers are imported by name
     sys.path.insert(0, str(VLLM_TESTS))
 

@@ -233,7 +233,7 @@ def test_sync_draws_a_progress_bar_on_a_terminal_and_none_in_a_pipe(hub, tmp_pat
 
     import numpy as np
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "tests"))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from ptyrun import run_in_pty
 
     big = safetensors_save({"w": np.random.default_rng(5).standard_normal(4 << 20).astype(np.float16)})  # 8 MiB
