@@ -22,7 +22,7 @@ APP_NAME = "imageworks-models"
 @dataclass(frozen=True)
 class SettingSpec:
     """One setting, declared once: ``config`` prints it, the README's table is generated from it
-    (``python -m imageworks_models.settings --markdown``; tests/architecture/test_settings_docs.py compares)."""
+    (:mod:`imageworks_models.present.readme`)."""
 
     key: str  # the config-file key and the attribute of Settings
     kind: str  # path | str | int | float | bool | list | table
@@ -373,36 +373,3 @@ def debug_enabled(settings: Settings | None = None) -> bool:
         return bool(_coerce(spec, os.environ.get(spec.env or "", ""), "environment", Path.cwd()))
     except ConfigError:
         return False
-
-
-def _shown_default(spec: SettingSpec) -> str:
-    if spec.shown is not None:
-        return spec.shown
-    value = spec.default({}, {})
-    if value is None:
-        return "unset"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    if isinstance(value, (list, dict)):
-        return ", ".join(map(str, value)) if value else "none"
-    return str(value)
-
-
-def markdown() -> str:
-    """The README's settings table (between its ``<!-- settings -->`` markers)."""
-    lines = ["| setting | environment | default | meaning |", "|---|---|---|---|"]
-    for spec in SPECS:
-        env = f"`{spec.env}`" if spec.env else "(config file only)"
-        help_text = spec.help.replace("|", "\\|")
-        lines.append(f"| `{spec.key}` | {env} | `{_shown_default(spec)}` | {help_text} |")
-    return "\n".join(lines) + "\n"
-
-
-if __name__ == "__main__":
-    import sys
-
-    if sys.argv[1:] != ["--markdown"]:
-        sys.exit("usage: python -m imageworks_models.settings --markdown")
-    sys.stdout.write(markdown())

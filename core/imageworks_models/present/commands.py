@@ -2,9 +2,8 @@
 summary and its help (with examples), whether it writes, the shape of its ``--json``, and which runbook scripts show it.
 
 The CLI builds ``--help``, the lazy command loading and the audit of writes from this table (without importing
-any command module); the README's command list is generated from it (``python -m imageworks_models.present.commands
---markdown``; tests/architecture/test_commands.py fails when the two disagree); the GUI names the CLI equivalent of
-each of its actions from it. Plain data: importing this module imports nothing else.
+any command module); the README's command list is generated from it (:mod:`imageworks_models.present.readme`); the
+GUI names the CLI equivalent of each of its actions from it. Plain data: importing this module imports nothing else.
 """
 
 from __future__ import annotations
@@ -584,21 +583,3 @@ def writes(name: str) -> bool:
     """Whether the command ``name`` writes (an unknown name, e.g. a plugin's command, does not count)."""
     command = COMMANDS.get(name)
     return command is not None and command.writes
-
-
-def markdown() -> str:
-    """The README's command list (between its ``<!-- commands -->`` markers)."""
-    lines = ["| command | what it does | writes | `--json` | also in |", "|---|---|---|---|---|"]
-    for c in TABLE:
-        shape = f"[`{c.json}`](#json-shapes)" if c.json else "-"
-        also = ", ".join(f"`{v}`" for v in c.views) or "-"
-        lines.append(f"| `{c.name}` | {c.summary} | {'yes (`--dry-run`)' if c.writes else 'no'} | {shape} | {also} |")
-    return "\n".join(lines) + "\n"
-
-
-if __name__ == "__main__":
-    import sys
-
-    if sys.argv[1:] != ["--markdown"]:
-        sys.exit("usage: python -m imageworks_models.present.commands --markdown")
-    sys.stdout.write(markdown())
