@@ -22,29 +22,44 @@ CAP_ICONS = {"text": "📝", "vision": "👁️", "audio": "🔊", "embedding": 
              "reasoning": "🧠"}
 LOCK_ICONS = {"locked": "🔒", "unlocked": "", "drift": "⚠️ DRIFT"}
 BACKENDS = ("vllm", "lmdeploy", "ollama")
-SHORTCUTS_JS = """
-<script>
-const doc = window.parent.document;
-if (!doc.__imageworksKeys) {
-  doc.__imageworksKeys = true;
-  const click = (label) => {
-    const button = [...doc.querySelectorAll('button')].find(b => b.innerText.trim() === label);
-    if (button) button.click();
+# The page's own script (an ``st.components.v2`` component: it runs in the page itself, no iframe). It binds the
+# shortcut keys once per page, and on a big registry's first run it tells the server when the table's grid has
+# drawn, so the rest of the page is built after the table is on screen, not while the browser is still painting it.
+PAGE_JS = """
+export default function (component) {
+  const { data, setTriggerValue } = component;
+  const doc = document;
+  if (!doc.__imageworksKeys) {
+    doc.__imageworksKeys = true;
+    const click = (label) => {
+      const button = [...doc.querySelectorAll('button')].find(b => b.innerText.trim() === label);
+      if (button) button.click();
+    };
+    doc.addEventListener('keydown', (e) => {
+      const t = e.target;
+      if (e.ctrlKey || e.metaKey || e.altKey) return;
+      if (t && (t.tagName === 'INPUT' || t.tagName === 'TEXTAREA' || t.isContentEditable)) return;
+      if (e.key === 'f') {
+        const s = doc.querySelector('input[aria-label="Search"]');
+        if (s) { s.focus(); e.preventDefault(); }
+      }
+      else if (e.key === 'r') click('Reload');
+      else if (e.key === 'l') click('Toggle lock');
+      else if (e.key === 'a') click('Activate via proxy');
+    });
+  }
+  if (!(data && data.await_paint)) return;
+  let stopped = false;
+  const drawn = () => doc.querySelector('[data-testid="stDataFrame"] canvas');
+  const wait = () => {
+    if (stopped) return;
+    if (!drawn()) { setTimeout(wait, 50); return; }
+    // the canvas exists; two frames later the grid has drawn its first rows
+    requestAnimationFrame(() => requestAnimationFrame(() => { if (!stopped) setTriggerValue('painted', true); }));
   };
-  doc.addEventListener('keydown', (e) => {
-    const t = e.target;
-    if (e.ctrlKey || e.metaKey || e.altKey) return;
-    if (t && (t.tagName === 'INPUT' || t.tagName === 'TEXTAREA' || t.isContentEditable)) return;
-    if (e.key === 'f') {
-      const s = doc.querySelector('input[aria-label="Search"]');
-      if (s) { s.focus(); e.preventDefault(); }
-    }
-    else if (e.key === 'r') click('Reload');
-    else if (e.key === 'l') click('Toggle lock');
-    else if (e.key === 'a') click('Activate via proxy');
-  });
+  wait();
+  return () => { stopped = true; };
 }
-</script>
 """
 
 
@@ -242,6 +257,8 @@ def _active_name(settings) -> str | None:
 
 
 def render() -> None:
+    if st.session_state.get("reload"):  # the sidebar's Reload was pressed: start over before anything is drawn
+        _start_over()
     head, corner = st.columns([5, 1], vertical_alignment="bottom")
     head.title("🎯 Models")
     settings = _settings()
@@ -249,17 +266,16 @@ def render() -> None:
         entries, provenance, layers = load_registry(settings)
     except ImageworksError as exc:
         st.error("\n\n".join(exc.lines()) + (f"\n\nhint: {exc.hint}" if exc.hint else ""))
-        if st.sidebar.button("Reload", key="reload", help="Reload the registry (r)"):
-            st.rerun()
+        st.sidebar.button("Reload", key="reload", help="Reload the registry (r)")
         return
     if corner.button("📥 Import from downloads", key="import_open", help="Give discovered entries a curated overlay"):
         st.session_state["import_dialog"] = True
-    _sidebar(entries)
     tabs = st.tabs(["📚 Browse & Manage", "📥 Download & Import", "🔧 Registry Maintenance", "⚙️ Advanced Operations"],
                    key="view", on_change="rerun")  # only the open tab's content runs: a fast first paint
+    table_first = False
     if tabs[0].open:
         with tabs[0]:
-            _browse(entries, provenance, settings)
+            table_first = _browse(entries, provenance, settings)
     if tabs[1].open:
         with tabs[1]:
             _download_tab(settings)
@@ -269,12 +285,30 @@ def render() -> None:
     if tabs[3].open:
         with tabs[3]:
             _advanced_tab(entries, settings)
-    st.iframe(SHORTCUTS_JS, height=1)  # same-origin: its script binds the shortcut keys on the page
+    if not table_first:  # the filters (their defaults hold until then) come with the drawer, after the table
+        _sidebar(entries)
+    _page_script(awaiting_paint=table_first)
     if st.session_state.get("import_dialog"):
         _import_dialog(settings)
 
 
+_PAGE_SCRIPT: list[Callable[..., Any]] = []
+
+
+def _page_script(*, awaiting_paint: bool) -> None:
+    """Mount :data:`PAGE_JS` (registered once per process): the shortcut keys, and while ``awaiting_paint``
+    the signal that the table has drawn."""
+    if not _PAGE_SCRIPT:
+        _PAGE_SCRIPT.append(st.components.v2.component("imageworks_models_page", js=PAGE_JS))
+    _PAGE_SCRIPT[0](key="page_script", data={"await_paint": awaiting_paint}, on_painted_change=_on_painted)
+
+
+def _on_painted() -> None:
+    st.session_state["_painted"] = True  # the run this trigger starts builds the whole page
+
+
 def _sidebar(entries: dict[str, dict[str, Any]]) -> None:
+    """The filters (drawn after the table: ``filtered_rows`` reads their values from the session) and Reload."""
     sb = st.sidebar
     sb.text_input("Operator", key="operator", value=_operator())
     roles = sorted({r for e in entries.values() for r in e.get("roles") or ()})
@@ -284,12 +318,17 @@ def _sidebar(entries: dict[str, dict[str, Any]]) -> None:
     sb.selectbox("Lock status", ["any", "locked", "unlocked", "drift"], key="f_lock")
     sb.toggle("Include testing models", key="f_testing", value=False)
     sb.toggle("Include not installed", key="f_all", value=True)
-    if sb.button("Reload", key="reload", help="Reload the registry (r)"):
-        # A reload starts edits over from the entries as they are now: the edit base and the form's fields.
-        for key in [k for k in st.session_state if k in ("health", "edit_dialog") or str(k).startswith("edit_")]:
-            del st.session_state[key]
-        _HEALTH.clear()
-        st.rerun()
+    sb.button("Reload", key="reload", help="Reload the registry (r)")  # handled at the top of render()
+
+
+def _start_over() -> None:
+    """Reload: the registry is read again (the caches check the files), and edits start over from the entries
+    as they are now: the edit base and the form's fields; the health readings are taken again."""
+    for key in [k for k in st.session_state if k in ("health", "edit_dialog") or str(k).startswith("edit_")]:
+        del st.session_state[key]
+    _HEALTH.clear()
+    _ROWS.clear()
+    _STATS.clear()
 
 
 def _on_table_select() -> None:
@@ -299,7 +338,9 @@ def _on_table_select() -> None:
         st.session_state["selected"] = names[picked[0]]
 
 
-def _browse(entries, provenance, settings) -> None:
+def _browse(entries, provenance, settings) -> bool:
+    """The table, the drawer beside it and what goes under them; returns whether this run sent the table alone
+    (a big registry's first run), waiting for the browser to say it has drawn it."""
     from ..units import human_bytes
     from ..views import rows_csv
 
@@ -315,14 +356,17 @@ def _browse(entries, provenance, settings) -> None:
                      height=min(420, 35 * (len(rows) + 1) + 3), key="table", on_select=_on_table_select, selection_mode="single-row",
                      column_config=TABLE_COLUMNS, column_order=TABLE_ORDER)
         st.caption(f"{len(rows)} of {len(entries)} entries")
-        st.download_button("Export table (CSV)", rows_csv(rows), file_name="models.csv", mime="text/csv",
-                           key="export_csv", on_click="ignore")
-    if len(entries) > PAINT_TABLE_FIRST and not st.session_state.get("_painted"):
+        table_first = len(entries) > PAINT_TABLE_FIRST and not st.session_state.get("_painted")
+        if not table_first:  # with the drawer: the CSV of 2,000 rows is not what the first paint waits for
+            st.download_button("Export table (CSV)", rows_csv(rows), file_name="models.csv", mime="text/csv",
+                               key="export_csv", on_click="ignore")
+    if table_first:
         # A big registry's first run: send the table alone, so the browser paints it before anything else
-        # competes for the CPU, then run the page again at once for the drawer, cards, diff and log.
+        # competes for the CPU; the page script (PAGE_JS) starts the next run, for the drawer, cards, diff and
+        # log, once the grid has drawn. The fragment is the fallback should that signal never come.
         drawer_col.caption("Loading the action drawer…")
-        st.fragment(_after_first_paint, run_every=0.3)()
-        return
+        st.fragment(_after_first_paint, run_every=PAINT_FALLBACK_S)()
+        return True
     with drawer_col:
         if names:
             if st.session_state.get("selected") not in names:
@@ -349,6 +393,7 @@ def _browse(entries, provenance, settings) -> None:
         st.json(s, expanded=False)
     if st.session_state.get("edit_dialog") in entries:
         _edit_dialog(entries[st.session_state["edit_dialog"]], settings)
+    return False
 
 
 _STATS: dict[str, tuple[Any, dict[str, Any]]] = {}
@@ -369,11 +414,12 @@ def _stats(entries, settings) -> dict[str, Any]:
 
 
 PAINT_TABLE_FIRST = 500  # entries; a smaller registry's page is quick in one run
+PAINT_FALLBACK_S = 5.0  # the first run's table alone, at most this long, should the page script not report
 
 
 def _after_first_paint() -> None:
-    """Runs first inside the page's first run (nothing to do), then again when the browser has the page: the
-    table is painted, so the rest of the page can come."""
+    """Runs first inside the page's first run (nothing to do), then again after ``PAINT_FALLBACK_S`` should the
+    page script not have started the next run by then: the rest of the page comes anyway."""
     ticks = st.session_state.get("_paint_ticks", 0) + 1
     st.session_state["_paint_ticks"] = ticks
     if ticks > 1:
