@@ -327,6 +327,7 @@ def _start_over() -> None:
     for key in [k for k in st.session_state if k in ("health", "edit_dialog") or str(k).startswith("edit_")]:
         del st.session_state[key]
     _HEALTH.clear()
+    _GATEWAY.clear()
     _ROWS.clear()
     _STATS.clear()
 
@@ -675,9 +676,10 @@ def _job_panel(settings) -> None:
 
 def _live_watch(settings, rendered_active: str | None) -> None:
     """Keep the page true to what is live: while an action runs, poll it every second; otherwise check the
-    live model every few seconds (another tab, the CLI). Either change reruns the whole page, so the table's
-    Active column and the cards are never stale."""
+    live model and the gateway's state file every few seconds (another tab, the CLI, a request to the gateway).
+    Any change reruns the whole page, so the table's Active column and the cards are never stale."""
     running = _job() is not None
+    rendered_gateway = _gateway_stamp(settings)
 
     def watch() -> None:
         job = _job()
@@ -686,7 +688,7 @@ def _live_watch(settings, rendered_active: str | None) -> None:
             st.rerun(scope="app")
         if job is None and running:
             st.rerun(scope="app")
-        if job is None and _active_name(settings) != rendered_active:
+        if job is None and (_active_name(settings) != rendered_active or _gateway_stamp(settings) != rendered_gateway):
             st.rerun(scope="app")
 
     st.fragment(watch, run_every=1.0 if running else 3.0)()
@@ -838,27 +840,63 @@ def backend_health(settings) -> dict[str, dict[str, Any]]:
     return out
 
 
-def gateway_residents(settings) -> list[dict[str, Any]] | None:
-    """The gateway's resident models, when this install has the gateway (issue 23); ``None`` without it.
-    The hook the backend cards call: it shows nothing until ``imageworks_models.gateway`` provides
-    ``residents(settings=...)``."""
+_GATEWAY: dict[str, tuple[tuple, float, dict[str, Any]]] = {}
+GATEWAY_TIMEOUT = 1.0  # seconds to wait for a running gateway's own report before reading its state file
+
+
+def _gateway_stamp(settings) -> tuple:
+    """The gateway state file's identity: the gateway rewrites it (atomically: a new inode) whenever a model
+    starts or stops, so a change means the residents changed."""
+    from ..gateway.state import state_path
+
     try:
-        from .. import gateway  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    residents = getattr(gateway, "residents", None)
-    if residents is None:
-        return None
-    try:
-        return list(residents(settings=settings))
-    except ImageworksError:
-        return None
+        s = os.stat(state_path(settings.state_dir))
+    except OSError:
+        return ()
+    return (s.st_ino, s.st_size, s.st_mtime_ns)
+
+
+def gateway_residents(settings) -> dict[str, Any]:
+    """What ``imageworks-models gateway status`` shows (:func:`~imageworks_models.gateway.state.status_for`):
+    whether the gateway runs, its URL, and its resident models with their state, memory and requests. Asked
+    again when the gateway's state file changes, else kept ``HEALTH_TTL`` seconds (in-flight counts move)."""
+    import time
+
+    from ..gateway.state import status_for
+
+    key, stamp = str(settings.state_dir), _gateway_stamp(settings)
+    cached = _GATEWAY.get(key)
+    if cached is None or cached[0] != stamp or time.time() - cached[1] > HEALTH_TTL:
+        cached = (stamp, time.time(), status_for(settings=settings, timeout=GATEWAY_TIMEOUT))
+        _GATEWAY[key] = cached
+    return cached[2]
+
+
+def _gateway_card(settings) -> None:
+    from ..units import human_bytes
+
+    info = gateway_residents(settings)
+    with st.container(border=True):
+        if not info["running"]:
+            st.markdown("**⚪ gateway**  \nnot running")
+            st.caption(f"Start it: `{cli_line('gateway')}`")
+            return
+        models = info["models"]
+        st.markdown(f"**🟢 gateway**  \n{info['url']} · {len(models)} resident")
+        lines = []
+        for m in models:
+            facts = [m.get("status") or "?"] + ([human_bytes(m["memory_bytes"])] if m.get("memory_bytes") else []) + \
+                ([f"{m['in_flight']} in flight"] if m.get("in_flight") else [])
+            lines.append(f"{m['name']} ({', '.join(facts)})")
+        st.caption("Residents: " + ("; ".join(lines) if lines else "none") +
+                   ("" if info.get("source") == "gateway" else " (from its state file)"))
+        st.caption(f"CLI equivalent: `{cli_line('gateway', 'status')}`")
 
 
 def _backend_cards(entries, settings, *, active_name: str | None) -> None:
     health = backend_health(settings)
     rows = all_rows(entries, settings, active_name=active_name)
-    cols = st.columns(len(BACKENDS))
+    cols = st.columns(len(BACKENDS) + 1)
     for col, backend in zip(cols, BACKENDS):
         mine = [r for r in rows if r["backend"] == backend]
         status = health.get(backend)
@@ -870,9 +908,8 @@ def _backend_cards(entries, settings, *, active_name: str | None) -> None:
                         f" · {sum(r['locked'] for r in mine)} locked")
             if status and status.get("detail"):
                 st.caption(status["detail"])
-    residents = gateway_residents(settings)
-    if residents is not None:
-        st.caption("Gateway residents: " + (", ".join(str(r.get("name", r)) for r in residents) or "none"))
+    with cols[-1]:
+        _gateway_card(settings)
 
 
 _DIFFS: dict[str, tuple[Any, dict[str, Any]]] = {}
