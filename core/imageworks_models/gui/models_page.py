@@ -304,7 +304,7 @@ def _page_script(*, awaiting_paint: bool) -> None:
 
 
 def _on_painted() -> None:
-    st.session_state["_painted"] = True  # the run this trigger starts builds the whole page
+    """Nothing to do: the run the signal starts is not the session's first, so it draws the whole page."""
 
 
 def _sidebar(entries: dict[str, dict[str, Any]]) -> None:
@@ -357,7 +357,10 @@ def _browse(entries, provenance, settings) -> bool:
                      height=min(420, 35 * (len(rows) + 1) + 3), key="table", on_select=_on_table_select, selection_mode="single-row",
                      column_config=TABLE_COLUMNS, column_order=TABLE_ORDER)
         st.caption(f"{len(rows)} of {len(entries)} entries")
-        table_first = len(entries) > PAINT_TABLE_FIRST and not st.session_state.get("_painted")
+        # Only the session's first run: any later one (the page script's signal, a search typed meanwhile, the
+        # fallback timer) draws the whole page, so no signal can be lost between runs.
+        table_first = len(entries) > PAINT_TABLE_FIRST and not st.session_state.get("_table_sent")
+        st.session_state["_table_sent"] = True
         if not table_first:  # with the drawer: the CSV of 2,000 rows is not what the first paint waits for
             st.download_button("Export table (CSV)", rows_csv(rows), file_name="models.csv", mime="text/csv",
                                key="export_csv", on_click="ignore")
@@ -424,7 +427,6 @@ def _after_first_paint() -> None:
     ticks = st.session_state.get("_paint_ticks", 0) + 1
     st.session_state["_paint_ticks"] = ticks
     if ticks > 1:
-        st.session_state["_painted"] = True
         st.rerun(scope="app")
 
 
@@ -879,7 +881,7 @@ def _gateway_card(settings) -> None:
     with st.container(border=True):
         if not info["running"]:
             st.markdown("**⚪ gateway**  \nnot running")
-            st.caption(f"Start it: `{cli_line('gateway')}`")
+            st.caption(f"CLI equivalent: `{cli_line('gateway', 'status')}`")  # one that returns when pasted
             return
         models = info["models"]
         st.markdown(f"**🟢 gateway**  \n{info['url']} · {len(models)} resident")
