@@ -3,8 +3,8 @@ Playwright against ``imageworks-models gui`` running as its own process on 127.0
 selects a row, verifies, toggles the lock, exports the CSV and presses the keyboard shortcuts; and what the GUI
 runbook draws (issue 24): the layout, actions disabled with their reason, activation through the vLLM stand-in
 server with the Active column updating by itself, edits validated by the core and confirmed, a two-tab edit
-race, per-file verify detail, the Ollama card against the stand-in Ollama server, ranked search, and every
-command the page shows run in a shell as pasted.
+race, per-file verify detail, the Ollama card against the stand-in Ollama server, the gateway card against a
+real gateway, ranked search, and every command the page shows run in a shell as pasted.
 
 ``scripts/gui_screenshots.py`` makes the README's screenshots the same way.
 """
