@@ -368,6 +368,26 @@ def test_gateway_status_command(orch, gateway):
     assert os.environ.get("IMAGEWORKS_REGISTRY_DIR") == str(orch.registry)
 
 
+def test_gateway_status_asks_with_the_key_file_of_the_settings(orch, gateway):
+    """``gateway status`` (and the GUI's card: ``live.gateway.status_for``) sends the key of
+    IMAGEWORKS_GATEWAY_API_KEY_FILE; without it a keyed gateway answers 401 and the state file is read."""
+    key_file = orch.tmp / "gateway.key"
+    key_file.write_text("s3cret-key-456\n")
+    gw = gateway("--api-key-file", str(key_file))
+    ok = requests.post(f"{gw.url}/chat/completions", headers={"Authorization": "Bearer s3cret-key-456"},
+                       json={"model": "qwen-a", "messages": MESSAGES}, timeout=30)
+    assert ok.status_code == 200
+
+    keyed = orch.cli("gateway", "status", "--json", prog="imageworks-models",
+                     env={"IMAGEWORKS_GATEWAY_API_KEY_FILE": str(key_file)})
+    unkeyed = orch.cli("gateway", "status", "--json", prog="imageworks-models")
+
+    assert json.loads(keyed.stdout)["source"] == "gateway", keyed.stderr
+    assert json.loads(unkeyed.stdout)["source"] == "state file"
+    assert [m["name"] for m in json.loads(unkeyed.stdout)["models"]] == ["qwen-a"]
+    assert "s3cret" not in keyed.stdout + keyed.stderr
+
+
 def test_preload_starts_with_the_gateway_and_pinned_is_never_evicted(orch, gateway):
     testing.make_registry(orch.registry, entry("qwen-a", orch.weights, gateway={"preload": True, "pinned": True}),
                           entry("qwen-b", orch.weights))

@@ -3,8 +3,8 @@ Playwright against ``imageworks-models gui`` running as its own process on 127.0
 selects a row, verifies, toggles the lock, exports the CSV and presses the keyboard shortcuts; and what the GUI
 runbook draws (issue 24): the layout, actions disabled with their reason, activation through the vLLM stand-in
 server with the Active column updating by itself, edits validated by the core and confirmed, a two-tab edit
-race, per-file verify detail, the Ollama card against the stand-in Ollama server, ranked search, and every
-command the page shows run in a shell as pasted.
+race, per-file verify detail, the Ollama card against the stand-in Ollama server, the gateway card against a
+real gateway, ranked search, and every command the page shows run in a shell as pasted.
 
 ``scripts/gui_screenshots.py`` makes the README's screenshots the same way.
 """
@@ -539,3 +539,35 @@ def test_a_2000_entry_registry_shows_the_table_then_the_drawer_and_search_ranks_
         context.close()
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=20)
+
+
+def test_the_gateway_card_shows_a_model_the_running_gateway_loaded(page, app):
+    """A real ``imageworks-models gateway`` on the same registry: the card says it is not running, then (no
+    reload: the page watches the gateway's state file) that it runs, then lists the model a request made it
+    load, as ``gateway status`` does."""
+    import requests
+
+    from imageworks_models import testing
+
+    served = app["served"]
+    gateway_card = page.locator('[data-testid="stVerticalBlock"]').filter(  # the innermost: the card's own box
+        has=page.locator("strong").filter(has_text=re.compile(r"^(🟢|⚪) gateway$"))).last
+    gateway_card.get_by_text("not running").wait_for(timeout=20_000)
+    gw = testing.GatewayProcess(env=app["env"], log_path=app["root"] / "gateway.log").start()
+    try:
+        page.locator("strong").filter(has_text=re.compile(r"^🟢 gateway$")).wait_for(timeout=20_000)
+        gateway_card.get_by_text("Residents: none").wait_for(timeout=20_000)
+
+        answer = requests.post(f"{gw.url}/chat/completions", timeout=60,
+                               json={"model": served, "messages": [{"role": "user", "content": "one two"}]})
+        assert answer.status_code == 200, answer.text
+
+        gateway_card.get_by_text(re.compile(rf"Residents: {re.escape(served)} \(ready")).wait_for(timeout=20_000)
+        gateway_card.get_by_text(f"http://127.0.0.1:{gw.port}").wait_for()
+        shown = subprocess.run([str(Path(sys.executable).with_name("imageworks-models")), "gateway", "status",
+                                "--json"], env=app["env"], capture_output=True, text=True, timeout=60)
+        assert [m["name"] for m in json.loads(shown.stdout)["models"]] == [served]  # what the CLI says too
+    finally:
+        assert gw.stop() == 0
+    gateway_card.get_by_text("not running").wait_for(timeout=20_000)
+    assert wait_until(lambda: not standin_processes(), 10)

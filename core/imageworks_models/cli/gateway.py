@@ -59,16 +59,9 @@ def gateway_status_cmd(as_json):
       imageworks-models gateway status
       imageworks-models gateway status --json | jq '.models[] | {name, in_flight, idle_s}'
     """
-    from imageworks_models.live.gateway import status
+    from imageworks_models.live.gateway import status_for
 
-    settings = state().settings()
-    key = None
-    if settings.gateway_api_key_file:
-        try:
-            key = settings.gateway_api_key_file.read_text().strip().splitlines()[0].strip()
-        except (OSError, IndexError):
-            key = None
-    info = status(settings.state_dir, api_key=key)
+    info = status_for(settings=state().settings())
     if as_json:
         emit_json(info)
         return

@@ -22,29 +22,44 @@ CAP_ICONS = {"text": "📝", "vision": "👁️", "audio": "🔊", "embedding": 
              "reasoning": "🧠"}
 LOCK_ICONS = {"locked": "🔒", "unlocked": "", "drift": "⚠️ DRIFT"}
 BACKENDS = ("vllm", "lmdeploy", "ollama")
-SHORTCUTS_JS = """
-<script>
-const doc = window.parent.document;
-if (!doc.__imageworksKeys) {
-  doc.__imageworksKeys = true;
-  const click = (label) => {
-    const button = [...doc.querySelectorAll('button')].find(b => b.innerText.trim() === label);
-    if (button) button.click();
+# The page's own script (an ``st.components.v2`` component: it runs in the page itself, no iframe). It binds the
+# shortcut keys once per page, and on a big registry's first run it tells the server when the table's grid has
+# drawn, so the rest of the page is built after the table is on screen, not while the browser is still painting it.
+PAGE_JS = """
+export default function (component) {
+  const { data, setTriggerValue } = component;
+  const doc = document;
+  if (!doc.__imageworksKeys) {
+    doc.__imageworksKeys = true;
+    const click = (label) => {
+      const button = [...doc.querySelectorAll('button')].find(b => b.innerText.trim() === label);
+      if (button) button.click();
+    };
+    doc.addEventListener('keydown', (e) => {
+      const t = e.target;
+      if (e.ctrlKey || e.metaKey || e.altKey) return;
+      if (t && (t.tagName === 'INPUT' || t.tagName === 'TEXTAREA' || t.isContentEditable)) return;
+      if (e.key === 'f') {
+        const s = doc.querySelector('input[aria-label="Search"]');
+        if (s) { s.focus(); e.preventDefault(); }
+      }
+      else if (e.key === 'r') click('Reload');
+      else if (e.key === 'l') click('Toggle lock');
+      else if (e.key === 'a') click('Activate via proxy');
+    });
+  }
+  if (!(data && data.await_paint)) return;
+  let stopped = false;
+  const drawn = () => doc.querySelector('[data-testid="stDataFrame"] canvas');
+  const wait = () => {
+    if (stopped) return;
+    if (!drawn()) { setTimeout(wait, 50); return; }
+    // the canvas exists; two frames later the grid has drawn its first rows
+    requestAnimationFrame(() => requestAnimationFrame(() => { if (!stopped) setTriggerValue('painted', true); }));
   };
-  doc.addEventListener('keydown', (e) => {
-    const t = e.target;
-    if (e.ctrlKey || e.metaKey || e.altKey) return;
-    if (t && (t.tagName === 'INPUT' || t.tagName === 'TEXTAREA' || t.isContentEditable)) return;
-    if (e.key === 'f') {
-      const s = doc.querySelector('input[aria-label="Search"]');
-      if (s) { s.focus(); e.preventDefault(); }
-    }
-    else if (e.key === 'r') click('Reload');
-    else if (e.key === 'l') click('Toggle lock');
-    else if (e.key === 'a') click('Activate via proxy');
-  });
+  wait();
+  return () => { stopped = true; };
 }
-</script>
 """
 
 
@@ -250,6 +265,8 @@ def _active_name(settings) -> str | None:
 
 
 def render() -> None:
+    if st.session_state.get("reload"):  # the sidebar's Reload was pressed: start over before anything is drawn
+        _start_over()
     head, corner = st.columns([5, 1], vertical_alignment="bottom")
     head.title("🎯 Models")
     settings = _settings()
@@ -257,17 +274,16 @@ def render() -> None:
         entries, provenance, layers = load_registry(settings)
     except ImageworksError as exc:
         st.error("\n\n".join(exc.lines()) + (f"\n\nhint: {exc.hint}" if exc.hint else ""))
-        if st.sidebar.button("Reload", key="reload", help="Reload the registry (r)"):
-            st.rerun()
+        st.sidebar.button("Reload", key="reload", help="Reload the registry (r)")
         return
     if corner.button("📥 Import from downloads", key="import_open", help="Give discovered entries a curated overlay"):
         st.session_state["import_dialog"] = True
-    _sidebar(entries)
     tabs = st.tabs(["📚 Browse & Manage", "📥 Download & Import", "🔧 Registry Maintenance", "⚙️ Advanced Operations"],
                    key="view", on_change="rerun")  # only the open tab's content runs: a fast first paint
+    table_first = False
     if tabs[0].open:
         with tabs[0]:
-            _browse(entries, provenance, settings)
+            table_first = _browse(entries, provenance, settings)
     if tabs[1].open:
         with tabs[1]:
             _download_tab(settings)
@@ -277,12 +293,30 @@ def render() -> None:
     if tabs[3].open:
         with tabs[3]:
             _advanced_tab(entries, settings)
-    st.iframe(SHORTCUTS_JS, height=1)  # same-origin: its script binds the shortcut keys on the page
+    if not table_first:  # the filters (their defaults hold until then) come with the drawer, after the table
+        _sidebar(entries)
+    _page_script(awaiting_paint=table_first)
     if st.session_state.get("import_dialog"):
         _import_dialog(settings)
 
 
+_PAGE_SCRIPT: list[Callable[..., Any]] = []
+
+
+def _page_script(*, awaiting_paint: bool) -> None:
+    """Mount :data:`PAGE_JS` (registered once per process): the shortcut keys, and while ``awaiting_paint``
+    the signal that the table has drawn."""
+    if not _PAGE_SCRIPT:
+        _PAGE_SCRIPT.append(st.components.v2.component("imageworks_models_page", js=PAGE_JS))
+    _PAGE_SCRIPT[0](key="page_script", data={"await_paint": awaiting_paint}, on_painted_change=_on_painted)
+
+
+def _on_painted() -> None:
+    """Nothing to do: the run the signal starts is not the session's first, so it draws the whole page."""
+
+
 def _sidebar(entries: dict[str, dict[str, Any]]) -> None:
+    """The filters (drawn after the table: ``filtered_rows`` reads their values from the session) and Reload."""
     sb = st.sidebar
     sb.text_input("Operator", key="operator", value=_operator())
     roles = sorted({r for e in entries.values() for r in e.get("roles") or ()})
@@ -292,12 +326,18 @@ def _sidebar(entries: dict[str, dict[str, Any]]) -> None:
     sb.selectbox("Lock status", ["any", "locked", "unlocked", "drift"], key="f_lock")
     sb.toggle("Include testing models", key="f_testing", value=False)
     sb.toggle("Include not installed", key="f_all", value=True)
-    if sb.button("Reload", key="reload", help="Reload the registry (r)"):
-        # A reload starts edits over from the entries as they are now: the edit base and the form's fields.
-        for key in [k for k in st.session_state if k in ("health", "edit_dialog") or str(k).startswith("edit_")]:
-            del st.session_state[key]
-        _HEALTH.clear()
-        st.rerun()
+    sb.button("Reload", key="reload", help="Reload the registry (r)")  # handled at the top of render()
+
+
+def _start_over() -> None:
+    """Reload: the registry is read again (the caches check the files), and edits start over from the entries
+    as they are now: the edit base and the form's fields; the health readings are taken again."""
+    for key in [k for k in st.session_state if k in ("health", "edit_dialog") or str(k).startswith("edit_")]:
+        del st.session_state[key]
+    _HEALTH.clear()
+    _GATEWAY.clear()
+    _ROWS.clear()
+    _STATS.clear()
 
 
 def _on_table_select() -> None:
@@ -307,7 +347,9 @@ def _on_table_select() -> None:
         st.session_state["selected"] = names[picked[0]]
 
 
-def _browse(entries, provenance, settings) -> None:
+def _browse(entries, provenance, settings) -> bool:
+    """The table, the drawer beside it and what goes under them; returns whether this run sent the table alone
+    (a big registry's first run), waiting for the browser to say it has drawn it."""
     from imageworks_models.units import human_bytes
     from imageworks_models.present.views import rows_csv
 
@@ -323,14 +365,20 @@ def _browse(entries, provenance, settings) -> None:
                      height=min(420, 35 * (len(rows) + 1) + 3), key="table", on_select=_on_table_select, selection_mode="single-row",
                      column_config=TABLE_COLUMNS, column_order=TABLE_ORDER)
         st.caption(f"{len(rows)} of {len(entries)} entries")
-        st.download_button("Export table (CSV)", rows_csv(rows), file_name="models.csv", mime="text/csv",
-                           key="export_csv", on_click="ignore")
-    if len(entries) > PAINT_TABLE_FIRST and not st.session_state.get("_painted"):
+        # Only the session's first run: any later one (the page script's signal, a search typed meanwhile, the
+        # fallback timer) draws the whole page, so no signal can be lost between runs.
+        table_first = len(entries) > PAINT_TABLE_FIRST and not st.session_state.get("_table_sent")
+        st.session_state["_table_sent"] = True
+        if not table_first:  # with the drawer: the CSV of 2,000 rows is not what the first paint waits for
+            st.download_button("Export table (CSV)", rows_csv(rows), file_name="models.csv", mime="text/csv",
+                               key="export_csv", on_click="ignore")
+    if table_first:
         # A big registry's first run: send the table alone, so the browser paints it before anything else
-        # competes for the CPU, then run the page again at once for the drawer, cards, diff and log.
+        # competes for the CPU; the page script (PAGE_JS) starts the next run, for the drawer, cards, diff and
+        # log, once the grid has drawn. The fragment is the fallback should that signal never come.
         drawer_col.caption("Loading the action drawer…")
-        st.fragment(_after_first_paint, run_every=0.3)()
-        return
+        st.fragment(_after_first_paint, run_every=PAINT_FALLBACK_S)()
+        return True
     with drawer_col:
         if names:
             if st.session_state.get("selected") not in names:
@@ -357,6 +405,7 @@ def _browse(entries, provenance, settings) -> None:
         st.json(s, expanded=False)
     if st.session_state.get("edit_dialog") in entries:
         _edit_dialog(entries[st.session_state["edit_dialog"]], settings)
+    return False
 
 
 _STATS: dict[str, tuple[Any, dict[str, Any]]] = {}
@@ -377,15 +426,15 @@ def _stats(entries, settings) -> dict[str, Any]:
 
 
 PAINT_TABLE_FIRST = 500  # entries; a smaller registry's page is quick in one run
+PAINT_FALLBACK_S = 5.0  # the first run's table alone, at most this long, should the page script not report
 
 
 def _after_first_paint() -> None:
-    """Runs first inside the page's first run (nothing to do), then again when the browser has the page: the
-    table is painted, so the rest of the page can come."""
+    """Runs first inside the page's first run (nothing to do), then again after ``PAINT_FALLBACK_S`` should the
+    page script not have started the next run by then: the rest of the page comes anyway."""
     ticks = st.session_state.get("_paint_ticks", 0) + 1
     st.session_state["_paint_ticks"] = ticks
     if ticks > 1:
-        st.session_state["_painted"] = True
         st.rerun(scope="app")
 
 
@@ -637,9 +686,10 @@ def _job_panel(settings) -> None:
 
 def _live_watch(settings, rendered_active: str | None) -> None:
     """Keep the page true to what is live: while an action runs, poll it every second; otherwise check the
-    live model every few seconds (another tab, the CLI). Either change reruns the whole page, so the table's
-    Active column and the cards are never stale."""
+    live model and the gateway's state file every few seconds (another tab, the CLI, a request to the gateway).
+    Any change reruns the whole page, so the table's Active column and the cards are never stale."""
     running = _job() is not None
+    rendered_gateway = _gateway_stamp(settings)
 
     def watch() -> None:
         job = _job()
@@ -648,7 +698,7 @@ def _live_watch(settings, rendered_active: str | None) -> None:
             st.rerun(scope="app")
         if job is None and running:
             st.rerun(scope="app")
-        if job is None and _active_name(settings) != rendered_active:
+        if job is None and (_active_name(settings) != rendered_active or _gateway_stamp(settings) != rendered_gateway):
             st.rerun(scope="app")
 
     st.fragment(watch, run_every=1.0 if running else 3.0)()
@@ -800,27 +850,63 @@ def backend_health(settings) -> dict[str, dict[str, Any]]:
     return out
 
 
-def gateway_residents(settings) -> list[dict[str, Any]] | None:
-    """The gateway's resident models, when this install has the gateway (issue 23); ``None`` without it.
-    The hook the backend cards call: it shows nothing until ``imageworks_models.gateway`` provides
-    ``residents(settings=...)``."""
+_GATEWAY: dict[str, tuple[tuple, float, dict[str, Any]]] = {}
+GATEWAY_TIMEOUT = 1.0  # seconds to wait for a running gateway's own report before reading its state file
+
+
+def _gateway_stamp(settings) -> tuple:
+    """The gateway state file's identity: the gateway rewrites it (atomically: a new inode) whenever a model
+    starts or stops, so a change means the residents changed."""
+    from imageworks_models.live.gateway import state_path
+
     try:
-        from imageworks_models import gateway  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    residents = getattr(gateway, "residents", None)
-    if residents is None:
-        return None
-    try:
-        return list(residents(settings=settings))
-    except ImageworksError:
-        return None
+        s = os.stat(state_path(settings.state_dir))
+    except OSError:
+        return ()
+    return (s.st_ino, s.st_size, s.st_mtime_ns)
+
+
+def gateway_residents(settings) -> dict[str, Any]:
+    """What ``imageworks-models gateway status`` shows (:func:`~imageworks_models.live.gateway.status_for`):
+    whether the gateway runs, its URL, and its resident models with their state, memory and requests. Asked
+    again when the gateway's state file changes, else kept ``HEALTH_TTL`` seconds (in-flight counts move)."""
+    import time
+
+    from imageworks_models.live.gateway import status_for
+
+    key, stamp = str(settings.state_dir), _gateway_stamp(settings)
+    cached = _GATEWAY.get(key)
+    if cached is None or cached[0] != stamp or time.time() - cached[1] > HEALTH_TTL:
+        cached = (stamp, time.time(), status_for(settings=settings, timeout=GATEWAY_TIMEOUT))
+        _GATEWAY[key] = cached
+    return cached[2]
+
+
+def _gateway_card(settings) -> None:
+    from imageworks_models.units import human_bytes
+
+    info = gateway_residents(settings)
+    with st.container(border=True):
+        if not info["running"]:
+            st.markdown("**⚪ gateway**  \nnot running")
+            st.caption(f"CLI equivalent: `{cli_line('gateway', 'status')}`")  # one that returns when pasted
+            return
+        models = info["models"]
+        st.markdown(f"**🟢 gateway**  \n{info['url']} · {len(models)} resident")
+        lines = []
+        for m in models:
+            facts = [m.get("status") or "?"] + ([human_bytes(m["memory_bytes"])] if m.get("memory_bytes") else []) + \
+                ([f"{m['in_flight']} in flight"] if m.get("in_flight") else [])
+            lines.append(f"{m['name']} ({', '.join(facts)})")
+        st.caption("Residents: " + ("; ".join(lines) if lines else "none") +
+                   ("" if info.get("source") == "gateway" else " (from its state file)"))
+        st.caption(f"CLI equivalent: `{cli_line('gateway', 'status')}`")
 
 
 def _backend_cards(entries, settings, *, active_name: str | None) -> None:
     health = backend_health(settings)
     rows = all_rows(entries, settings, active_name=active_name)
-    cols = st.columns(len(BACKENDS))
+    cols = st.columns(len(BACKENDS) + 1)
     for col, backend in zip(cols, BACKENDS):
         mine = [r for r in rows if r["backend"] == backend]
         status = health.get(backend)
@@ -832,9 +918,8 @@ def _backend_cards(entries, settings, *, active_name: str | None) -> None:
                         f" · {sum(r['locked'] for r in mine)} locked")
             if status and status.get("detail"):
                 st.caption(status["detail"])
-    residents = gateway_residents(settings)
-    if residents is not None:
-        st.caption("Gateway residents: " + (", ".join(str(r.get("name", r)) for r in residents) or "none"))
+    with cols[-1]:
+        _gateway_card(settings)
 
 
 _DIFFS: dict[str, tuple[Any, dict[str, Any]]] = {}

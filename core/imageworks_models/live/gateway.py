@@ -118,6 +118,33 @@ def status(state_dir: Path, *, api_key: str | None = None, timeout: float = 2.0)
         return {**base, "source": "state file", "models": models}
 
 
+def status_for(*, settings, timeout: float = 2.0) -> dict[str, Any]:
+    """:func:`status` for ``settings``, asking with the key of ``gateway_api_key_file`` when one is set (what
+    ``gateway status`` and the GUI's gateway card show).
+
+    A key file that cannot be read (missing, not a regular file, over 4 KiB, empty) means asking without a
+    key: a gateway that wants one answers 401, and the state file is read instead. The key is never shown.
+
+    Returns:
+        :func:`status`'s dict.
+    """
+    return status(settings.state_dir, api_key=_api_key(settings.gateway_api_key_file), timeout=timeout)
+
+
+def _api_key(path: Path | None) -> str | None:
+    if not path:
+        return None
+    try:
+        if not Path(path).is_file():  # never open a FIFO or a device
+            return None
+        with open(path, "rb") as fh:
+            raw = fh.read(4097)
+    except OSError:
+        return None
+    lines = raw.decode("utf-8", "replace").strip().splitlines() if len(raw) <= 4096 else []
+    return (lines[0].strip() or None) if lines else None
+
+
 def _client_host(host: str | None) -> str:
     if not host or host in ("0.0.0.0", "::", "[::]"):
         return "127.0.0.1"
