@@ -124,9 +124,9 @@ def _settings(settings):
 def _context(settings, plugins):
     settings = _settings(settings)
     if plugins is None:
-        from .plugins import get_plugins
+        from .plugins import LazyPlugins
 
-        plugins = get_plugins(settings)
+        plugins = LazyPlugins(settings)  # hashing with a built-in hasher loads no plugin
     return settings, plugins
 
 

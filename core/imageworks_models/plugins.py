@@ -377,6 +377,38 @@ def get_plugins(settings: "Settings | None" = None) -> PluginHost:
     return _hosts[key]
 
 
+class LazyPlugins:
+    """:func:`get_plugins` loaded on first use; a built-in hasher is answered without loading any plugin.
+
+    For commands that may need no plugin at all (``verify`` of sha256 or blake3 manifests): a plugin cannot
+    replace a built-in hasher (the core registers first, and the first registration of a name wins), so
+    loading every installed plugin to find ``sha256`` would only cost time.
+    """
+
+    def __init__(self, settings: "Settings | None" = None):
+        self._settings = settings
+        self._host: PluginHost | None = None
+
+    @property
+    def host(self) -> PluginHost:
+        if self._host is None:
+            self._host = get_plugins(self._settings)
+        return self._host
+
+    def hasher(self, name: str) -> "Hasher":
+        """Like :meth:`PluginHost.hasher`."""
+        from .hashing import builtin_hashers
+
+        key = normalize_name(name)
+        for hasher in builtin_hashers():
+            if hasher.name == key:
+                return hasher
+        return self.host.hasher(name)
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(self.host, attr)
+
+
 def reset_plugins() -> None:
     """Forget loaded plugins (tests install and remove fake plugins between runs)."""
     _hosts.clear()
