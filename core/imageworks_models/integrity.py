@@ -401,7 +401,7 @@ def verify(names: Sequence[str] = (), *, all_entries: bool = False, hashes: bool
         for r in results:
             r.fixed = _fix_action(registry.get(r.name), r)
     if not dry_run:
-        report.written = _record(store, report, hashes=hashes, fix_missing=fix_missing)
+        report.written = _record(store, report, hashes=hashes, fix_missing=fix_missing, loaded=registry)
     return report
 
 
@@ -445,7 +445,7 @@ def _stale(r: VerifyResult, current: dict[str, Any]) -> bool:
     return False
 
 
-def _record(store, report: VerifyReport, *, hashes: bool, fix_missing: bool) -> bool:
+def _record(store, report: VerifyReport, *, hashes: bool, fix_missing: bool, loaded=None) -> bool:
     from .storage import utc_now
 
     todo = [r for r in report.results if r.status not in ("skipped", "not-installed")]
@@ -471,7 +471,7 @@ def _record(store, report: VerifyReport, *, hashes: bool, fix_missing: bool) -> 
                                    "last_verified": now if status == "ok" else _lock_of(current).get("last_verified")}
             return records
 
-        recorded = store.record_checks(build)
+        recorded = store.record_checks(build, loaded=loaded)
         if recorded is not None:
             written = bool(recorded)
             todo = [r for r in todo if r not in only_check]

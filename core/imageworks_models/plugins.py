@@ -12,7 +12,6 @@ two claim the same source/backend/hasher name, the first keeps it and the second
 
 from __future__ import annotations
 
-import difflib
 import logging
 import re
 from dataclasses import dataclass, field
@@ -240,6 +239,8 @@ class PluginHost:
             known = [n for n in dir(self.pm.hook) if not n.startswith("_") and has_spec(n)]
             hint = ""
             if bad:
+                import difflib
+
                 close = difflib.get_close_matches(bad[0], known, n=1)
                 hint = f" (did you mean {close[0]!r}?)" if close else ""
             self._broken(info, f"unknown hook {bad[0] if bad else ''!r}{hint}" if bad else f"{exc}")
