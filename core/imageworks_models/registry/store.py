@@ -324,12 +324,15 @@ class Layers:
 
     def merged(self) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, str]]]:
         """Effective entries by name (sorted) and the provenance of each field."""
+        names = self.names()
+        if not names:
+            return {}, {}  # an empty registry (a first scan's): no need to import pydantic for the defaults
         from .schema import defaults
 
         base = defaults()
         entries: dict[str, dict[str, Any]] = {}
         provenance: dict[str, dict[str, str]] = {}
-        for name in self.names():
+        for name in names:
             entries[name], provenance[name] = fields.merge(self.curated.views.get(name),
                                                            self.discovered.views.get(name), base)
         return entries, provenance
