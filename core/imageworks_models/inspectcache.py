@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import threading
 from pathlib import Path
 from typing import Any, Callable
@@ -28,7 +29,7 @@ def signature(path: str) -> tuple[list, int, int] | None:
         st = os.stat(path)
     except OSError:
         return None
-    if not os.path.isdir(path):
+    if not stat.S_ISDIR(st.st_mode):  # what os.path.isdir(path) says, without a second stat
         return [[os.path.basename(path), st.st_size, st.st_mtime_ns, st.st_ino]], st.st_size, 1
     key: list = []
     totals = [0, 0]
