@@ -366,7 +366,6 @@ class Registry:
     entries: dict[str, dict[str, Any]]
     store: "RegistryStore"
     from_snapshot: bool = False
-    sources: dict[str, str] | None = None  # the digests of the two layers' bytes it was loaded from
     _layers: Layers | None = None
     _provenance: dict[str, dict[str, str]] | None = None
 
@@ -488,7 +487,7 @@ class RegistryStore:
             entries = self._snapshot_entries(sources)
             if entries is not None:
                 self.overlay_checks(entries)
-                return Registry(self.directory, entries, self, from_snapshot=True, sources=sources)
+                return Registry(self.directory, entries, self, from_snapshot=True)
         layers = Layers(_parse_layer(fields.CURATED, self.curated_path, cur),
                         _parse_layer(fields.DISCOVERED, self.discovered_path, disc))
         entries, provenance = layers.merged()
@@ -497,7 +496,7 @@ class RegistryStore:
                 or layers.curated.read_only or layers.discovered.read_only):
             self._refresh_snapshot(entries, sources)
         self.overlay_checks(entries)  # after the snapshot: it holds the layers alone
-        return Registry(self.directory, entries, self, sources=sources, _layers=layers, _provenance=provenance)
+        return Registry(self.directory, entries, self, _layers=layers, _provenance=provenance)
 
     # -- verify's check records (checks.py) ----------------------------------------------------------
     @property
@@ -516,8 +515,8 @@ class RegistryStore:
 
         ``build(entries)`` gets the effective entries as they are now (under the lock) and returns the new
         records by name (each with ``expected`` and the ``version_lock`` keys in :data:`checks.KEYS`).
-        Records of entries that are gone are dropped. ``loaded``: the registry the caller read; its entries
-        are used when both layers still hold the bytes it was loaded from (else they are read again).
+        Records of entries that are gone are dropped. ``loaded``: the registry the caller read, whose entries
+        are used instead of reading the layers again (see the comment in the body).
 
         Returns:
             The names recorded, or ``None`` when the checks file cannot be read (it is left as it is).
@@ -533,9 +532,9 @@ class RegistryStore:
             records, data = checks.load(self.checks_path, limit=self.max_json_bytes)
             if records is None:
                 return None
-            current = {CURATED_FILE: _digest(_read(self.curated_path, self.max_json_bytes)),
-                       DISCOVERED_FILE: _digest(_read(self.discovered_path, self.max_json_bytes))}
-            if loaded is not None and loaded.sources == current:
+            if loaded is not None:
+                # No second read of the layers: a record only ever applies to an entry whose expected aggregate
+                # is still the one it names, so one made from a registry changed meanwhile can mislead no read.
                 entries = dict(loaded.entries)
                 checks.overlay(entries, records)
             else:
