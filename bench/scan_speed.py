@@ -1,26 +1,39 @@
-"""Scan benchmark: `scan --dry-run` over 1,000 generated model folders, cold and warm.
+"""Scan benchmark: `scan --dry-run` over 1,000 generated model folders, cold and rescan, and its scale curve.
 
 Generates (once, in --dir or a temporary folder) 1,000 model folders: safetensors (bf16, sharded with
 an index), AWQ, GPTQ and FP8 folders with config.json and tokenizer files, and GGUF files written by the
 gguf package; every weight file is made multi-GB by extending it sparsely after its real header (a
-scan that read whole files would take minutes). Then measures the whole command as a user runs it,
-`imageworks-download scan --base DIR --dry-run --json`, best of --runs:
+scan that read whole files would take minutes). Then times the whole command as a user runs it,
+`imageworks-download scan --base DIR --dry-run --json`, as a process, in interleaved rounds (one
+discarded warm-up round, then --runs rounds; min/median/max printed, goals judged on the median):
 
-  cold     no inspection cache, and the page cache dropped (as root; otherwise said so)
-  uncached no inspection cache, files in the page cache (the parsing cost alone)
-  rescan   the same tree again, unchanged (stat-keyed inspection cache)
+  cold     no inspection cache, and the page cache dropped before it (the first scan of a tree)
+  rescan   the same tree again, unchanged (stat-keyed inspection cache, files in the page cache)
+  uncached no inspection cache, files in the page cache (the parsing cost alone; no goal)
 
-against references measured in the same run: `python -c pass` (interpreter start-up) and
-`find DIR -type f` (listing the tree). It also counts, inside one in-process scan, the bytes read
-(/proc/self/io rchar) per weight file.
+each beside its library call (`imageworks_models.acquire.discovery.scan(..., dry_run=True)` in this process), and
+references timed the same way in the same rounds: `python -c pass` and `find DIR -type f -printf '%s %T@'`
+(listing and stat-ing the tree) as processes, cold ones after the same cache drop. The page cache is
+dropped with `echo 3 > /proc/sys/vm/drop_caches` (root; the whole machine's cache, interpreter and
+libraries included, for ours and the references alike); where that is refused, every file of the tree and
+of the interpreter's and the virtual environment's folders is evicted with posix_fadvise(DONTNEED), and the
+output says which was used.
 
-  big registry   the rescan again, against a registry of 5,000 other entries (names, aliases, sources and
-                 paths of their own), interleaved with the empty-registry rescan: what matching found models
-                 to registered entries (path, source, name; core/imageworks_models/registry/identity.py) costs
+It also counts, inside one in-process scan, the bytes read (/proc/self/io rchar) per weight file, and times
+the rescan against a registry of 5,000 other entries, interleaved with the empty registry's: what
+matching found models to registered entries (path, source, name; core/imageworks_models/identity.py) costs.
 
-Targets: cold <= 1.0 s, rescan <= 0.2 s, <= 1 MiB read per weight file, big registry <= 1.2x empty.
+Scale curve: cold and rescan of 1,000, 5,000 and 20,000 folders (--curve-runs rounds each), with the
+growth factor between sizes; growth must be linear or better.
 
-Run by hand:  uv run python bench/scan_speed.py [--runs 3] [--dir DIR] [--models 1000]
+Goals (issue 20): cold <= 1.0 s, rescan <= 0.2 s, <= 1 MiB read per weight file, big registry <= 1.2x
+empty, linear growth.
+
+Bytecode: the timed processes run without PYTHONDONTWRITEBYTECODE (this sandbox's shell sets it; a user's
+shell does not), so the discarded warm-up round writes the __pycache__ files any first run writes, and
+nothing more.
+
+Run by hand:  uv run python bench/scan_speed.py [--runs 5] [--dir DIR] [--models 1000] [--no-curve]
 """
 
 from __future__ import annotations
@@ -33,9 +46,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from typing import Callable
 from pathlib import Path
 
-from _timing import median
+from _timing import goal, interleave, median, show, summary, timed
 
 GB = 1 << 30
 KINDS = ("bf16", "awq", "gptq", "fp8", "gguf")
@@ -143,7 +157,11 @@ def big_registry(folder: Path, entries: int = 5000) -> None:
     (folder / "model_registry.discovered.json").write_text(json.dumps(doc, indent=2) + "\n")
 
 
-def drop_caches() -> bool:
+LINEAR_SLACK = 1.15  # growth within 15% of the size ratio counts as linear (2 shared cores are noisy)
+CURVE = (1000, 5000, 20000)
+
+
+def _proc_drop() -> bool:
     try:
         os.sync()
         Path("/proc/sys/vm/drop_caches").write_text("3\n")
@@ -152,55 +170,41 @@ def drop_caches() -> bool:
         return False
 
 
-def run(cmd: list[str], env: dict) -> float:
-    t0 = time.perf_counter()
-    subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL)
-    return time.perf_counter() - t0
+def _fadvise_drop(folders: list[Path]) -> None:
+    """Evict every file under ``folders`` from the page cache (the fallback without drop_caches)."""
+    for folder in folders:
+        for base, _, names in os.walk(folder):
+            for name in names:
+                try:
+                    fd = os.open(os.path.join(base, name), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+                except OSError:
+                    continue
+                try:
+                    os.fdatasync(fd)
+                    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+                except OSError:
+                    pass
+                finally:
+                    os.close(fd)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--models", type=int, default=1000)
-    ap.add_argument("--dir", type=Path, default=None)
-    args = ap.parse_args()
-    work = Path(args.dir or tempfile.mkdtemp(prefix="iw-scan-bench-"))
-    tree = work / "weights"
-    print(f"generating {args.models} model folders in {tree} (once)...", file=sys.stderr)
-    weight_files = generate(tree, args.models)
-    registry, cache = work / "registry", work / "cache"
-    registry.mkdir(exist_ok=True)
-    env = dict(os.environ, IMAGEWORKS_REGISTRY_DIR=str(registry), IMAGEWORKS_CACHE_DIR=str(cache),
-               IMAGEWORKS_WEIGHTS_ROOT=str(tree))
-    cli = [str(Path(sys.executable).parent / "imageworks-download"), "scan", "--base", str(tree), "--dry-run",
-           "--json"]
+def cache_dropper(tree: Path) -> tuple[Callable[[], None], str]:
+    """How the page cache is dropped here, and a line saying so."""
+    if _proc_drop():
+        return _proc_drop, "page cache dropped with /proc/sys/vm/drop_caches (whole machine)"
+    venv = Path(sys.prefix)
+    stdlib = Path(os.__file__).parent
+    folders = [tree, venv, stdlib, Path(__file__).resolve().parent.parent / "core",
+               Path(__file__).resolve().parent.parent / "plugins"]
+    return (lambda: _fadvise_drop(folders),
+            "drop_caches refused: files of the tree, the venv, the stdlib and our sources evicted with "
+            "posix_fadvise(DONTNEED)")
 
-    cold, uncached, warm, start, find = [], [], [], [], []
-    dropped = True
-    for _ in range(args.runs):
-        shutil.rmtree(cache, ignore_errors=True)
-        uncached.append(run(cli, env))  # no inspection cache, files in the page cache
-        shutil.rmtree(cache, ignore_errors=True)
-        dropped = drop_caches() and dropped
-        cold.append(run(cli, env))
-        warm.append(run(cli, env))
-        start.append(run([sys.executable, "-c", "pass"], env))
-        find.append(run(["find", str(tree), "-type", "f"], env))
 
-    # the same rescan against 5,000 registered entries, interleaved with the empty registry's
-    big = work / "big-registry"
-    big_registry(big)
-    big_env = dict(env, IMAGEWORKS_REGISTRY_DIR=str(big))
-    subprocess.run([str(Path(sys.executable).parent / "imageworks-models"), "list", "--json"], env=big_env,
-                   check=True, stdout=subprocess.DEVNULL)  # the snapshot, as any first read builds it
-    empty_runs, big_runs = [], []
-    for _ in range(max(5, args.runs)):
-        empty_runs.append(run(cli, env))
-        big_runs.append(run(cli, big_env))
-
-    # bytes read per weight file, in-process and cold (no inspection cache)
+def rchar_probe(work: Path, tree: Path, env: dict) -> int:
+    """Bytes read by one in-process scan without an inspection cache (imports excluded)."""
     probe = f"""
-import os, sys, time
+import os
 from pathlib import Path
 os.environ['IMAGEWORKS_CACHE_DIR'] = {str(work / 'probe-cache')!r}
 from imageworks_models.acquire.discovery import scan
@@ -214,36 +218,143 @@ plugins.source_impls('scan')
 import imageworks_models.formats.inspect, imageworks_models_hf.scan  # imports are not the scan's reads
 before = rchar()
 report = scan([Path({str(tree)!r})], dry_run=True, settings=settings, plugins=plugins)
-print(rchar() - before, len(report.rows), report.counts())
+print(rchar() - before)
 """
     shutil.rmtree(work / "probe-cache", ignore_errors=True)
-    out = subprocess.run([sys.executable, "-c", probe], env=env, check=True, capture_output=True,
-                         text=True).stdout.split()
-    read_bytes, rows = int(out[0]), int(out[1])
+    return int(subprocess.run([sys.executable, "-c", probe], env=env, check=True, capture_output=True,
+                              text=True).stdout.split()[0])
 
-    b = {k: min(v) for k, v in (("cold", cold), ("uncached", uncached), ("rescan", warm), ("python -c pass", start),
-                                ("find -type f", find))}
-    print(json.dumps({"models": args.models, "weight_files": weight_files, "rows": rows, "seconds": b,
-                      "page_cache_dropped": dropped, "bytes_read": read_bytes,
-                      "bytes_read_per_weight_file": read_bytes / weight_files}, indent=2))
-    print(f"\nscan --dry-run over {args.models} model folders ({weight_files} multi-GB sparse weight files), "
-          f"best of {args.runs}:")
-    print(f"  cold{'' if dropped else ' (page cache NOT dropped: not root)'}:  {b['cold']:.3f} s "
-          f"= {b['cold'] / b['python -c pass']:.1f}x `python -c pass` ({b['python -c pass'] * 1000:.0f} ms), "
-          f"{b['cold'] / b['find -type f']:.1f}x `find -type f` ({b['find -type f'] * 1000:.0f} ms)"
-          "   target <= 1.0 s")
-    print(f"  no inspection cache, page cache warm: {b['uncached']:.3f} s "
-          f"= {b['uncached'] / b['python -c pass']:.1f}x `python -c pass`")
-    print(f"  rescan: {b['rescan']:.3f} s = {b['rescan'] / b['python -c pass']:.1f}x `python -c pass`"
-          "   target <= 0.2 s")
-    print(f"  read {read_bytes / weight_files / 1024:.1f} KiB per weight file ({read_bytes / 1e6:.1f} MB in all)   "
-          "target <= 1 MiB")
-    ratio = median(big_runs) / median(empty_runs)
-    print(f"  rescan against 5,000 registered entries: {median(big_runs):.3f} s vs {median(empty_runs):.3f} s "
-          f"against none (median of {len(big_runs)} interleaved) = {ratio:.2f}x   target <= 1.2x")
-    if not args.dir:
-        shutil.rmtree(work, ignore_errors=True)
+
+def setup(work: Path, models: int) -> tuple[Path, dict, int]:
+    tree = work / f"weights-{models}"
+    print(f"generating {models} model folders in {tree} (once)...", file=sys.stderr)
+    weight_files = generate(tree, models)
+    registry, cache = work / f"registry-{models}", work / f"cache-{models}"
+    registry.mkdir(exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env.update(IMAGEWORKS_REGISTRY_DIR=str(registry), IMAGEWORKS_CACHE_DIR=str(cache),
+               IMAGEWORKS_WEIGHTS_ROOT=str(tree))
+    return tree, env, weight_files
+
+
+def cases(tree: Path, env: dict, *, references: bool, library: bool) -> dict[str, Callable[[], float]]:
+    cli = [str(Path(sys.executable).parent / "imageworks-download"), "scan", "--base", str(tree), "--dry-run",
+           "--json"]
+    out: dict[str, Callable[[], float]] = {"cold": lambda: timed(cli, env), "rescan": lambda: timed(cli, env)}
+    if library:
+        from imageworks_models.acquire.discovery import scan
+        from imageworks_models.pluginhost.manager import get_plugins
+        from imageworks_models.settings import load_settings
+
+        settings = load_settings(env=env)
+        plugins = get_plugins(settings)
+
+        def call() -> float:
+            t0 = time.perf_counter()
+            scan([tree], dry_run=True, settings=settings, plugins=plugins)
+            return time.perf_counter() - t0
+
+        out.update({"cold library": call, "rescan library": call})
+    if references:
+        py = [sys.executable, "-c", "pass"]
+        find = ["find", str(tree), "-type", "f", "-printf", "%s %T@\n"]
+        out.update({"cold python -c pass": lambda: timed(py, env), "cold find": lambda: timed(find, env),
+                    "uncached": lambda: timed(cli, env), "python -c pass": lambda: timed(py, env),
+                    "find": lambda: timed(find, env)})
+    return out
+
+
+def preparer(env: dict, drop: Callable[[], None]) -> Callable[[str], None]:
+    cache = Path(env["IMAGEWORKS_CACHE_DIR"])
+
+    def before(name: str) -> None:
+        if name.startswith(("cold", "uncached")) and not name.startswith("cold python") \
+                and not name.startswith("cold find"):
+            shutil.rmtree(cache, ignore_errors=True)  # no inspection cache
+        if name.startswith("cold"):
+            drop()
+    return before
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--curve-runs", type=int, default=5)
+    ap.add_argument("--models", type=int, default=1000)
+    ap.add_argument("--dir", type=Path, default=None, help="where to generate the trees (kept)")
+    ap.add_argument("--no-curve", action="store_true", help="skip the 1k/5k/20k scale curve")
+    args = ap.parse_args()
+    runs = max(5, args.runs)
+    work = Path(args.dir or tempfile.mkdtemp(prefix="iw-scan-bench-"))
+    try:
+        return run(work, args.models, runs, curve_runs=max(5, args.curve_runs), curve=not args.no_curve)
+    finally:
+        if not args.dir:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def run(work: Path, models: int, runs: int, *, curve_runs: int, curve: bool) -> int:
+    tree, env, weight_files = setup(work, models)
+    drop, how = cache_dropper(tree)
+    samples = interleave(cases(tree, env, references=True, library=True), runs=runs, before_each=preparer(env, drop))
+    print(f"\nscan --dry-run --json over {models} model folders ({weight_files} multi-GB sparse weight files), "
+          f"{runs} interleaved rounds after 1 warm-up, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}; {how}:")
+    cold = show("cold: imageworks-download scan (command)", samples["cold"])
+    show("cold: scan() library call", samples["cold library"])
+    cpy = show("cold: python -c pass", samples["cold python -c pass"])
+    cfind = show("cold: find -type f -printf '%s %T@'", samples["cold find"])
+    rescan = show("rescan: imageworks-download scan (command)", samples["rescan"])
+    show("rescan: scan() library call", samples["rescan library"])
+    py = show("python -c pass", samples["python -c pass"])
+    find = show("find -type f -printf '%s %T@'", samples["find"])
+    unc = show("uncached, page cache warm (command)", samples["uncached"])
+    print(f"  cold = {cold / cpy:.1f}x cold python -c pass, {cold / cfind:.1f}x cold find; rescan = "
+          f"{rescan / py:.1f}x python -c pass, {rescan / find:.1f}x find; uncached = {unc / py:.1f}x python -c pass")
+    goal("scan of 1,000 folders cold <= 1.0 s", cold <= 1.0, f"median {cold:.3f} s = {cold / 1.0:.2f}x the goal")
+    goal("rescan of 1,000 folders <= 0.2 s", rescan <= 0.2, f"median {rescan:.3f} s = {rescan / 0.2:.2f}x the goal")
+
+    read_bytes = rchar_probe(work, tree, env)
+    per = read_bytes / weight_files
+    goal("<= 1 MiB read per weight file", per <= 1 << 20,
+         f"{per / 1024:.1f} KiB per weight file, {read_bytes / 1e6:.1f} MB in all")
+
+    # the same rescan against 5,000 registered entries, interleaved with the empty registry's
+    big = work / "big-registry"
+    big_registry(big)
+    big_env = dict(env, IMAGEWORKS_REGISTRY_DIR=str(big))
+    subprocess.run([str(Path(sys.executable).parent / "imageworks-models"), "list", "--json"], env=big_env,
+                   check=True, stdout=subprocess.DEVNULL)  # the snapshot, as any first read builds it
+    cli = [str(Path(sys.executable).parent / "imageworks-download"), "scan", "--base", str(tree), "--dry-run",
+           "--json"]
+    got = interleave({"empty": lambda: timed(cli, env), "big": lambda: timed(cli, big_env)}, runs=runs)
+    empty_m = show("rescan, empty registry", got["empty"])
+    big_m = show("rescan, 5,000 other entries registered", got["big"])
+    goal("rescan against 5,000 entries <= 1.2x against none", big_m <= 1.2 * empty_m,
+         f"{big_m / empty_m:.2f}x on the medians")
+
+    if curve:
+        print(f"\nscale curve (median of {curve_runs} interleaved rounds each; cold = no inspection cache and "
+              "page cache dropped):")
+        medians: dict[str, dict[int, float]] = {"cold": {}, "rescan": {}}
+        for n in CURVE:
+            t, e, _ = setup(work, n)
+            d, _ = cache_dropper(t)
+            got = interleave(cases(t, e, references=False, library=False), runs=curve_runs,
+                             before_each=preparer(e, d))
+            for what in medians:
+                medians[what][n] = show(f"{n:>6,} folders: {what}", got[what], unit="s")
+        for what, by_size in medians.items():
+            worst = 0.0
+            for a, b in zip(CURVE, CURVE[1:]):
+                growth, size = by_size[b] / by_size[a], b / a
+                worst = max(worst, growth / size)
+                verdict = ("better than linear" if growth < size / LINEAR_SLACK else
+                           "linear" if growth <= size * LINEAR_SLACK else "WORSE than linear")
+                print(f"  {what:<7} {a:>6,} -> {b:>6,} folders: x{growth:.2f} for x{size:.0f} the folders ({verdict})")
+            goal(f"scan {what} grows linearly or better (1k-5k-20k)", worst <= LINEAR_SLACK,
+                 f"largest growth {worst:.2f}x the size ratio; linear within {LINEAR_SLACK:.2f}x")
+    return summary()
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -309,3 +309,75 @@ def test_an_unreadable_cache_file_costs_only_a_slower_scan(tmp_path, host):
     assert [r.action for r in report.rows] == ["add"] * 4
     assert json.loads(cache_file.read_text())["version"] == inspectcache.VERSION  # rewritten, usable next time
     assert run_scan(tmp_path / "w", host, dry_run=True).cached == 4
+
+
+# --- prefetching a first scan's reads -------------------------------------------------------------
+
+
+def test_the_prefetcher_touches_only_regular_files_and_stops(tmp_path):
+    """A FIFO among the files (or swapped in) never blocks it; it ends when told, or when its parser stops."""
+    import threading
+
+    model = tmp_path / "m"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    os.mkfifo(model / "weights.safetensors")
+    os.symlink("/dev/zero", model / "link.bin")
+    lone = tmp_path / "x.gguf"
+    lone.write_bytes(b"GGUF")
+    seen = []
+    real_open = os.open
+
+    def spy(path, flags, *args, **kwargs):
+        if threading.current_thread().name == "imageworks-prefetch":
+            seen.append(os.path.basename(path))
+        return real_open(path, flags, *args, **kwargs)
+
+    os.open = spy
+    try:
+        prefetcher = inspectcache.Prefetcher([str(model), str(lone), str(tmp_path / "gone")])
+        for _ in range(3):
+            prefetcher.done()
+        prefetcher._thread.join(5)
+    finally:
+        os.open = real_open
+    assert not prefetcher._thread.is_alive()
+    assert sorted(seen) == ["config.json", "x.gguf"]  # not the FIFO, not the link
+
+    stopped = inspectcache.Prefetcher([str(model)] * (inspectcache.PREFETCH_AHEAD + 10))
+    stopped.stop()
+    stopped._thread.join(5)
+    assert not stopped._thread.is_alive()
+
+
+def test_a_first_scan_prefetches_and_finds_what_an_unprefetched_scan_finds(tmp_path, host, monkeypatch):
+    make_models(tmp_path / "w")
+    started = []
+    real_init = inspectcache.Prefetcher.__init__
+
+    def counting(self, paths):
+        started.append(list(paths))
+        real_init(self, paths)
+
+    monkeypatch.setattr(inspectcache.Prefetcher, "__init__", counting)
+    first = run_scan(tmp_path / "w", host, dry_run=True)
+    assert len(started) == 1 and len(started[0]) == 4  # every model was new to the cache
+    again = run_scan(tmp_path / "w", host, dry_run=True)
+    assert len(started) == 1  # a rescan of known models prefetches nothing
+
+    class NoPrefetch:
+        def __init__(self, paths):
+            started.append(None)
+
+        def done(self):
+            pass
+
+        def stop(self):
+            pass
+
+    monkeypatch.setattr(inspectcache, "Prefetcher", NoPrefetch)
+    (load_settings().cache_dir / "inspect-cache.json").unlink()
+    plain = run_scan(tmp_path / "w", host, dry_run=True)
+    assert plain.inspected == 4 and started[-1] is None
+    assert [r.as_dict() for r in first.rows] == [r.as_dict() for r in again.rows] == [r.as_dict() for r in plain.rows]
+    assert [r.entry for r in first.rows] == [r.entry for r in plain.rows]

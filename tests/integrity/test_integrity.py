@@ -170,11 +170,11 @@ def test_unchanged_tree_is_ok_and_updates_last_verified(cli, baseline):
     before = discovered(baseline)
     doc = verify_json(cli, NAME)
     assert doc["exit_code"] == 0 and only(doc)["status"] == "ok" and only(doc)["changes"] == []
-    after = discovered(baseline)
+    after = entry_of(baseline)  # the effective entry: the check is recorded in the checks file
     assert after["version_lock"]["last_verified"] > long_ago
     assert after["version_lock"]["last_verified"] == after["version_lock"]["last_checked"]
     assert after["version_lock"]["last_status"] == "ok"
-    assert after["artifacts"] == before["artifacts"]
+    assert discovered(baseline) == before  # nothing in the discovered layer changed
 
 
 def _change_byte(m: Path) -> str:
@@ -221,7 +221,7 @@ def test_a_changed_tree_diverges_and_names_the_file(cli, baseline, model, modify
     assert doc["exit_code"] == 2 and only(doc)["status"] == "diverged"
     assert set(changes(doc)) == {path}
     assert changes(doc)[path]["change"] == change
-    assert discovered(baseline)["version_lock"]["last_status"] == "diverged"
+    assert entry_of(baseline)["version_lock"]["last_status"] == "diverged"  # the effective entry (checks file)
 
 
 def test_swapped_link_records_both_targets(cli, baseline, model):
@@ -585,6 +585,74 @@ def test_quick_does_not_trust_files_written_just_before_hashing(cli, reg, model)
     assert verify_json(cli, NAME)["exit_code"] == 0  # files written moments ago: racy, not cached
     r = only(verify_json(cli, NAME, "--quick"))
     assert r["cached_files"] == 0 and r["hashed_files"] == len(REGULAR)
+
+
+def layer_files(reg: Path) -> dict[str, tuple[bytes, int]]:
+    """Each registry layer and the snapshot: its bytes and mtime (a rewrite with equal bytes still shows)."""
+    from imageworks_models.registry.store import MERGED_FILE
+
+    return {f: ((reg / f).read_bytes(), (reg / f).stat().st_mtime_ns) for f in (CURATED_FILE, DISCOVERED_FILE,
+                                                                                MERGED_FILE)}
+
+
+def test_unchanged_quick_verify_writes_no_registry_layer_and_records_its_check(cli, locked, model):
+    from imageworks_models.registry.checks import CHECKS_FILE
+
+    backdate(model)
+    assert verify_json(cli, NAME)["exit_code"] == 0  # fills the stat cache
+    before_files, before_lock = layer_files(locked), entry_of(locked)["version_lock"]
+    time.sleep(1.1)  # timestamps are to the second
+    r = only(verify_json(cli, NAME, "--quick"))
+    assert (r["status"], r["hashed_files"]) == ("ok", 0)
+    assert layer_files(locked) == before_files  # neither layer nor the snapshot was rewritten
+    lock = entry_of(locked)["version_lock"]
+    assert lock["last_verified"] == lock["last_checked"] > before_lock["last_checked"]
+    assert (lock["last_status"], lock["last_mode"], lock["locked"]) == ("ok", "quick", True)
+    record = json.loads((locked / CHECKS_FILE).read_text(encoding="utf-8"))["checks"][NAME]
+    assert record["last_checked"] == lock["last_checked"] and record["expected"] == lock["expected_aggregate"]
+    shown = json.loads(cli("show", NAME, "--json", prog="imageworks-models").stdout)
+    assert shown["version_lock"]["last_verified"] == lock["last_verified"]
+
+
+def test_a_changed_file_under_quick_is_recorded_and_a_later_lock_wins_over_the_old_check(cli, baseline, model):
+    backdate(model)
+    assert verify_json(cli, NAME)["exit_code"] == 0
+    flip_byte(model / VOCAB, offset=0)
+    t = time.time() - 1800
+    os.utime(model / VOCAB, (t, t))
+    assert verify_json(cli, NAME, "--quick")["exit_code"] == 2
+    lock = entry_of(baseline)["version_lock"]
+    assert (lock["last_status"], lock["last_mode"]) == ("diverged", "quick")
+    # accepting records the new manifest in the discovered layer; the diverged check no longer applies
+    assert verify_json(cli, NAME, "--quick", "--accept")["exit_code"] == 0
+    art = discovered(baseline)["artifacts"]
+    assert next(f for f in art["files"] if f["path"] == VOCAB)["digest"] == "sha256:" + hashlib.sha256(
+        (model / VOCAB).read_bytes()).hexdigest()
+    lock = entry_of(baseline)["version_lock"]
+    assert lock["last_status"] == "ok" and lock["last_verified"] == lock["last_checked"]
+
+
+def test_a_diverged_check_keeps_the_last_verified_of_the_last_match(cli, baseline, model):
+    first = entry_of(baseline)["version_lock"]["last_verified"]
+    time.sleep(1.1)
+    flip_byte(model / WEIGHTS)
+    assert verify_json(cli, NAME)["exit_code"] == 2
+    lock = entry_of(baseline)["version_lock"]
+    assert lock["last_status"] == "diverged" and lock["last_verified"] == first < lock["last_checked"]
+
+
+def test_an_unreadable_checks_file_is_left_alone_and_the_check_goes_to_the_discovered_layer(cli, baseline,
+                                                                                          model, caplog):
+    from imageworks_models.registry.checks import CHECKS_FILE
+
+    (baseline / CHECKS_FILE).write_text("{not json", encoding="utf-8")
+    time.sleep(1.1)
+    flip_byte(model / WEIGHTS)
+    result = cli("verify", NAME, prog=LOADER)
+    assert result.exit_code == 2
+    assert CHECKS_FILE in result.stderr and "ignored" in result.stderr
+    assert (baseline / CHECKS_FILE).read_text(encoding="utf-8") == "{not json"
+    assert discovered(baseline)["version_lock"]["last_status"] == "diverged"
 
 
 # --- verify --all ---------------------------------------------------------------------------------

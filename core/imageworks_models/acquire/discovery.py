@@ -195,9 +195,21 @@ def plan(found: Iterable[Discovered], *, registry, plugins, settings, update_exi
         return sig, cache.get(d.path, sig[0], lambda p: inspect(str(p), plugins))
 
     # Sequential on purpose: inspection is Python parsing, and threads only fought over the GIL
-    # (measured: 1 thread 0.9 s, 2 threads 1.3 s, 4 threads 1.4 s for 1,000 uncached models).
+    # (measured: 1 thread 0.9 s, 2 threads 1.3 s, 4 threads 1.4 s for 1,000 uncached models). Only the
+    # kernel's reads run ahead: the models the cache has never seen (a first scan) are prefetched.
+    found = list(found)
+    unseen: set[str] = set()
+    prefetcher = None
+    if cache is not None:
+        from imageworks_models.formats.inspectcache import Prefetcher
+
+        ordered = [d.path for d in found if d.path not in cache.items and not d.problem and d.info is None]
+        unseen = set(ordered)
+        prefetcher = Prefetcher(ordered) if len(ordered) > 1 else None
     for d in found:
         sig, info = prepare(d)
+        if prefetcher is not None and d.path in unseen:
+            prefetcher.done()
         if sig is None:
             rows.append(Row("error", d.path, reason="vanished during the scan", provider=d.provider))
             continue
@@ -239,6 +251,8 @@ def plan(found: Iterable[Discovered], *, registry, plugins, settings, update_exi
         else:
             index.add(entry, path)
         rows.append(row)
+    if prefetcher is not None:
+        prefetcher.stop()
     hits = cache.hits if cache else 0
     misses = cache.misses if cache else len(rows)
     return rows, misses, hits

@@ -89,8 +89,8 @@ def verify_cmd(names, all_entries, hashes, quick, fix_missing, accept, algorithm
     if hashes is None:
         hashes = st.prog != "imageworks-download"
     report = verify(names, all_entries=all_entries, hashes=hashes, quick=quick, fix_missing=fix_missing,
-                    accept=accept, dry_run=dry_run, algorithm=algorithm, settings=st.settings(), plugins=st.plugins(),
-                    progress=progress_for_terminal())
+                    accept=accept, dry_run=dry_run, algorithm=algorithm, settings=st.settings(), plugins=None,
+                    progress=progress_for_terminal())  # plugins=None: loaded only if a hasher is not built in
     if as_json:
         emit_json(report.as_dict())
     else:

@@ -144,13 +144,15 @@ def emit_json_rows(rows: list[Any]) -> None:
     if not rows:
         click.echo("[]")
         return
-    body = ",\n".join(json.dumps(r, ensure_ascii=False, default=str) for r in rows)
+    encode = json.JSONEncoder(ensure_ascii=False, default=str).encode  # one encoder: dumps(default=) builds one a call
+    body = ",\n".join(map(encode, rows))
     click.echo(_shown(f"[\n{body}\n]"))
 
 
 def emit_json_report(head: dict[str, Any], key: str, rows: list[Any]) -> None:
     """``head`` with ``key`` holding ``rows``, one row per line (the C encoder, as :func:`emit_json_rows`)."""
-    body = ",\n".join(json.dumps(r, ensure_ascii=False, default=str) for r in rows)
+    encode = json.JSONEncoder(ensure_ascii=False, default=str).encode  # one encoder: dumps(default=) builds one a call
+    body = ",\n".join(map(encode, rows))
     start = json.dumps(head, ensure_ascii=False, default=str)[:-1]
     sep = ", " if head else ""
     text = f"{start}{sep}{json.dumps(key)}: [\n{body}\n]}}" if rows else f"{start}{sep}{json.dumps(key)}: []}}"

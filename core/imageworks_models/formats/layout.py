@@ -24,10 +24,13 @@ def cache_repo_dir_of(real: str) -> str | None:
     return None
 
 
-def is_lfs_pointer(path: str | os.PathLike) -> bool:
-    """Whether ``path`` is a git-LFS pointer file (a small text stub) instead of the real content."""
+def is_lfs_pointer(path: str | os.PathLike, *, size: int | None = None) -> bool:
+    """Whether ``path`` is a git-LFS pointer file (a small text stub) instead of the real content.
+
+    ``size``: its size, when the caller has just stat-ed it (a scan does): no second ``stat``.
+    """
     try:
-        if os.stat(path).st_size > _LFS_POINTER_MAX:
+        if (os.stat(path).st_size if size is None else size) > _LFS_POINTER_MAX:
             return False
         with open(path, "rb") as f:
             return f.read(len(LFS_POINTER_PREFIX)) == LFS_POINTER_PREFIX

@@ -12,8 +12,6 @@ import contextlib
 import errno
 import os
 import re
-import secrets
-import socket
 import stat
 import sys
 import threading
@@ -30,7 +28,7 @@ TEMP_SUFFIX = ".tmp"
 def _holder_line() -> str:
     argv = " ".join(sys.argv)[:200]
     started = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return f"pid {os.getpid()} on {socket.gethostname()} since {started}: {argv}\n"
+    return f"pid {os.getpid()} on {os.uname().nodename} since {started}: {argv}\n"  # socket.gethostname()
 
 
 _POLL_MIN, _POLL_MAX = 0.002, 0.05
@@ -239,7 +237,8 @@ def _os_error(exc: OSError, doing: str) -> StorageError:
 
 def temp_path_for(target: Path) -> Path:
     """A temp name in ``target``'s folder, unique per process and per call."""
-    return target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}{TEMP_SUFFIX}")
+    # os.urandom(4).hex() is what secrets.token_hex(4) returns, without importing secrets at start-up
+    return target.with_name(f".{target.name}.{os.getpid()}.{os.urandom(4).hex()}{TEMP_SUFFIX}")
 
 
 def leftover_temps(target: Path) -> list[Path]:

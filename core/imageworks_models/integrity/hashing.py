@@ -16,7 +16,6 @@ import os
 import queue
 import stat
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
@@ -279,6 +278,8 @@ def hash_many(jobs: Iterable[Job], *, algorithm: str, new: Callable[[], Any], wo
         for job in jobs:
             run(job)
         return results
+    from concurrent.futures import ThreadPoolExecutor  # only when there is something to hash
+
     with ThreadPoolExecutor(max_workers=min(workers, len(jobs)), thread_name_prefix="imageworks-hash") as pool:
         for future in [pool.submit(run, job) for job in jobs]:
             future.result()

@@ -12,7 +12,6 @@ two claim the same source/backend/hasher name, the first keeps it and the second
 
 from __future__ import annotations
 
-import difflib
 import logging
 import re
 from dataclasses import dataclass, field
@@ -79,11 +78,40 @@ def _allowed(names: Iterable[str | None], settings: "Settings | None") -> bool:
     return allow is None or bool(names & {normalize_name(n) for n in allow})
 
 
-def _entry_points(group: str):
-    from importlib.metadata import entry_points
+@dataclass(frozen=True)
+class _Dist:
+    name: str
+    version: str | None
 
-    eps = list(entry_points(group=group))
-    return sorted(eps, key=lambda ep: (normalize_name(ep.dist.name) if ep.dist else "", ep.name))
+
+@dataclass(frozen=True)
+class _EntryPoint:
+    """What PluginHost uses of an ``importlib.metadata.EntryPoint``: name, value, dist and ``load()``."""
+
+    name: str
+    value: str
+    dist: _Dist | None
+
+    def load(self) -> Any:
+        import importlib
+
+        module, _, attrs = self.value.partition(":")
+        obj = importlib.import_module(module.strip())
+        for attr in attrs.split("[", 1)[0].strip().split(".") if attrs.strip() else ():
+            obj = getattr(obj, attr)
+        return obj
+
+
+def _entry_points(group: str) -> list[_EntryPoint]:
+    """The group's entry points from each distribution's entry_points.txt (see :func:`_declared_entry_points`),
+    sorted by distribution, then name: importlib.metadata finds the same ones but costs more to import than
+    the rest of a scan's start-up."""
+    declared = _declared_entry_points((group,))[group]
+    return [_EntryPoint(name, value, _Dist(dist, _VERSIONS.get(normalize_name(dist))))
+            for name, value, dist in declared]
+
+
+_VERSIONS: dict[str, str] = {}  # normalised distribution name -> version, as _declared_entry_points read it
 
 
 def _declared_entry_points(groups: tuple[str, ...]) -> dict[str, list[tuple[str, str, str]]]:
@@ -120,7 +148,11 @@ def _declared_entry_points(groups: tuple[str, ...]) -> dict[str, list[tuple[str,
                     name, _, value = line.partition("=")
                     found.append((group, name.strip(), value.strip()))
             if found:
-                dist = _metadata_name(os.path.join(folder or ".", info, "METADATA")) or dist
+                version = info[:-len(".dist-info")].rsplit("-", 1)[-1] if "-" in info else None
+                meta = os.path.join(folder or ".", info, "METADATA")
+                dist, version = _metadata_name(meta, version) or (dist, version)
+                if version:
+                    _VERSIONS[normalize_name(dist)] = version
             for group, name, value in found:
                 out[group].append((name, value, dist))
     for group in groups:
@@ -128,18 +160,22 @@ def _declared_entry_points(groups: tuple[str, ...]) -> dict[str, list[tuple[str,
     return out
 
 
-def _metadata_name(path: str) -> str | None:
-    """The ``Name:`` header of a distribution's METADATA (its spelling as published), or ``None``."""
+def _metadata_name(path: str, version: str | None = None) -> tuple[str, str | None] | None:
+    """The ``Name:`` (its spelling as published) and ``Version:`` headers of a distribution's METADATA (the
+    version defaults to ``version``, the one in the folder's name), or ``None`` without a name."""
+    name = None
     try:
         with open(path, encoding="utf-8") as fh:
             for line in fh:
                 if not line.strip():
                     break  # the headers end at the first blank line
                 if line.lower().startswith("name:"):
-                    return line.split(":", 1)[1].strip()
+                    name = line.split(":", 1)[1].strip()
+                elif line.lower().startswith("version:"):
+                    version = line.split(":", 1)[1].strip()
     except OSError:
         return None
-    return None
+    return (name, version) if name else None
 
 
 def command_entry_points(settings: "Settings | None" = None) -> dict[str, tuple[str, str | None]]:
@@ -241,6 +277,8 @@ class PluginHost:
             known = [n for n in dir(self.pm.hook) if not n.startswith("_") and has_spec(n)]
             hint = ""
             if bad:
+                import difflib
+
                 close = difflib.get_close_matches(bad[0], known, n=1)
                 hint = f" (did you mean {close[0]!r}?)" if close else ""
             self._broken(info, f"unknown hook {bad[0] if bad else ''!r}{hint}" if bad else f"{exc}")
@@ -376,6 +414,38 @@ def get_plugins(settings: "Settings | None" = None) -> PluginHost:
     if key not in _hosts:
         _hosts[key] = PluginHost(settings)
     return _hosts[key]
+
+
+class LazyPlugins:
+    """:func:`get_plugins` loaded on first use; a built-in hasher is answered without loading any plugin.
+
+    For commands that may need no plugin at all (``verify`` of sha256 or blake3 manifests): a plugin cannot
+    replace a built-in hasher (the core registers first, and the first registration of a name wins), so
+    loading every installed plugin to find ``sha256`` would only cost time.
+    """
+
+    def __init__(self, settings: "Settings | None" = None):
+        self._settings = settings
+        self._host: PluginHost | None = None
+
+    @property
+    def host(self) -> PluginHost:
+        if self._host is None:
+            self._host = get_plugins(self._settings)
+        return self._host
+
+    def hasher(self, name: str) -> "Hasher":
+        """Like :meth:`PluginHost.hasher`."""
+        from imageworks_models.pluginhost.builtins import builtin_hashers
+
+        key = normalize_name(name)
+        for hasher in builtin_hashers():
+            if hasher.name == key:
+                return hasher
+        return self.host.hasher(name)
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(self.host, attr)
 
 
 def reset_plugins() -> None:

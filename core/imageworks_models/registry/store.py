@@ -6,6 +6,8 @@ Files (in one registry folder):
     model_registry.json             merged snapshot, regenerated on every save; it records the
                                     digests of the two layers it was built from and is only ever
                                     used while those digests still match (a cache, not a source)
+    model_registry.checks.json      the last verify of each entry, overlaid on version_lock when read
+                                    (see checks.py)
     .model_registry.lock            the writers' lock
     backups/                        timestamped copies taken before migrations and destructive edits
 
@@ -22,13 +24,13 @@ import os
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from imageworks_models.fs import storage
 from imageworks_models.fs.dryrun import dry_run, in_dry_run  # noqa: F401 - dry_run re-exported
 from imageworks_models.errors import (ReadOnlyRegistryError, RegistryError, RegistryFileError, RegistryValidationError,
                       SchemaVersionError, StorageError)
-from imageworks_models.registry import fields
+from imageworks_models.registry import checks, fields
 from imageworks_models.registry.jsonio import DEFAULT_MAX_BYTES, dumps_strict, loads_strict, read_limited
 from imageworks_models.registry.state import STATE_FILE, State
 
@@ -322,12 +324,15 @@ class Layers:
 
     def merged(self) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, str]]]:
         """Effective entries by name (sorted) and the provenance of each field."""
+        names = self.names()
+        if not names:
+            return {}, {}  # an empty registry (a first scan's): no need to import pydantic for the defaults
         from imageworks_models.registry.schema import defaults
 
         base = defaults()
         entries: dict[str, dict[str, Any]] = {}
         provenance: dict[str, dict[str, str]] = {}
-        for name in self.names():
+        for name in names:
             entries[name], provenance[name] = fields.merge(self.curated.views.get(name),
                                                            self.discovered.views.get(name), base)
         return entries, provenance
@@ -481,6 +486,7 @@ class RegistryStore:
         if use_snapshot:
             entries = self._snapshot_entries(sources)
             if entries is not None:
+                self.overlay_checks(entries)
                 return Registry(self.directory, entries, self, from_snapshot=True)
         layers = Layers(_parse_layer(fields.CURATED, self.curated_path, cur),
                         _parse_layer(fields.DISCOVERED, self.discovered_path, disc))
@@ -489,7 +495,57 @@ class RegistryStore:
         if not (layers.curated.legacy or layers.discovered.legacy
                 or layers.curated.read_only or layers.discovered.read_only):
             self._refresh_snapshot(entries, sources)
+        self.overlay_checks(entries)  # after the snapshot: it holds the layers alone
         return Registry(self.directory, entries, self, _layers=layers, _provenance=provenance)
+
+    # -- verify's check records (checks.py) ----------------------------------------------------------
+    @property
+    def checks_path(self) -> Path:
+        return self.directory / checks.CHECKS_FILE
+
+    def overlay_checks(self, entries: dict[str, dict[str, Any]]) -> None:
+        """Put the newest recorded verify of each entry into its ``version_lock`` (see checks.py)."""
+        records, _ = checks.load(self.checks_path, limit=self.max_json_bytes)
+        if records:
+            checks.overlay(entries, records)
+
+    def record_checks(self, build: "Callable[[dict[str, dict[str, Any]]], dict[str, dict[str, Any]]]", *,
+                      loaded: Registry | None = None) -> set[str] | None:
+        """Record verify's checks in the checks file, under the registry lock, atomically.
+
+        ``build(entries)`` gets the effective entries as they are now (under the lock) and returns the new
+        records by name (each with ``expected`` and the ``version_lock`` keys in :data:`checks.KEYS`).
+        Records of entries that are gone are dropped. ``loaded``: the registry the caller read, whose entries
+        are used instead of reading the layers again (see the comment in the body).
+
+        Returns:
+            The names recorded, or ``None`` when the checks file cannot be read (it is left as it is).
+
+        Raises:
+            LockTimeoutError: another writer held the lock for ``lock_timeout`` seconds.
+            StorageError: the write failed; the file is unchanged.
+        """
+        if in_dry_run():
+            raise RuntimeError(f"a dry run tried to record checks in {self.directory}")
+        with storage.file_lock(self.lock_path, timeout=self.lock_timeout, what=f"the registry in {self.directory}",
+                               folder=True):
+            records, data = checks.load(self.checks_path, limit=self.max_json_bytes)
+            if records is None:
+                return None
+            if loaded is not None:
+                # No second read of the layers: a record only ever applies to an entry whose expected aggregate
+                # is still the one it names, so one made from a registry changed meanwhile can mislead no read.
+                entries = dict(loaded.entries)
+                checks.overlay(entries, records)
+            else:
+                entries = self.load().entries
+            new = build(entries)
+            if not new:
+                return set()
+            kept = {name: r for name, r in records.items() if name in entries}
+            kept.update(new)
+            storage.atomic_write(self.checks_path, checks.to_bytes(kept), expect=data)
+            return set(new)
 
     def _snapshot_entries(self, sources: dict[str, str]) -> dict[str, dict[str, Any]] | None:
         try:  # the snapshot is only a cache: whatever is wrong with it, it is ignored, never an error

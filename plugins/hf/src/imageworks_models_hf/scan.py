@@ -82,7 +82,7 @@ def _model_folder(folder: Path, entries: list[os.DirEntry], *, repo_id: str | No
         sizes = [_size(e) for e in weights]
         if all(s == 0 for s in sizes):
             reason = "weight files are empty"
-        elif all(is_lfs_pointer(e.path) for e in weights):
+        elif all(is_lfs_pointer(e.path, size=s) for e, s in zip(weights, sizes)):
             reason = "weight files are git-LFS pointers (run git lfs pull)"
     return Discovered(path=str(folder), name_hint=hint or folder.name, provider="hf", repo_id=repo_id,
                       commit=commit, revision=revision, placeholder=reason)
@@ -133,7 +133,7 @@ def _gguf_model(folder: Path, parts: list[os.DirEntry], *, path: str, hint: str)
     sizes = [_size(e) for e in parts]
     if all(s == 0 for s in sizes):
         reason = "the file is empty"
-    elif all(is_lfs_pointer(e.path) for e in parts):
+    elif all(is_lfs_pointer(e.path, size=s) for e, s in zip(parts, sizes)):
         reason = "the file is a git-LFS pointer"
     elif _DUMMY.search(hint):
         reason = f"named as a test model ({_DUMMY.search(hint)[0]})"
