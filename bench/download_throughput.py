@@ -178,6 +178,9 @@ def main() -> int:
         }
         print(f"download of {args.size_mib} MiB over loopback from the stand-in Hub (sendfile), "
               f"{args.runs} interleaved rounds, {len(os.sched_getaffinity(0))} usable CPUs", flush=True)
+        if os.environ.get("PYTHONDONTWRITEBYTECODE"):
+            print("  note: PYTHONDONTWRITEBYTECODE is set here, so every command start compiles whatever the install "
+                  "left without bytecode (an editable checkout's own modules)", flush=True)
         samples = interleave(cases, runs=args.runs, before_each=fresh)
 
         # resume after a kill at 50%
