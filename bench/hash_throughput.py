@@ -103,8 +103,12 @@ def main() -> int:
 
 
 def run(work: Path, runs: int, shard: int) -> int:
-    from imageworks_models.integrity import lock, verify
-    from imageworks_models.plugins import get_plugins
+    try:  # the folders per concern of issue 19
+        from imageworks_models.integrity.verify import lock, verify
+        from imageworks_models.pluginhost.manager import get_plugins
+    except ImportError:  # the flat modules before them
+        from imageworks_models.integrity import lock, verify
+        from imageworks_models.plugins import get_plugins
     from imageworks_models.registry.store import RegistryStore
     from imageworks_models.settings import load_settings
 
