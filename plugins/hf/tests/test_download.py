@@ -421,6 +421,35 @@ def test_truncated_body_is_resumed_with_little_extra(env):
     assert result.action == "add"
 
 
+def test_resume_from_an_unaligned_offset_gives_the_exact_bytes(env):
+    # Whole 4 KiB-aligned blocks are written with O_DIRECT, the rest through the page cache: a resume that starts
+    # mid-block (and a file whose end is mid-block) mixes both in one file, which must still be byte-exact.
+    weights = MIB4 + b"x" * 12_345  # ends mid-block (safetensors allows trailing bytes; only the digest matters)
+    tiny_repo(env.hub, weights=weights)
+    env.hub.fault("org/tiny", "model.safetensors", "truncate", after=1_000_003, times=1)
+
+    download("org/tiny", settings=settings())
+
+    dest = env.weights / "org" / "tiny" / "model.safetensors"
+    assert dest.read_bytes() == weights
+    assert env.hub.bytes_sent[("org/tiny", "model.safetensors")] < 1.05 * len(weights)
+    [entry] = env.entries()
+    assert entry["artifacts"]["aggregate"] == build_manifest(env.weights / "org" / "tiny").aggregate
+
+
+def test_download_without_o_direct_writes_through_the_page_cache(env, monkeypatch):
+    # macOS and Windows have no O_DIRECT (and some Linux filesystems refuse it): every block then goes through
+    # the buffered descriptor, resumes included.
+    monkeypatch.delattr(os, "O_DIRECT", raising=False)
+    tiny_repo(env.hub, weights=MIB4)
+    env.hub.fault("org/tiny", "model.safetensors", "truncate", after=1_000_003, times=1)
+
+    download("org/tiny", settings=settings())
+
+    assert (env.weights / "org" / "tiny" / "model.safetensors").read_bytes() == MIB4
+    assert env.hub.bytes_sent[("org/tiny", "model.safetensors")] < 1.05 * len(MIB4)
+
+
 def test_ignored_range_on_resume_restarts_never_appends(env):
     tiny_repo(env.hub, weights=BIG)
     env.hub.fault("org/tiny", "model.safetensors", "truncate", after=len(BIG) // 2, times=1)

@@ -1,10 +1,11 @@
 """Fetch one file over HTTP(S), resuming, with its digest computed while the bytes arrive.
 
 Why not huggingface_hub's ``http_get``: it re-chunks the body into 10 MiB pieces through Python and
-checks only the size. This loop reads straight into a few reused buffers (``readinto``), writes them,
-and hands each buffer to a hashing thread (hashlib releases the GIL), so the digest is ready when the
-last byte lands — no second read pass — and is compared with the one the Hub published *before* the
-file is moved into place.
+checks only the size. Here the bytes flow through a three-stage pipeline of a few reused 4 MiB buffers:
+this thread receives straight into a buffer (``readinto1``: one ``recv`` per call, no copy, no allocation),
+a writer thread ``pwrite``s it, a hashing thread digests it (both release the GIL), and the buffer comes
+back. Receiving, writing and hashing overlap, so the digest is ready when the last byte lands (no second
+read pass) and is compared with the one the Hub published *before* the file is moved into place.
 
 Faults handled (each has a test): a server that ignores ``Range`` (the partial file is restarted, never
 appended to), a wrong ``Content-Range``, ``416`` on a complete partial, a truncated body (resumed), a
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import http.client
+import mmap
 import os
 import queue
 import re
@@ -29,8 +31,10 @@ from urllib.parse import urljoin, urlsplit
 from imageworks_models.api import (ChecksumMismatchError, DiskSpaceError, DownloadError, RemoteAccessError, RemoteNotFoundError)
 from imageworks_models.api import SILENT, Progress
 
-BUFFER = 1 << 20
-BUFFERS = 8
+BUFFER = 4 << 20  # per buffer: the queues and Python's per-chunk work run 256 times a GiB, not 1,000+
+BUFFERS = 6
+ALIGN = 4096  # O_DIRECT writes need offset, length and memory aligned to the device's block (4 KiB covers all)
+HANDOFF = 0.2  # seconds: a buffer filling slowly is written anyway, so a kill loses little of a slow link
 FLUSH_EVERY = 16 << 20
 MAX_REDIRECTS = 10
 ATTEMPTS = 6  # consecutive attempts that make no progress before giving up
@@ -70,19 +74,43 @@ class Outcome:
     restarts: int  # times the partial had to be thrown away (server ignored Range...)
 
 
+def _buffer() -> mmap.mmap:
+    # anonymous mappings are page-aligned, as O_DIRECT writes need (a bytearray's memory is not)
+    return mmap.mmap(-1, BUFFER)
+
+
 class _Digests:
-    """sha256 (and the git blob sha1 when asked) fed from a background thread, buffers recycled."""
+    """sha256 (and the git blob sha1 when asked) fed from a background thread, buffers recycled.
+
+    While a body streams (:meth:`attach`), a writer thread writes each buffer at its offset while the hashing
+    thread digests it (both only read it, and both release the GIL); the buffer is free again when both are
+    done. The hash sees the buffers in file order. A failed write fails the attempt, whose digest is then
+    thrown away (:func:`fetch` starts every attempt with a new one, over the bytes on disk).
+    """
 
     def __init__(self, size: int, git: bool):
         self.sha = hashlib.sha256()
         self.git = hashlib.sha1(b"blob %d\0" % size) if git else None
-        self.free: queue.Queue[bytearray] = queue.Queue()
+        self.free: queue.Queue = queue.Queue()
         for _ in range(BUFFERS):
-            self.free.put(bytearray(BUFFER))
-        self.work: queue.Queue[tuple[bytearray, int] | None] = queue.Queue()
+            self.free.put(_buffer())
+        self.work: queue.Queue = queue.Queue()
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, name="download-hash", daemon=True)
         self.thread.start()
+        self.users: dict[int, int] = {}  # id(buffer) -> stages (write, hash) not yet done with it
+        self.lock = threading.Lock()
+        self.writes: queue.Queue | None = None
+        self.writer: threading.Thread | None = None
+        self.write_error: BaseException | None = None
+
+    def _release(self, buf) -> None:
+        with self.lock:
+            left = self.users.pop(id(buf), 1) - 1
+            if left:
+                self.users[id(buf)] = left
+                return
+        self.free.put(buf)
 
     def _run(self) -> None:
         while (item := self.work.get()) is not None:
@@ -95,17 +123,114 @@ class _Digests:
             except BaseException as exc:  # pragma: no cover - hashlib does not fail on bytes
                 self.error = exc
             finally:
-                self.free.put(buf)
+                self._release(buf)
 
-    def feed(self, buf: bytearray, n: int) -> None:
+    def feed(self, buf, n: int) -> None:
+        """Hash ``buf[:n]`` (bytes already on disk: a resumed partial's prefix)."""
         self.work.put((buf, n))
 
+    def attach(self, fd: int, target: Target, flusher: "_Flusher") -> None:
+        """Start the writer thread: :meth:`write` buffers go to ``fd`` at their offsets.
+
+        Whole aligned blocks are written with ``O_DIRECT`` where the filesystem allows it: straight from the
+        buffer to the disk, with no copy into the page cache and no dirty pages for the final fsync to wait
+        for (measured here: 1 GiB written and fsynced in 0.7 s this way, 3.7 s through the page cache). The
+        rest (a resumed file's first block, the last one) goes through ``fd`` and the flusher.
+        """
+        self.writes = queue.Queue()
+        self.write_error = None
+        direct = _open_direct(target.part)
+
+        def run() -> None:
+            nonlocal direct
+            try:
+                while (item := self.writes.get()) is not None:
+                    buf, n, offset = item
+                    try:
+                        if self.write_error is None:
+                            view = memoryview(buf)[:n]
+                            if direct is not None and not offset % ALIGN and not n % ALIGN:
+                                done = _write_direct(direct, view, offset, target)
+                                if done is None:  # the filesystem refused O_DIRECT: buffered from now on
+                                    os.close(direct)
+                                    direct, done = None, 0
+                                view, offset = view[done:], offset + done
+                            if view:
+                                _write_all(fd, view, target, offset)
+                                flusher.wrote(len(view))
+                    except BaseException as exc:  # handed to the receiving thread, which raises it
+                        self.write_error = exc
+                    finally:
+                        self._release(buf)
+            finally:
+                if direct is not None:
+                    os.close(direct)
+
+        self.writer = threading.Thread(target=run, name="download-write", daemon=True)
+        self.writer.start()
+
+    def write(self, buf, n: int, offset: int) -> None:
+        """Write ``buf[:n]`` at ``offset`` and hash it (raises the writer's error, e.g. a full disk)."""
+        if self.write_error is not None:
+            self.free.put(buf)
+            raise self.write_error
+        with self.lock:
+            self.users[id(buf)] = 2
+        self.writes.put((buf, n, offset))
+        self.work.put((buf, n))
+
+    def detach(self) -> None:
+        """Wait until every buffer handed to :meth:`write` is written; raise the writer's error if any."""
+        if self.writer is None:
+            return
+        self.writes.put(None)
+        self.writer.join()
+        self.writer = self.writes = None
+        if self.write_error is not None:
+            raise self.write_error
+
     def close(self) -> tuple[str, str | None]:
+        if self.writer is not None:
+            self.writes.put(None)
+            self.writer.join()
+            self.writer = None
         self.work.put(None)
         self.thread.join()
         if self.error:
             raise self.error
         return self.sha.hexdigest(), (self.git.hexdigest() if self.git else None)
+
+
+def _open_direct(path: Path) -> int | None:
+    """A second descriptor of ``path`` for ``O_DIRECT`` writes, or ``None`` where there is no such thing."""
+    flag = getattr(os, "O_DIRECT", 0)
+    if not flag:
+        return None
+    try:
+        return os.open(path, os.O_WRONLY | flag | getattr(os, "O_CLOEXEC", 0))
+    except OSError:  # tmpfs and some network filesystems refuse O_DIRECT (EINVAL)
+        return None
+
+
+def _write_direct(fd: int, data: memoryview, offset: int, target: Target) -> int | None:
+    """Write aligned ``data`` at ``offset`` with ``O_DIRECT``: the bytes written (a short write leaves the rest
+    to the buffered path), or ``None`` when the filesystem refuses it (EINVAL)."""
+    import errno
+
+    done = 0
+    while done < len(data):
+        try:
+            written = os.pwrite(fd, data[done:], offset + done)
+        except OSError as exc:
+            if exc.errno == errno.EINVAL and not done:
+                return None
+            if exc.errno == errno.EINVAL:
+                return done
+            raise _write_error(exc, target) from exc
+        if not written or (offset + done + written) % ALIGN:
+            return done + written
+        done += written
+    return done
 
 
 def _hash_prefix(part: Path, length: int, digests: _Digests) -> None:
@@ -410,11 +535,15 @@ class _RateCheck:
         self.floor, self.target = floor, target
         self.marks: list[tuple[float, int]] = [(time.monotonic(), 0)]
         self.active = floor.min_rate > 0 and floor.window > 0
+        # called once per receive (thousands a second on a fast link): a mark every ``step`` seconds is enough
+        self.step = min(0.5, floor.window / 8) if self.active else 0.0
 
     def check(self, total: int, at: int) -> None:
         if not self.active:
             return
         now = time.monotonic()
+        if now - self.marks[-1][0] < self.step:
+            return
         self.marks.append((now, total))
         while len(self.marks) > 2 and now - self.marks[1][0] >= self.floor.window:
             self.marks.pop(0)
@@ -428,59 +557,95 @@ class _RateCheck:
                                      "download_rate_window (IMAGEWORKS_DOWNLOAD_MIN_RATE) for a slow link")
 
 
+def _receiver(resp):
+    """A ``readinto(view) -> n`` that returns after one ``recv`` (so the rate floor is checked as bytes arrive)
+    and copies nothing: the socket's buffered reader when the body is sent plain, else the response's own
+    reader (chunked bodies need http.client to strip the chunk framing)."""
+    fp = getattr(resp, "fp", None)
+    if not resp.chunked and fp is not None and hasattr(fp, "readinto1"):
+        return fp.readinto1
+    return resp.readinto
+
+
 def _stream(resp, target: Target, start: int, expected: int, state: _State) -> None:
     got = 0
     digests = state.digests
     rate = _RateCheck(state.floor, target)
+    receive = _receiver(resp)
     fd = os.open(target.part, os.O_WRONLY | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
     flusher = _Flusher(fd)
     try:
-        os.lseek(fd, start, os.SEEK_SET)
+        digests.attach(fd, target, flusher)
         while got < expected:
             buf = digests.free.get()
             view = memoryview(buf)
+            # each buffer ends on an ALIGN boundary of the file, so whole buffers can be written with O_DIRECT
+            room = min(BUFFER - (start + got) % ALIGN, expected - got)
+            filled, began = 0, time.monotonic()
             try:
-                if rate.active:
-                    # readinto fills the whole buffer first: a trickle would keep it waiting, unchecked, for
-                    # hours; read1 returns what one receive brought, so the floor is checked as bytes arrive
-                    chunk = resp.read1(min(BUFFER, expected - got))
-                    n = len(chunk)
-                    view[:n] = chunk
-                else:
-                    n = resp.readinto(view[:min(BUFFER, expected - got)])
+                # fill the buffer one receive at a time: a trickle is measured as it arrives, never
+                # left waiting, unchecked, for a whole buffer; a slow one is handed on after HANDOFF seconds
+                while filled < room:
+                    n = receive(view[filled:room])
+                    if not n:
+                        break
+                    filled += n
+                    rate.check(got + filled, start + got + filled)
+                    if filled < room and time.monotonic() - began >= HANDOFF:
+                        room = filled
             except (OSError, http.client.HTTPException) as exc:
+                _keep(digests, buf, filled, start + got, state)
+                raise _Retry(f"connection lost after {start + got + filled} of {target.size} bytes: {exc}") from exc
+            except BaseException:
+                _keep(digests, buf, filled, start + got, state)
+                raise
+            if filled:
+                digests.write(buf, filled, start + got)
+            else:
                 digests.free.put(buf)
-                raise _Retry(f"connection lost after {start + got} of {target.size} bytes: {exc}") from exc
-            if not n:
-                digests.free.put(buf)
-                raise _Retry(f"the body ended after {start + got} of {target.size} bytes")
-            _write_all(fd, view[:n], target)
-            digests.feed(buf, n)
-            flusher.wrote(n)
-            got += n
-            state.transferred += n
+            got += filled
+            state.transferred += filled
             state.seen(start + got)
-            rate.check(got, start + got)
+            if filled < room:
+                raise _Retry(f"the body ended after {start + got} of {target.size} bytes")
+        digests.detach()
         flusher.close()
         os.fsync(fd)
     finally:
-        flusher.close()
-        os.close(fd)
+        try:
+            digests.detach()  # every byte received is on disk before the partial is looked at again
+        finally:
+            flusher.close()
+            os.close(fd)
 
 
-def _write_all(fd: int, data: memoryview, target: Target) -> None:
+def _keep(digests: _Digests, buf: bytearray, n: int, offset: int, state: _State) -> None:
+    """A receive failed part-way through a buffer: write (and hash) what did arrive, so a resume keeps it."""
+    if n:
+        digests.write(buf, n, offset)
+        state.transferred += n
+    else:
+        digests.free.put(buf)
+
+
+def _write_all(fd: int, data: memoryview, target: Target, offset: int) -> None:
     while data:
         try:
-            written = os.write(fd, data)
+            written = os.pwrite(fd, data, offset)
         except OSError as exc:
-            import errno
-
-            if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
-                raise DiskSpaceError(f"{target.part.parent}: no space left writing {target.label} "
-                                     f"({os.strerror(exc.errno)})",
-                                     hint="free some space and run the same command again to resume") from exc
-            raise DownloadError(f"{target.part}: cannot write: {exc.strerror}") from exc
+            raise _write_error(exc, target) from exc
         data = data[written:]
+        offset += written
+
+
+def _write_error(exc: OSError, target: Target) -> Exception:
+    import errno
+
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        return DiskSpaceError(f"{target.part.parent}: no space left writing {target.label} "
+                              f"({os.strerror(exc.errno)})",
+                              hint="free some space and run the same command again to resume")
+    return DownloadError(f"{target.part}: cannot write: {exc.strerror}")
 
 
 def _check_commit(headers: dict, target: Target) -> None:
