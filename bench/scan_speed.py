@@ -49,7 +49,7 @@ import time
 from typing import Callable
 from pathlib import Path
 
-from _timing import goal, interleave, median, show, summary, timed
+from _timing import goal, interleave, show, summary, timed
 
 GB = 1 << 30
 KINDS = ("bf16", "awq", "gptq", "fp8", "gguf")
