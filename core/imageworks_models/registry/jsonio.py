@@ -207,7 +207,10 @@ def _fast_loads(data: bytes) -> Any:
         return None
     if _long_integer(data) or b"\\u003a" in data or b"\\u003A" in data:
         return None
-    rewritten = orjson.dumps(value, option=orjson.OPT_INDENT_2)
+    try:
+        rewritten = orjson.dumps(value, option=orjson.OPT_INDENT_2)
+    except orjson.JSONEncodeError:  # nested deeper than orjson writes (254 levels): far too deep anyway
+        return None
     if b"\n" + b" " * (2 * MAX_DEPTH) in rewritten or data.count(b":") != rewritten.count(b":"):
         return None
     return value
