@@ -56,3 +56,10 @@ def test_the_readme_names_the_hub_cli_hf():
     assert "hf cache ls" in README
     mentions = [m.start() for m in re.finditer("huggingface-cli", README)]
     assert all(README[i - 15:i].endswith("it replaced `") for i in mentions), "use `hf`, not huggingface-cli"
+
+
+def test_the_install_writes_bytecode_and_the_readme_says_so():
+    # `--help` start-up is judged as the README's command installs it (bench/cli_startup.py): uv compiles the
+    # installed packages at install time, so no start pays for compiling click and the rest.
+    assert PYPROJECT["tool"]["uv"].get("compile-bytecode") is True
+    assert "compile-bytecode" in README

@@ -70,6 +70,30 @@ def test_top_level_help_imports_nothing_heavy(python):
     assert "imageworks_models.cli.read" not in modules and "imageworks_models.cli.admin" not in modules
 
 
+def test_top_level_help_reads_no_settings_when_no_plugin_declares_a_command(python):
+    # --help lists plugin commands from entry-point metadata; the settings (a config file, their allow/deny lists)
+    # are read only when some distribution declares a command, and the plugin host's own needs (logging, the
+    # records, difflib) and click's shutil import (terminal width) stay out of the start-up.
+    code, out, err, modules = run_cli(python, "imageworks-models", "--help")
+
+    assert code == 0, err
+    assert "imageworks_models.pluginhost.manager" in modules  # the entry points were read ...
+    assert not modules & {"imageworks_models.settings", "imageworks_models.plugin.records", "imageworks_models.errors",
+                          "logging", "difflib", "tomllib", "shutil"}, "... and nothing else"
+
+
+def test_help_is_as_wide_as_the_terminal_says(python):
+    import os
+
+    narrow = subprocess.run([python, "-c", RUNNER, "imageworks-models", "--help"], capture_output=True, text=True,
+                            env={**os.environ, "COLUMNS": "60"}, timeout=60).stdout
+    wide = subprocess.run([python, "-c", RUNNER, "imageworks-models", "--help"], capture_output=True, text=True,
+                          env={**os.environ, "COLUMNS": "200"}, timeout=60).stdout
+    narrow, wide = narrow.split(MARK)[0].splitlines(), wide.split(MARK)[0].splitlines()
+    assert len(narrow) > len(wide)  # wrapped to 58 columns (COLUMNS - 2, as click does) ...
+    assert max(map(len, wide)) == 78  # ... and to click's 80-column cap less 2 on a wide terminal
+
+
 def test_version_imports_nothing_heavy(python):
     code, out, err, modules = run_cli(python, "imageworks-models", "--version")
 

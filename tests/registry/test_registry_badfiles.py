@@ -350,3 +350,61 @@ def test_unknown_fields_in_curated_are_kept_across_a_write(cli, tmp_path):
     assert saved["backend_config"]["x_numa_node"] == 1
     assert written["comment"] == "kept at the top level too"
     assert list(written)[0] == "schema_version"
+
+
+# --- the fast strict parse (registry/jsonio.py `_fast_loads`) ----------------------------------------------------
+# loads_strict parses with orjson first and takes its exact path whenever orjson's result might differ from the
+# exact path's or a check might fail; these hold the fast path to that.
+
+ACCEPTED = [
+    b'{"schema_version": 1, "entries": [{"name": "a", "n": -922337203685477580, "m": 999999999999999999}]}',
+    b'{"a": 1.5, "b": -0.0, "c": 1e-400, "d": 2.2250738585072011e-308, "e": 0.1, "f": 1E+2, "g": [true, false, null]}',
+    b'{"d": "sha256:1234567890123456789012345678901234567890123456789012345678901234", "k:1": "x:y"}',
+    b'{"s": "\\ud83d\\ude00 \\u00e9 \\" \\\\ \\/ \\n", "t": "\xc3\xa9"}',
+    b'[' * 64 + b']' * 64,
+    b' \t\r\n{"a" :\n [ 1 , 2 ] } \n',
+]
+REFUSED = [
+    b'{"a": 1, "a": 2}', b'{"a": {"b": 1, "b": 1}}', b'[{"k": 1, "k\\u003a": 2, "k": 3}]',
+    b'[9223372036854775808]', b'[-9223372036854775809]', b'{"a": 18446744073709551616}', b'[1' + b'0' * 30 + b']',
+    b'[NaN]', b'[-Infinity]', b'[1e400]', b'["\\ud800"]', b'\xef\xbb\xbf{}', b'{"a": "\xff"}',
+    b'[' * 65 + b']' * 65, b'[{"a": ' * 40 + b'1' + b'}]' * 40, b'[' * 900 + b']' * 900, b'{"a": 1,}', b'{"a": 1} x', b'\x0c{}',
+]
+
+
+@pytest.mark.parametrize("data", ACCEPTED)
+def test_the_fast_parse_gives_what_json_gives(data):
+    from imageworks_models.registry.jsonio import _fast_loads, loads_strict
+
+    expected = json.loads(data)
+    fast = _fast_loads(data)
+    assert fast is not None, "took the exact path"
+    assert repr(fast) == repr(expected)  # same values and types, key order included
+    assert repr(loads_strict(data, "f.json")) == repr(expected)
+
+
+@pytest.mark.parametrize("data", REFUSED)
+def test_the_fast_parse_leaves_every_refusal_to_the_exact_path(data):
+    from imageworks_models.errors import RegistryFileError
+    from imageworks_models.registry.jsonio import _fast_loads, loads_strict
+
+    assert _fast_loads(data) is None
+    with pytest.raises(RegistryFileError):
+        loads_strict(data, "f.json")
+
+
+def test_digits_in_strings_keep_the_fast_parse(tmp_path):
+    # digests after "sha256:" often hold 19 digits in a row; only an integer value sends a file down the exact path
+    from imageworks_models.registry.jsonio import _long_integer
+
+    assert not _long_integer(b'{"d": "sha256:12345678901234567890abc", "e": "x 1234567890123456789"}')
+    assert _long_integer(b'{"n": 1234567890123456789}') and _long_integer(b'{"n" :\n -1234567890123456789}')
+    assert _long_integer(b'[0, 1234567890123456789]') and _long_integer(b'1234567890123456789')
+    assert not _long_integer(b'{"blob": "' + b"1" * 100_000 + b'", "n": 12}')  # one run, however long
+    assert _long_integer(b'{"blob": "' + b"1" * 100_000 + b'", "n": 1234567890123456789}')
+
+
+def test_integers_of_19_digits_in_range_are_read_by_the_exact_path():
+    from imageworks_models.registry.jsonio import loads_strict
+
+    assert loads_strict(b'[-9223372036854775808, 9223372036854775807]', "f.json") == [-2**63, 2**63 - 1]

@@ -443,6 +443,125 @@ def test_snapshot_with_matching_sources_but_bad_entries_is_ignored(layered):
     assert registry.get("qwen-vl")["display_name"] == "Qwen VL (curated)"
 
 
+def _many(tmp_path, n=6) -> Path:
+    """A registry of ``n`` entries in both layers, with its snapshot written by a load."""
+    curated = [{**CURATED_ENTRY, "name": f"model-{i}", "display_name": f"Model {i}"} for i in range(n)]
+    discovered = [{**DISCOVERED_ENTRY, "name": f"model-{i}", "family": f"family-{i}"} for i in range(0, n, 2)]
+    folder = write_layers(tmp_path / "many", curated, discovered)
+    RegistryStore(folder).load()
+    return folder
+
+
+def _hand_edit(folder: Path, layer: str, name: str, **fields) -> None:
+    doc = json.loads((folder / layer).read_text())
+    for entry in doc["entries"]:
+        if entry["name"] == name:
+            entry.update(fields)
+    (folder / layer).write_text(json.dumps(doc, indent=4))  # a person's editor, not our file shape
+
+
+def test_a_hand_edit_rebuilds_the_snapshot_as_a_full_load_would(tmp_path):
+    folder = _many(tmp_path)
+    store = RegistryStore(folder)
+    assert store.load().from_snapshot
+    _hand_edit(folder, CURATED_FILE, "model-1", display_name="Edited one", roles=["keywords"])
+    _hand_edit(folder, DISCOVERED_FILE, "model-2", family="edited-family")
+    doc = json.loads((folder / CURATED_FILE).read_text())
+    doc["entries"].append({"name": "model-new", "backend": "ollama"})
+    (folder / CURATED_FILE).write_text(json.dumps(doc))
+
+    rebuilt = store.load()
+    full = RegistryStore(folder).load(use_snapshot=False)
+
+    assert not rebuilt.from_snapshot
+    assert rebuilt.entries == full.entries
+    assert list(rebuilt.entries) == list(full.entries)  # the same order, key by key too
+    assert all(list(rebuilt.entries[n]) == list(full.entries[n]) for n in full.entries)
+    assert rebuilt.get("model-1")["display_name"] == "Edited one" and rebuilt.get("model-1")["roles"] == ["keywords"]
+    assert rebuilt.get("model-2")["family"] == "edited-family"
+    assert rebuilt.get("model-new")["backend"] == "ollama"
+    again = store.load()  # the rebuilt snapshot is current, and holds the same entries
+    assert again.from_snapshot and again.entries == full.entries
+    snap = json.loads((folder / MERGED_FILE).read_text())
+    assert sorted(snap["parts"]) == sorted(full.entries)
+
+
+def test_a_rebuild_after_removing_an_entry_drops_it(tmp_path):
+    folder = _many(tmp_path)
+    doc = json.loads((folder / CURATED_FILE).read_text())
+    doc["entries"] = [e for e in doc["entries"] if e["name"] != "model-3"]
+    (folder / CURATED_FILE).write_text(json.dumps(doc))
+
+    registry = RegistryStore(folder).load()
+
+    assert "model-3" not in registry.entries
+    assert registry.entries == RegistryStore(folder).load(use_snapshot=False).entries
+
+
+@pytest.mark.parametrize("fields, where", [
+    ({"backend": 5}, "entries[4] ('model-4').backend"),
+    ({"download": {"path": "/w"}}, "entries[4] ('model-4').download: machine-written field in the curated layer"),
+])
+def test_a_rebuild_still_validates_the_changed_entry(tmp_path, fields, where):
+    from imageworks_models.errors import RegistryValidationError
+
+    folder = _many(tmp_path)
+    snapshot = (folder / MERGED_FILE).read_bytes()
+    _hand_edit(folder, CURATED_FILE, "model-4", **fields)
+
+    with pytest.raises(RegistryValidationError) as info:
+        RegistryStore(folder).load()
+
+    assert any(line.strip().startswith(where) for line in info.value.lines()), info.value.lines()
+    assert (folder / MERGED_FILE).read_bytes() == snapshot  # a refused read writes nothing
+
+
+@pytest.mark.parametrize("edit, cause", [
+    (lambda text: text.replace('"name": "model-5",', '"name": "model-5", "name": "model-5",', 1), "duplicate key"),
+    (lambda text: text.replace('"name": "model-5"', '"name": "MODEL-4"', 1), "differs from"),
+    (lambda text: text.replace('"name": "model-5"', '"name": "model-4"', 1), "duplicate name"),
+    (lambda text: text.replace('"display_name": "Model 5"', '"display_name": NaN', 1), "NaN"),
+])
+def test_a_rebuild_refuses_what_a_full_load_refuses(tmp_path, edit, cause):
+    from imageworks_models.errors import RegistryError
+
+    folder = _many(tmp_path)
+    path = folder / CURATED_FILE
+    path.write_text(edit(path.read_text()))
+
+    with pytest.raises(RegistryError) as info:
+        RegistryStore(folder).load()
+
+    assert cause in "\n".join(info.value.lines())
+
+
+def test_a_snapshot_without_fingerprints_is_rebuilt_in_full(tmp_path):
+    folder = _many(tmp_path)
+    snap = json.loads((folder / MERGED_FILE).read_text())
+    del snap["parts"]  # as written before fingerprints were recorded
+    (folder / MERGED_FILE).write_text(json.dumps(snap))
+    _hand_edit(folder, CURATED_FILE, "model-0", display_name="Zero")
+
+    registry = RegistryStore(folder).load()
+
+    assert registry.get("model-0")["display_name"] == "Zero"
+    assert registry.entries == RegistryStore(folder).load(use_snapshot=False).entries
+    assert "parts" in json.loads((folder / MERGED_FILE).read_text())
+
+
+def test_a_write_records_the_fingerprints_a_rebuild_uses(tmp_path):
+    folder = _many(tmp_path)
+    store = RegistryStore(folder)
+    with store.edit() as layers:
+        layers.curated.get("model-1")["display_name"] = "Written"
+    _hand_edit(folder, DISCOVERED_FILE, "model-0", family="by-hand")
+
+    registry = store.load()
+
+    assert registry.get("model-1")["display_name"] == "Written" and registry.get("model-0")["family"] == "by-hand"
+    assert registry.entries == RegistryStore(folder).load(use_snapshot=False).entries
+
+
 @pytest.mark.parametrize("mutate, path", [
     (lambda e: e["artifacts"]["files"][0].__setitem__("digest", "sha256:" + "0" * 63), "artifacts.files[0].digest"),
     (lambda e: e["download"].__setitem__("size_bytes", -1), "download.size_bytes"),

@@ -55,7 +55,29 @@ class CliState:
         return self._registry
 
 
+class _Context(click.Context):
+    def make_formatter(self) -> click.HelpFormatter:
+        """click's help formatter, as wide as click makes it, found without importing shutil (which brings bz2 and
+        lzma: ~2 ms of ``--help``) the way ``shutil.get_terminal_size`` finds it: $COLUMNS, else the terminal on
+        the process's stdout, else 80."""
+        width = self.terminal_width
+        if width is None and click.formatting.FORCED_WIDTH is None:
+            try:
+                columns = int(os.environ.get("COLUMNS", ""))
+            except ValueError:
+                columns = 0
+            if columns <= 0:
+                try:
+                    columns = os.get_terminal_size(sys.__stdout__.fileno()).columns or 80
+                except (AttributeError, ValueError, OSError):  # no stdout, or not a terminal
+                    columns = 80
+            width = max(min(columns, self.max_content_width or 80) - 2, 50)
+        return self.formatter_class(width=width, max_width=self.max_content_width)
+
+
 class LazyGroup(click.Group):
+    context_class = _Context
+
     def __init__(self, *args, view: tuple[str, ...] | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.view = view
@@ -65,14 +87,21 @@ class LazyGroup(click.Group):
         return self.view is None or name in self.view
 
     def _plugin_command_names(self, ctx: click.Context) -> dict[str, tuple[str, str | None]]:
+        if "imageworks.plugin_commands" in ctx.meta:  # list_commands and format_commands both ask
+            return ctx.meta["imageworks.plugin_commands"]
         from imageworks_models.pluginhost.manager import command_entry_points
 
         state = ctx.find_object(CliState)
-        try:
-            settings = state.settings() if state else None
-        except Exception:  # a bad config must not break --help; the command itself will report it
-            settings = None
-        return {n: v for n, v in command_entry_points(settings).items() if self._visible(n) and n not in COMMANDS}
+
+        def settings():  # read only when a plugin declares a command (the allow/deny lists filter them)
+            try:
+                return state.settings() if state else None
+            except Exception:  # a bad config must not break --help; the command itself will report it
+                return None
+
+        names = {n: v for n, v in command_entry_points(settings).items() if self._visible(n) and n not in COMMANDS}
+        ctx.meta["imageworks.plugin_commands"] = names
+        return names
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         names = {n for n in COMMANDS if self._visible(n)}

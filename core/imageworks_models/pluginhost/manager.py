@@ -12,14 +12,12 @@ two claim the same source/backend/hasher name, the first keeps it and the second
 
 from __future__ import annotations
 
-import logging
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
-from imageworks_models.errors import BackendNotFoundError, HasherNotFoundError
-from imageworks_models.plugin.records import KINDS
-
+# `--help` imports this module for command_entry_points alone: what only loading or using plugins needs (logging,
+# difflib, errors, records: ~10 ms of the start-up) is imported where it is used.
 if TYPE_CHECKING:
     from imageworks_models.plugin.records import ArtifactInfo, Backend, Hasher, Source
     from imageworks_models.settings import Settings
@@ -28,8 +26,6 @@ ENTRY_POINT_GROUP = "imageworks_models"
 COMMANDS_GROUP = "imageworks_models.commands"
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{0,63}$")
 _REGISTER_HOOKS = {"register_sources": "source", "register_backends": "backend", "register_hashers": "hasher"}
-
-log = logging.getLogger("imageworks_models")
 
 
 def normalize_name(name: str) -> str:
@@ -76,6 +72,12 @@ def _allowed(names: Iterable[str | None], settings: "Settings | None") -> bool:
     if names & deny:
         return False
     return allow is None or bool(names & {normalize_name(n) for n in allow})
+
+
+def _warn_log(message: str) -> None:
+    import logging
+
+    logging.getLogger("imageworks_models").warning(message)
 
 
 @dataclass(frozen=True)
@@ -178,14 +180,26 @@ def _metadata_name(path: str, version: str | None = None) -> tuple[str, str | No
     return (name, version) if name else None
 
 
-def command_entry_points(settings: "Settings | None" = None) -> dict[str, tuple[str, str | None]]:
+def command_entry_points(settings: "Settings | Callable[[], Settings | None] | None" = None
+                         ) -> dict[str, tuple[str, str | None]]:
     """Plugin command names declared in entry-point metadata: ``{name: (module, distribution)}``.
 
     Read without importing any plugin (or importlib.metadata), so ``--help`` can list plugin commands cheaply.
+
+    Args:
+        settings: the settings whose plugin allow/deny lists apply, or a function returning them, called only
+            when some distribution declares a command (so ``--help`` reads no config file when none does).
+
+    Returns:
+        The allowed plugin commands, by name.
     """
     found: dict[str, tuple[str, str | None]] = {}
     plugin_names: dict[str | None, list[str]] = {}  # allow/deny lists may name the plugin, not its distribution
     declared = _declared_entry_points((ENTRY_POINT_GROUP, COMMANDS_GROUP))
+    if not declared[COMMANDS_GROUP]:
+        return found
+    if callable(settings):
+        settings = settings()
     if settings is not None and (settings.plugins is not None or settings.disable_plugins):
         for name, _, dist in declared[ENTRY_POINT_GROUP]:
             plugin_names.setdefault(normalize_name(dist), []).append(name)
@@ -228,7 +242,7 @@ class PluginHost:
         info.errors.append(problem)
         message = f"{info.label} is broken: {problem}; {info.fix_hint()}"
         self.warnings.append(message)
-        log.warning(message)
+        _warn_log(message)
 
     def _load_entry_point(self, ep) -> None:
         dist = ep.dist.name if ep.dist else None
@@ -291,6 +305,8 @@ class PluginHost:
                 if self._by_name.get(impl.plugin_name) and self._by_name[impl.plugin_name].status == "ok"]
 
     def _collect(self, hook: str, kind: str) -> None:
+        from imageworks_models.plugin.records import KINDS
+
         record_type = KINDS[kind]
         table: dict = getattr(self, f"{kind}s")
         for impl in self._impls(hook):
@@ -327,7 +343,7 @@ class PluginHost:
 
     def _warn(self, message: str) -> None:
         self.warnings.append(message)
-        log.warning(message)
+        _warn_log(message)
 
     # -- using ---------------------------------------------------------------------------------------
     def _lookup(self, table: dict[str, Any], name: str, what: str, error: type, hint: str) -> Any:
@@ -343,6 +359,8 @@ class PluginHost:
         Raises:
             BackendNotFoundError: no loaded plugin provides it (the message lists those that do).
         """
+        from imageworks_models.errors import BackendNotFoundError
+
         return self._lookup(self.backends, name, "backend", BackendNotFoundError,
                             f"install it (pip install imageworks-models-{normalize_name(name)}) or check "
                             "`imageworks-models plugins`")
@@ -355,6 +373,8 @@ class PluginHost:
         """
         hint = ("install it: pip install 'imageworks-models[blake3]'" if normalize_name(name) == "blake3" else
                 "check `imageworks-models plugins` for the installed hashers")
+        from imageworks_models.errors import HasherNotFoundError
+
         return self._lookup(self.hashers, name, "hash algorithm", HasherNotFoundError, hint)
 
     def source_impls(self, ability: str) -> list[tuple["Source", Any]]:

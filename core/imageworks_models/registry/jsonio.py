@@ -26,6 +26,8 @@ MAX_INT = 2**63  # integers must lie in [-2^63, 2^63): what every JSON reader of
 DEFAULT_MAX_BYTES = 64 * 2**20  # the max_json_bytes setting's default
 _CONSTANT = re.compile(r"-?Infinity|NaN")
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+_DIGITS_AS_ZERO = bytes(48 if 48 <= b <= 57 else b for b in range(256))  # for bytes.translate
+_NOT_A_DIGIT = re.compile(rb"[^0]")  # in text translated by _DIGITS_AS_ZERO
 
 RESTORE_HINT = "restore it with git (git checkout -- FILE) or from the newest file in the backups folder"
 
@@ -180,6 +182,70 @@ def read_limited(path: Any, *, limit: int = DEFAULT_MAX_BYTES) -> bytes:
     return data
 
 
+def _fast_loads(data: bytes) -> Any:
+    """``data`` parsed by orjson when it passes every check of :func:`loads_strict`, else ``None`` (the exact path
+    below then parses it again and words what is wrong).
+
+    orjson refuses what loads_strict refuses of invalid JSON, invalid UTF-8, NaN/Infinity, floats beyond 64 bits
+    and lone surrogates, and parses the rest to the same values (tests/test_registry_badfiles.py holds both
+    paths to that), but it keeps the last of duplicate keys, nests up to 1,024 levels and reads integers up to
+    2^64 (beyond, as floats). Those three are checked here at C speed, without walking the value:
+
+    - integers: no integer token of 19 digits or more (every value of 18 digits lies within |n| < 2^63);
+    - depth: the value written with a 2-space indent has no line indented 128 spaces (a member 64 levels in);
+    - duplicate keys: the text has as many ``:`` as that rewrite. Each ``:`` is a member's or inside a string;
+      the rewrite writes one per member it kept and every string as read, and a dropped duplicate takes its
+      ``:`` with it. An escaped colon (``\\u003a``) would be written as ``:``, so such a text takes the exact path.
+    """
+    try:
+        import orjson
+    except ImportError:  # pragma: no cover - a dependency; the exact path serves alone without it
+        return None
+    try:
+        value = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return None
+    if _long_integer(data) or b"\\u003a" in data or b"\\u003A" in data:
+        return None
+    try:
+        rewritten = orjson.dumps(value, option=orjson.OPT_INDENT_2)
+    except orjson.JSONEncodeError:  # nested deeper than orjson writes (254 levels): far too deep anyway
+        return None
+    if b"\n" + b" " * (2 * MAX_DEPTH) in rewritten or data.count(b":") != rewritten.count(b":"):
+        return None
+    return value
+
+
+def _long_integer(data: bytes) -> bool:
+    """Whether the JSON text ``data`` may hold an integer token of 19 digits or more.
+
+    Every run of 19 digits is found at C speed; it is such a token when what comes before it (past a ``-`` and
+    white space) is ``[``, ``,``, the start, or a ``:`` that follows a key's closing quote. Runs inside strings
+    (the digits of a digest after ``sha256:``) mostly fail that test; any that pass only cost the exact path.
+    """
+    digits = data.translate(_DIGITS_AS_ZERO)
+    run = b"0" * 19
+    space = b" \t\r\n"
+    pos = digits.find(run)
+    while pos != -1:
+        i = pos - 1
+        if i >= 0 and data[i] == 0x2D:  # -
+            i -= 1
+        while i >= 0 and data[i] in space:
+            i -= 1
+        if i < 0 or data[i] in b"[,":
+            return True
+        if data[i] == 0x3A:  # :
+            i -= 1
+            while i >= 0 and data[i] in space:
+                i -= 1
+            if i < 0 or data[i] == 0x22:  # "
+                return True
+        end = _NOT_A_DIGIT.search(digits, pos + 19)  # past the whole run (a string may hold a long one)
+        pos = digits.find(run, end.start()) if end else -1
+    return False
+
+
 def loads_strict(data: bytes, path: str) -> Any:
     """Parse registry JSON from ``data`` (read from ``path``, used in messages).
 
@@ -199,6 +265,9 @@ def loads_strict(data: bytes, path: str) -> Any:
     if b"\x00" in data:  # never in UTF-8 JSON; UTF-16/32 without a BOM decodes "fine" and then fails obscurely
         raise RegistryFileError(path, "contains NUL bytes: UTF-16 or UTF-32 without a byte-order mark?; "
                                       "registry files are UTF-8", hint=f"convert it: iconv -f UTF-16 -t UTF-8 {path}")
+    value = _fast_loads(data)
+    if value is not None:
+        return value
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
