@@ -20,7 +20,7 @@ def availability(entry: dict[str, Any], *, plugins, active_name: str | None = No
     Args:
         entry: the effective entry.
         plugins: the loaded plugins (:func:`imageworks_models.pluginhost.manager.get_plugins`).
-        active_name: the live model's name (:func:`imageworks_models.serving.activation.live_active`), if any.
+        active_name: the live model's name (:func:`imageworks_models.live.active.live_active`), if any.
     """
     from imageworks_models.redact import redact_url
     from imageworks_models.registry.predicates import drifted, installed, local_path, locked

@@ -14,8 +14,6 @@ from imageworks_models.registry.predicates import (aggregate, drifted, installed
 from imageworks_models.registry.capabilities import true_keys
 
 
-
-
 def row(entry: dict[str, Any], *, active_name: str | None = None) -> dict[str, Any]:
     """The ``list --json`` object for one entry."""
     agg = aggregate(entry)

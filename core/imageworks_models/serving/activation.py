@@ -33,8 +33,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from imageworks_models.live.active import (LOADED, STATE_FILE, _has_identity, is_loaded_record,  # noqa: F401
-                                          live_active, read_active, server_state, state_path)
+from imageworks_models.live.active import (LOADED, STATE_FILE, _has_identity, is_loaded_record, read_active,
+                                          server_state, state_path)
 
 SCHEMA_VERSION = 1
 TAIL_LINES = 15
