@@ -25,12 +25,13 @@ def test_an_ollama_entry_is_forwarded_with_keep_alive_from_its_idle_ttl(ollama_s
         assert r.status_code == 200, r.text
         assert r.json()["choices"][0]["message"]["content"] == "hi there"
         deadline = time.monotonic() + 5
-        while True:  # the keep_alive is set again just after the answer
-            calls = [(path, body) for method, path, body in ollama_server.requests if method == "POST"]
-            paths = [path for path, _ in calls]
-            if paths.count("/api/generate") >= 2 or time.monotonic() > deadline:
+        while True:  # the keep_alive is set again just after the answer; wait until Ollama has acted on it
+            answered = [path for method, path in ollama_server.answered if method == "POST"]
+            if answered.count("/api/generate") >= 2 or time.monotonic() > deadline:
                 break
             time.sleep(0.02)
+        calls = [(path, body) for method, path, body in ollama_server.requests if method == "POST"]
+        paths = [path for path, _ in calls]
         chat = paths.index("/v1/chat/completions")
         loads = [i for i, path in enumerate(paths) if path == "/api/generate"]
         assert loads and loads[0] < chat < loads[-1]  # loaded with our keep_alive, and set again after the request

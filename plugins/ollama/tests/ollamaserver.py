@@ -138,7 +138,10 @@ class StandInOllama:
 
     and records:
 
-    - ``requests``: (method, path, JSON body or None) of every call, in order;
+    - ``requests``: (method, path, JSON body or None) of every call, in order, as it arrives;
+    - ``answered``: (method, path) of every call whose answer has begun, in order; a call's changes (to
+      ``loaded``, to the store) are all in place before its answer begins, so a test waiting on an effect waits
+      on this, not on ``requests``;
     - ``loaded``: served id → expiry time (UTC) of the models /api/ps lists.
     """
 
@@ -150,6 +153,7 @@ class StandInOllama:
         self.delay = 0.0
         self.status_override: int | None = None
         self.requests: list[tuple[str, str, object]] = []
+        self.answered: list[tuple[str, str]] = []
         self.loaded: dict[str, datetime] = {}
         self.port: int | None = None
         self._stopping = threading.Event()
@@ -245,6 +249,10 @@ class _Handler(BaseHTTPRequestHandler):
     do_GET = do_HEAD = do_POST = do_DELETE = dispatch
 
     # --- writing answers ------------------------------------------------------------------------------------
+
+    def send_response(self, code, message=None):
+        self.owner.answered.append((self.command, urlsplit(self.path).path))
+        super().send_response(code, message)
 
     def send(self, status: int, body: bytes, content_type: str | None = None):
         self.send_response(status)

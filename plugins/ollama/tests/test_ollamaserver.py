@@ -5,6 +5,7 @@ folder on sys.path)."""
 import hashlib
 import json
 import re
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -252,6 +253,20 @@ def test_generate_loads_and_unloads(store, server, client):
     assert [m.model for m in client.ps().models] == [HF_ID]
     assert server.requests[-2] == ("POST", "/api/generate", {"model": "llama3.1:8b", "stream": False,
                                                               "keep_alive": 0})
+
+
+def test_answered_lists_a_call_only_once_its_effect_is_in_place(store, server, client):
+    write_model(store, "llama3.1", "8b")
+    server.delay = 0.3  # the answer is held back; the call is already in ``requests``
+    loading = threading.Thread(target=client.generate, kwargs={"model": "llama3.1:8b", "keep_alive": "2m"})
+    loading.start()
+    deadline = time.monotonic() + 5
+    while not any(path == "/api/generate" for _, path, _ in server.requests) and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert ("POST", "/api/generate") not in server.answered
+    loading.join()
+    assert server.answered[-1] == ("POST", "/api/generate")
+    assert timedelta(minutes=1) < server.loaded["llama3.1:8b"] - datetime.now(UTC) <= timedelta(minutes=2)
 
 
 def test_generate_default_and_short_keep_alive(store, server, client):
