@@ -347,6 +347,14 @@ def _asks_remote_code(entry: dict) -> bool:
     return "--trust-remote-code" in entry["backend_config"].get("extra_args", [])
 
 
+def _legacy_params(remote_code: bool) -> list:
+    """The legacy vllm entries that do (or do not) ask for remote code, or one skipped case saying why there are none."""
+    chosen = [pytest.param(e, id=e["name"]) for e in LEGACY_VLLM if _asks_remote_code(e) == remote_code]
+    return chosen or [pytest.param(None, marks=pytest.mark.skip(
+        reason=f"legacy fixtures not found at {LEGACY_CURATED}" if not LEGACY_VLLM else
+        f"the legacy fixture has no vllm entry {'asking' if remote_code else 'not asking'} for remote code"))]
+
+
 def test_legacy_fixture_has_vllm_entries_with_and_without_remote_code():
     if not LEGACY_CURATED.is_file():
         pytest.skip(f"legacy fixtures not found at {LEGACY_CURATED}")
@@ -354,7 +362,7 @@ def test_legacy_fixture_has_vllm_entries_with_and_without_remote_code():
     assert any(not _asks_remote_code(e) for e in LEGACY_VLLM)
 
 
-@pytest.mark.parametrize("legacy", [e for e in LEGACY_VLLM if _asks_remote_code(e)], ids=lambda e: e["name"])
+@pytest.mark.parametrize("legacy", _legacy_params(True))
 def test_legacy_entries_asking_for_remote_code_are_refused_with_the_opt_in_hint(tmp_path, weights, legacy):
     with pytest.raises(UnsafeLaunchError) as info:
         launch(tmp_path, _with_local_weights(legacy, weights))
@@ -363,7 +371,7 @@ def test_legacy_entries_asking_for_remote_code_are_refused_with_the_opt_in_hint(
     assert "backend_config.trust_remote_code: true" in info.value.hint
 
 
-@pytest.mark.parametrize("legacy", [e for e in LEGACY_VLLM if _asks_remote_code(e)], ids=lambda e: e["name"])
+@pytest.mark.parametrize("legacy", _legacy_params(True))
 def test_legacy_entries_asking_for_remote_code_build_once_opted_in(tmp_path, weights, legacy):
     got = launch(tmp_path, _with_local_weights(legacy, weights, trust_remote_code=True))
 
@@ -371,7 +379,7 @@ def test_legacy_entries_asking_for_remote_code_build_once_opted_in(tmp_path, wei
     assert "--trust-remote-code" in got.argv
 
 
-@pytest.mark.parametrize("legacy", [e for e in LEGACY_VLLM if not _asks_remote_code(e)], ids=lambda e: e["name"])
+@pytest.mark.parametrize("legacy", _legacy_params(False))
 def test_legacy_entries_without_remote_code_build(tmp_path, weights, legacy):
     cfg = legacy["backend_config"]
     extra = cfg.get("extra_args", [])
