@@ -386,6 +386,58 @@ def test_the_cache_forgets_removed_files(tmp_path):
     assert set(StatCache.for_root(cache_dir, root).files) == {"model.safetensors", "sub/tokenizer.json"}
 
 
+def _remembered(cache_dir, root):
+    (cache_file,) = (cache_dir / "stat-cache").glob("*.json")
+    return cache_file, json.loads(cache_file.read_bytes()).get("aggregate")
+
+
+def test_an_unchanged_quick_check_reuses_the_remembered_aggregate(tmp_path):
+    cache_dir = tmp_path / "cache"
+    root = make_model(tmp_path / "m", FILES)
+    backdate(*(root / p for p in FILES))
+    full = build_manifest(root, cache_dir=cache_dir)
+    cache_file, remembered = _remembered(cache_dir, root)
+    assert remembered == ["sha256", full.aggregate]
+    # the remembered value is what an all-hits check answers: planted, it comes back (nothing recomputed it)
+    planted = "sha256:" + "ab" * 32
+    doc = json.loads(cache_file.read_bytes())
+    cache_file.write_text(json.dumps({**doc, "aggregate": ["sha256", planted]}))
+    assert build_manifest(root, cache_dir=cache_dir, quick=True).aggregate == planted
+    os.utime(root / "config.json", (HOUR_AGO - 60, HOUR_AGO - 60))  # one stat moves: no longer all hits
+    assert build_manifest(root, cache_dir=cache_dir, quick=True).aggregate == full.aggregate
+
+
+@pytest.mark.parametrize("change", ["edit", "add", "remove", "rename"])
+def test_any_change_in_the_folder_recomputes_the_aggregate(tmp_path, change):
+    cache_dir = tmp_path / "cache"
+    root = make_model(tmp_path / "m", FILES)
+    backdate(*(root / p for p in FILES))
+    build_manifest(root, cache_dir=cache_dir, quick=True)
+    if change == "edit":
+        (root / "config.json").write_bytes(b'{"changed": true}')
+    elif change == "add":
+        (root / "extra.txt").write_bytes(b"new")
+    elif change == "remove":
+        (root / "config.json").unlink()
+    else:
+        (root / "config.json").rename(root / "config2.json")
+    quick = build_manifest(root, cache_dir=cache_dir, quick=True)
+    assert quick.aggregate == build_manifest(root).aggregate  # the uncached truth
+    assert _remembered(cache_dir, root)[1] == ["sha256", quick.aggregate]
+
+
+def test_a_folder_with_a_link_remembers_no_aggregate(tmp_path):
+    cache_dir = tmp_path / "cache"
+    root = make_model(tmp_path / "m", FILES)
+    os.symlink("config.json", root / "alias.json")
+    backdate(*(root / p for p in FILES))
+    build_manifest(root, cache_dir=cache_dir)
+    assert _remembered(cache_dir, root)[1] is None
+    os.rename(root / "alias.json", tmp_path / "gone")  # the link target text is not in the cache: never trusted
+    build_manifest(root, cache_dir=cache_dir)
+    assert _remembered(cache_dir, root)[1] is not None
+
+
 # -- hashers ---------------------------------------------------------------------------------------
 
 

@@ -319,10 +319,17 @@ def build_manifest(root: Path | str, *, algorithm: str = "sha256", plugins: Any 
             records[job.key] = FileRecord(job.key, result.stat.st_size, result.digest, link=link_of.get(job.key))
             cache.store(job.key, result.stat, result.digest, hashed_ns)
     cache.keep_only(set(records))
-    cache.save()
     files = sorted(records.values(), key=lambda r: r.path)
-    return Manifest(root=str(root), algorithm=hasher.name, files=files,
-                    aggregate=aggregate_of(files, algorithm=hasher.name, new=hasher.new),
+    # Every record a cache hit, and nothing else in the folder: the records are exactly the cache's, so the
+    # aggregate remembered with them is theirs (see statcache.py).
+    whole = not errors and len(cache.files) == len(records) and all(r.link is None for r in files)
+    aggregate = cache.aggregate(hasher.name) if whole and not jobs else None
+    if aggregate is None:
+        aggregate = aggregate_of(files, algorithm=hasher.name, new=hasher.new)
+        if whole:
+            cache.remember_aggregate(hasher.name, aggregate)
+    cache.save()
+    return Manifest(root=str(root), algorithm=hasher.name, files=files, aggregate=aggregate,
                     total_bytes=total, hashed_files=len(jobs), hashed_bytes=hashed_bytes, cached_files=cached,
                     seconds=time.perf_counter() - started, errors=errors)
 

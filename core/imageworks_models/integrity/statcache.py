@@ -6,15 +6,20 @@ only when the file's mtime was safely older than the moment it was hashed: a fil
 clock tick as the hash could change again without its mtime moving (git's "racy" case), so it is
 hashed again next time instead. The cache is only a cache: unreadable or stale, it is ignored; it is
 written atomically, and skipped (never waited for) when another process is writing it.
+
+It also remembers the aggregate digest of exactly its records, when they are the whole folder: an unchanged
+``verify --quick`` whose every file is a cache hit then reuses it instead of rebuilding and hashing one line per
+file (a third of the check's time on 10,000 files). Any change to the records forgets it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import os
 from pathlib import Path
+
+import orjson
 
 from imageworks_models.fs import storage
 from imageworks_models.errors import StorageError
@@ -31,6 +36,7 @@ class StatCache:
         self.path = path
         self.root = root
         self.files: dict[str, list] = {}
+        self._aggregate: list | None = None  # [algorithm, digest] over exactly ``files``
         self._dirty = False
 
     @classmethod
@@ -45,13 +51,16 @@ class StatCache:
         return cache
 
     def _load(self) -> None:
-        try:
-            doc = json.loads(read_regular(self.path))  # a FIFO here never hangs us (B19)
+        try:  # orjson: 3x the stdlib's speed on a 10,000-file cache, read on every verify --quick
+            doc = orjson.loads(read_regular(self.path))  # a FIFO here never hangs us (B19)
         except (OSError, ValueError, StorageError):
             return
         if isinstance(doc, dict) and doc.get("version") == VERSION and doc.get("root") == self.root \
                 and isinstance(doc.get("files"), dict):
             self.files = doc["files"]
+            aggregate = doc.get("aggregate")
+            if isinstance(aggregate, list) and len(aggregate) == 2 and all(type(a) is str for a in aggregate):
+                self._aggregate = aggregate
 
     def lookup(self, rel: str, st: os.stat_result, algorithm: str) -> str | None:
         """The cached digest of ``rel`` if ``st`` (its ``lstat`` now) shows it unchanged, else ``None``."""
@@ -72,6 +81,7 @@ class StatCache:
     def store(self, rel: str, st: os.stat_result, digest: str, hashed_ns: int) -> None:
         """Remember ``digest`` for ``rel`` as it was when ``st`` was taken (just before hashing)."""
         self.files[rel] = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev, hashed_ns, digest]
+        self._aggregate = None
         self._dirty = True
 
     def keep_only(self, rels: set[str]) -> None:
@@ -79,14 +89,34 @@ class StatCache:
         gone = [r for r in self.files if r not in rels]
         for rel in gone:
             del self.files[rel]
+        if gone:
+            self._aggregate = None
         self._dirty = self._dirty or bool(gone)
+
+    def aggregate(self, algorithm: str) -> str | None:
+        """The aggregate remembered for exactly the cached records, if it was computed with ``algorithm``.
+
+        Valid for a folder only when each of its files was a cache hit (:meth:`lookup`) and it has no other
+        entry (link, special file, unreadable file): its records are then exactly the cached ones.
+        """
+        if self._aggregate is not None and self._aggregate[0] == algorithm:
+            return self._aggregate[1]
+        return None
+
+    def remember_aggregate(self, algorithm: str, aggregate: str) -> None:
+        """Remember ``aggregate``, computed over records that are exactly the cached ones, digests included."""
+        if self._aggregate != [algorithm, aggregate]:
+            self._aggregate = [algorithm, aggregate]
+            self._dirty = True
 
     def save(self) -> None:
         """Write the cache if it changed; silently skipped when another process is writing it."""
         if self.path is None or not self._dirty:
             return
-        data = json.dumps({"version": VERSION, "root": self.root, "files": self.files},
-                          separators=(",", ":")).encode()
+        doc: dict = {"version": VERSION, "root": self.root, "files": self.files}
+        if self._aggregate is not None:
+            doc["aggregate"] = self._aggregate
+        data = orjson.dumps(doc)
         with contextlib.suppress(OSError, StorageError):
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with storage.file_lock(self.path.with_suffix(".lock"), timeout=0, what="the stat cache"):
