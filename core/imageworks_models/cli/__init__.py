@@ -52,6 +52,12 @@ class CliState:
             from imageworks_models.registry import store_for
 
             self._registry = store_for(self.settings()).load()
+            # The registry lives until the command ends: moved out of the collector's generations, it is not
+            # walked again on every burst of later allocations (the rows and JSON of `list --json` on 5,000
+            # entries spent ~60 ms in collections that walked the loaded registry). Objects still free by refcount.
+            import gc
+
+            gc.freeze()
         return self._registry
 
 
