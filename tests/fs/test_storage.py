@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from imageworks_models.errors import ChangedOnDiskError
 from imageworks_models.fs import storage
 from imageworks_models.errors import LockTimeoutError, StorageError
 
@@ -341,3 +342,55 @@ def test_backup_rotation_leaves_other_files_alone(tmp_path):
 def test_backup_of_a_missing_file_is_none(tmp_path):
     assert storage.backup_file(tmp_path / "nope.json", tmp_path / "backups", keep=3) is None
     assert not (tmp_path / "backups").exists()
+
+
+def _save_by_hand(path, text: str) -> bytes:
+    """An editor's save: a new file renamed over ``path``."""
+    tmp = path.with_name(".swp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+    return text.encode()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="renameat2(RENAME_EXCHANGE) is Linux's")
+def test_a_hand_edit_saved_in_the_last_instant_before_the_swap_is_put_back(tmp_path, monkeypatch):
+    path = tmp_path / "layer.json"
+    path.write_text("original")
+    real, saved = storage._exchange, []
+
+    def edit_then_swap(a, b):  # the editor's rename lands after our last check, right before the swap
+        if not saved:
+            saved.append(_save_by_hand(path, "by hand"))
+        return real(a, b)
+
+    monkeypatch.setattr(storage, "_exchange", edit_then_swap)
+    with pytest.raises(ChangedOnDiskError):
+        storage.atomic_write(path, b"ours", expect=b"original")
+    assert path.read_bytes() == saved[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["layer.json"]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="renameat2(RENAME_EXCHANGE) is Linux's")
+def test_two_hand_edits_racing_the_swap_are_both_kept(tmp_path, monkeypatch):
+    path = tmp_path / "layer.json"
+    path.write_text("original")
+    real, saved = storage._exchange, []
+
+    def edit_then_swap(a, b):
+        saved.append(_save_by_hand(path, f"by hand {len(saved)}"))
+        return real(a, b)
+
+    monkeypatch.setattr(storage, "_exchange", edit_then_swap)
+    with pytest.raises(ChangedOnDiskError) as info:
+        storage.atomic_write(path, b"ours", expect=b"original")
+    (kept,) = tmp_path.glob("layer.json.kept-*")
+    assert path.read_bytes() == saved[0] and kept.read_bytes() == saved[1]
+    assert str(kept) in info.value.message
+
+
+def test_an_unchanged_file_is_swapped_for_ours(tmp_path):
+    path = tmp_path / "layer.json"
+    path.write_text("original")
+    storage.atomic_write(path, b"ours", expect=b"original")
+    assert path.read_bytes() == b"ours"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["layer.json"]

@@ -317,6 +317,74 @@ def check_writable(target: Path) -> None:
                 f"{target.name}", hint=f"if the change is wanted, make it writable first: chmod u+w {thing}")
 
 
+_RENAME_EXCHANGE = 2  # linux/fs.h
+_AT_FDCWD = -100
+_renameat2: Any = None  # resolved on first use: ctypes is loaded only by writes
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two existing paths atomically (Linux ``renameat2(RENAME_EXCHANGE)``).
+
+    Returns:
+        True when swapped; False where the C library, kernel or filesystem cannot (nothing changed then).
+    """
+    global _renameat2
+    if _renameat2 is None:
+        _renameat2 = False
+        if sys.platform.startswith("linux"):
+            try:
+                import ctypes
+
+                fn = ctypes.CDLL(None, use_errno=True).renameat2
+                fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+                fn.restype = ctypes.c_int
+                _renameat2 = fn
+            except (OSError, AttributeError):
+                pass
+    if not _renameat2:
+        return False
+    import ctypes
+
+    if _renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.ENOTSUP):
+        return False
+    raise OSError(err, os.strerror(err), str(b))
+
+
+def _settle_exchange(tmp: Path, target: Path, checked: tuple, ours: tuple) -> None:
+    """After ``_exchange(tmp, target)``: keep ours if it displaced the file that was checked, else put back the
+    hand edit that displaced it and raise :class:`ChangedOnDiskError`."""
+    try:
+        displaced = _identity(os.stat(tmp))
+    except FileNotFoundError:
+        displaced = None
+    if displaced == checked:
+        os.unlink(tmp)
+        return
+    message = (f"{target} changed on disk while this command was changing it (a hand edit or another program); "
+               "it was kept and nothing was written over it")
+    hint = "run the command again: it will start from the file as it is now"
+    if not _exchange(tmp, target):
+        os.replace(tmp, target)  # cannot happen after a first swap worked; never leave the hand edit aside
+        raise ChangedOnDiskError(message, hint=hint)
+    try:
+        back = _identity(os.stat(tmp))
+    except FileNotFoundError:
+        back = None
+    if back == ours or back is None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise ChangedOnDiskError(message, hint=hint)
+    # Yet another save landed in between: both edits are kept, the newer one beside the file.
+    kept = target.with_name(f"{target.name}.kept-{time.time_ns()}")
+    os.rename(tmp, kept)
+    raise ChangedOnDiskError(f"{target} changed on disk twice while this command was changing it; the earlier edit "
+                             f"is in place and the later one was kept as {kept}", hint="merge them by hand, then run "
+                             "the command again")
+
+
 def atomic_write(path: Path, data: bytes, *, expect: Any = _ANY) -> None:
     """Replace ``path`` with ``data`` atomically. The caller must hold the lock for ``path``.
 
@@ -366,9 +434,17 @@ def atomic_write(path: Path, data: bytes, *, expect: Any = _ANY) -> None:
         if os.stat(tmp).st_size != len(data):  # never promote a short file
             raise StorageError(f"cannot write {target}: short write", hint="check the disk and run it again")
         if expect is not _ANY:
-            # Compare the content once, then only the identity (one stat) right before the rename: the
-            # window in which a hand edit could still be lost is a single system call wide.
             ident = ensure_unchanged(target, expect)
+            if ident is not None:
+                ours = _identity(os.stat(tmp))
+                if _exchange(tmp, target):
+                    # Swapped atomically: no window at all. What the swap displaced is now at tmp: the file we
+                    # checked, or a hand edit saved after the check, which is put back.
+                    _settle_exchange(tmp, target, ident, ours)
+                    fsync_dir(folder)
+                    return
+            # No atomic swap here (not Linux, or a filesystem without it): compare the content once, then only
+            # the identity (one stat) right before the rename; a hand edit could still be lost in that window.
             try:
                 now = _identity(os.stat(target))
             except FileNotFoundError:
