@@ -13,9 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from imageworks_models.errors import ChangedOnDiskError
+from imageworks_models.errors import ChangedOnDiskError, LockTimeoutError, StorageError
 from imageworks_models.fs import storage
-from imageworks_models.errors import LockTimeoutError, StorageError
 
 
 def child(code: str, *args: str, **kwargs) -> subprocess.Popen:
@@ -363,42 +362,38 @@ def _save_by_hand(path, text: str) -> bytes:
     return text.encode()
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="renameat2(RENAME_EXCHANGE) is Linux's")
-def test_a_hand_edit_saved_in_the_last_instant_before_the_swap_is_put_back(tmp_path, monkeypatch):
-    _needs_exchange(tmp_path)
-    path = tmp_path / "layer.json"
+def _write_racing_saves(folder, monkeypatch, saves: int):
+    """``atomic_write`` of a file whose editor saves it right before each of the first ``saves`` swaps (after our
+    last check); returns the file, the bytes each save wrote, and the error the write raised."""
+    _needs_exchange(folder)
+    path = folder / "layer.json"
     path.write_text("original")
     real, saved = storage._exchange, []
 
-    def edit_then_swap(a, b):  # the editor's rename lands after our last check, right before the swap
-        if not saved:
-            saved.append(_save_by_hand(path, "by hand"))
+    def edit_then_swap(a, b):
+        if len(saved) < saves:
+            saved.append(_save_by_hand(path, f"by hand {len(saved)}"))
         return real(a, b)
 
     monkeypatch.setattr(storage, "_exchange", edit_then_swap)
-    with pytest.raises(ChangedOnDiskError):
+    with pytest.raises(ChangedOnDiskError) as info:
         storage.atomic_write(path, b"ours", expect=b"original")
+    return path, saved, info.value
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="renameat2(RENAME_EXCHANGE) is Linux's")
+def test_a_hand_edit_saved_in_the_last_instant_before_the_swap_is_put_back(tmp_path, monkeypatch):
+    path, saved, _ = _write_racing_saves(tmp_path, monkeypatch, saves=1)
     assert path.read_bytes() == saved[0]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["layer.json"]
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="renameat2(RENAME_EXCHANGE) is Linux's")
 def test_two_hand_edits_racing_the_swap_are_both_kept(tmp_path, monkeypatch):
-    _needs_exchange(tmp_path)
-    path = tmp_path / "layer.json"
-    path.write_text("original")
-    real, saved = storage._exchange, []
-
-    def edit_then_swap(a, b):
-        saved.append(_save_by_hand(path, f"by hand {len(saved)}"))
-        return real(a, b)
-
-    monkeypatch.setattr(storage, "_exchange", edit_then_swap)
-    with pytest.raises(ChangedOnDiskError) as info:
-        storage.atomic_write(path, b"ours", expect=b"original")
+    path, saved, error = _write_racing_saves(tmp_path, monkeypatch, saves=2)
     (kept,) = tmp_path.glob("layer.json.kept-*")
     assert path.read_bytes() == saved[0] and kept.read_bytes() == saved[1]
-    assert str(kept) in info.value.message
+    assert str(kept) in error.message
 
 
 def test_an_unchanged_file_is_swapped_for_ours(tmp_path):

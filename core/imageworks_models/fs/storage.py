@@ -292,11 +292,15 @@ def ensure_unchanged(target: Path, expect: bytes | None) -> tuple[int, int, int,
             ident = _identity(os.fstat(fh.fileno()))
             current = fh.read()
     if current != expect:
-        raise ChangedOnDiskError(
-            f"{target} changed on disk while this command was changing it (a hand edit or another program); "
-            "it was kept and nothing was written over it",
-            hint="run the command again: it will start from the file as it is now")
+        raise _changed_on_disk(target)
     return ident
+
+
+def _changed_on_disk(target: Path) -> ChangedOnDiskError:
+    return ChangedOnDiskError(
+        f"{target} changed on disk while this command was changing it (a hand edit or another program); "
+        "it was kept and nothing was written over it",
+        hint="run the command again: it will start from the file as it is now")
 
 
 def check_writable(target: Path) -> None:
@@ -363,12 +367,9 @@ def _settle_exchange(tmp: Path, target: Path, checked: tuple, ours: tuple) -> No
     if displaced == checked:
         os.unlink(tmp)
         return
-    message = (f"{target} changed on disk while this command was changing it (a hand edit or another program); "
-               "it was kept and nothing was written over it")
-    hint = "run the command again: it will start from the file as it is now"
     if not _exchange(tmp, target):
         os.replace(tmp, target)  # cannot happen after a first swap worked; never leave the hand edit aside
-        raise ChangedOnDiskError(message, hint=hint)
+        raise _changed_on_disk(target)
     try:
         back = _identity(os.stat(tmp))
     except FileNotFoundError:
@@ -376,7 +377,7 @@ def _settle_exchange(tmp: Path, target: Path, checked: tuple, ours: tuple) -> No
     if back == ours or back is None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        raise ChangedOnDiskError(message, hint=hint)
+        raise _changed_on_disk(target)
     # Yet another save landed in between: both edits are kept, the newer one beside the file.
     kept = target.with_name(f"{target.name}.kept-{time.time_ns()}")
     os.rename(tmp, kept)
@@ -431,18 +432,17 @@ def atomic_write(path: Path, data: bytes, *, expect: Any = _ANY) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
-        if os.stat(tmp).st_size != len(data):  # never promote a short file
+        written_st = os.stat(tmp)
+        if written_st.st_size != len(data):  # never promote a short file
             raise StorageError(f"cannot write {target}: short write", hint="check the disk and run it again")
         if expect is not _ANY:
             ident = ensure_unchanged(target, expect)
-            if ident is not None:
-                ours = _identity(os.stat(tmp))
-                if _exchange(tmp, target):
-                    # Swapped atomically: no window at all. What the swap displaced is now at tmp: the file we
-                    # checked, or a hand edit saved after the check, which is put back.
-                    _settle_exchange(tmp, target, ident, ours)
-                    fsync_dir(folder)
-                    return
+            if ident is not None and _exchange(tmp, target):
+                # Swapped atomically: no window at all. What the swap displaced is now at tmp: the file we
+                # checked, or a hand edit saved after the check, which is put back.
+                _settle_exchange(tmp, target, ident, _identity(written_st))
+                fsync_dir(folder)
+                return
             # No atomic swap here (not Linux, or a filesystem without it): compare the content once, then only
             # the identity (one stat) right before the rename; a hand edit could still be lost in that window.
             try:

@@ -51,7 +51,7 @@ class StatCache:
         return cache
 
     def _load(self) -> None:
-        try:  # orjson: 3x the stdlib's speed on a 10,000-file cache, read on every verify --quick
+        try:  # orjson: 2.3x the stdlib's speed on a 10,000-file cache (7 ms vs 16), read on every verify --quick
             doc = orjson.loads(read_regular(self.path))  # a FIFO here never hangs us (B19)
         except (OSError, ValueError, StorageError):
             return
