@@ -7,6 +7,8 @@ an ``exit_code`` the CLI uses: 1 for user errors, 2 for verification divergence.
 
 from __future__ import annotations
 
+from imageworks_models.redact import redact  # standard library only; every error message goes through it
+
 
 class ImageworksError(Exception):
     """Base class: a problem the user can act on."""
@@ -14,8 +16,6 @@ class ImageworksError(Exception):
     exit_code = 1
 
     def __init__(self, message: str, *, hint: str | None = None):
-        from imageworks_models.redact import redact
-
         message, hint = redact(message), redact(hint)
         super().__init__(message)
         self.message = message

@@ -7,8 +7,6 @@ import os
 
 import pytest
 
-import imageworks_models.redact  # noqa: F401 - errors import it when a message is built; the import system's own
-# stat calls (an editable install's finder) are not the filesystem calls the first test forbids
 from imageworks_models.errors import UnsafePathError
 from imageworks_models.fs.safepath import blob_path, check_sha256_digest
 
