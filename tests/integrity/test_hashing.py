@@ -477,6 +477,66 @@ def test_unknown_algorithm_names_the_installed_ones(tmp_path):
         hashing.hash_file(tmp_path / "f", algorithm="md5", plugins=get_plugins())
 
 
+class _Made:
+    """A hasher constructor that records which thread asked for each object it made."""
+
+    def __init__(self):
+        self.threads: list[str] = []
+
+    def __call__(self):
+        self.threads.append(threading.current_thread().name)
+        return hashlib.sha256()
+
+
+def _mt_host(single):
+    from imageworks_models.plugin.records import Hasher
+
+    host, new = get_plugins(), _Made()
+    host.hashers["fake-mt"] = Hasher(name="fake-mt", description="test", new=new, multithreaded=True,
+                                     single_threaded=single)
+    return host, new
+
+
+def test_a_multithreaded_hasher_with_a_single_threaded_form_hashes_similar_files_one_per_thread(tmp_path):
+    root = make_model(tmp_path / "m", {f"w{i}.bin": os.urandom(hashing.BLOCK + i) for i in range(4)})
+    single = _Made()
+    host, new = _mt_host(single)
+    seen = Recorder()
+    got = build_manifest(root, algorithm="fake-mt", plugins=host, workers=2, progress=seen)
+    assert len(single.threads) == 4 and len(set(single.threads)) == 2  # each file its own object, two threads
+    assert new.threads == [threading.current_thread().name]  # only the aggregate, on this thread
+    assert len(seen.threads) == 2
+    plain = build_manifest(root, algorithm="sha256", plugins=host, workers=1)
+    assert [f.digest.split(":")[1] for f in got.files] == [f.digest.split(":")[1] for f in plain.files]
+
+
+def test_a_file_with_most_of_the_bytes_is_hashed_alone_with_the_multithreaded_form(tmp_path):
+    files = {"big.bin": os.urandom(4 * hashing.BLOCK), **{f"s{i}.bin": os.urandom(1000 + i) for i in range(3)}}
+    root = make_model(tmp_path / "m", files)
+    single = _Made()
+    host, new = _mt_host(single)
+    seen = Recorder()
+    build_manifest(root, algorithm="fake-mt", plugins=host, workers=2, progress=seen)
+    assert single.threads == []
+    assert len(new.threads) == 5 and seen.threads == {threading.current_thread().name}
+
+
+@pytest.mark.parametrize("workers,sizes,expect", [
+    (2, [10, 10, 10], "single"), (2, [40, 10, 10, 10], "new"), (2, [30, 10, 10, 10], "single"), (2, [10], "new"), (1, [10, 10], "new"),
+    (4, [5, 5], "single")])
+def test_plan_threads(workers, sizes, expect):
+    from imageworks_models.plugin.records import Hasher
+
+    jobs = [hashing.Job(str(i), str(i), size) for i, size in enumerate(sizes)]
+    mt = Hasher(name="x", description="", new=hashlib.sha256, multithreaded=True, single_threaded=hashlib.sha1)
+    new, threads = hashing.plan_threads(mt, jobs, workers)
+    assert (new, threads) == ((hashlib.sha1, workers) if expect == "single" else (hashlib.sha256, 1))
+    plain = Hasher(name="y", description="", new=hashlib.sha256)
+    assert hashing.plan_threads(plain, jobs, workers) == (hashlib.sha256, workers)
+    no_single = Hasher(name="z", description="", new=hashlib.sha256, multithreaded=True)
+    assert hashing.plan_threads(no_single, jobs, workers) == (hashlib.sha256, 1)
+
+
 def test_a_multithreaded_hasher_gets_one_file_at_a_time(tmp_path):
     from imageworks_models.plugin.records import Hasher
 

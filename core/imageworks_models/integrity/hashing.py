@@ -248,6 +248,24 @@ class Job:
     expect: os.stat_result | None = None
 
 
+def plan_threads(hasher: Any, jobs: list[Job], workers: int) -> tuple[Callable[[], Any], int]:
+    """How to hash ``jobs`` with the :class:`~imageworks_models.plugin.records.Hasher` ``hasher``: its constructor
+    to use and how many files at once (``workers``: :func:`workers_for`'s answer).
+
+    A hasher that spreads one buffer over the cores itself (``multithreaded``) hashes one file at a time when
+    there is one file, one core, no single-threaded form, or a file holding more than half of the bytes (it would
+    run alone on one core at the end). Otherwise each thread hashes its own file with the single-threaded form:
+    one file's reads then overlap another's hashing, where one file at a time waits on each read.
+    """
+    if not getattr(hasher, "multithreaded", False):
+        return hasher.new, workers
+    single = getattr(hasher, "single_threaded", None)
+    sizes = [j.size for j in jobs]
+    if single is None or workers < 2 or len(jobs) < 2 or 2 * max(sizes) > sum(sizes):
+        return hasher.new, 1
+    return single, workers
+
+
 def hash_many(jobs: Iterable[Job], *, algorithm: str, new: Callable[[], Any], workers: int,
               progress: Progress = SILENT) -> dict[str, HashedFile | IntegrityError]:
     """Hash files in parallel, largest first (so one big file does not start last and run alone).

@@ -305,9 +305,8 @@ def build_manifest(root: Path | str, *, algorithm: str = "sha256", plugins: Any 
         progress.start(total_bytes=hashed_bytes, files=len(jobs), label=label or root.name)
         try:
             hashed_ns = time.time_ns()
-            results = hashing.hash_many(jobs, algorithm=hasher.name, new=hasher.new,
-                                        workers=1 if hasher.multithreaded else hashing.workers_for(workers),
-                                        progress=progress)
+            new, threads = hashing.plan_threads(hasher, jobs, hashing.workers_for(workers))
+            results = hashing.hash_many(jobs, algorithm=hasher.name, new=new, workers=threads, progress=progress)
         finally:
             progress.finish()
         for job in jobs:

@@ -12,6 +12,12 @@ def _blake3():
     return blake3.blake3(max_threads=blake3.blake3.AUTO)
 
 
+def _blake3_single():
+    import blake3
+
+    return blake3.blake3()  # max_threads=1: this thread only
+
+
 _BUILTIN: list | None = None
 
 
@@ -35,7 +41,7 @@ def builtin_hashers() -> list:
         except (ImportError, ValueError):
             available = False
         if available:
-            found.append(Hasher(name="blake3", new=_blake3, multithreaded=True,
+            found.append(Hasher(name="blake3", new=_blake3, multithreaded=True, single_threaded=_blake3_single,
                                 description="BLAKE3 (blake3 package): several times faster, multi-threaded; "
                                             "not comparable with upstream sha256 digests"))
         _BUILTIN = found
