@@ -84,19 +84,28 @@ def _part_print(raw: Any) -> str:
 _UNREAD = object()  # the snapshot file, not read yet
 
 
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector paused for the block (as it was, after): reading a registry builds
+    hundreds of thousands of objects (parsed JSON), none of them in a cycle, and the collector would walk them
+    over and over while they are made (a quarter of the time of reading 5,000 entries), and again while a caller
+    indexes them."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
 def _gc_paused(method):
-    """``method`` run with Python's cyclic garbage collector paused: reading a registry builds hundreds of
-    thousands of objects (parsed JSON), none of them in a cycle, and the collector would walk them over and over
-    while they are made (a quarter of the time of reading 5,000 entries)."""
+    """``method`` run under :func:`gc_paused`."""
     @functools.wraps(method)
     def run(*args: Any, **kwargs: Any) -> Any:
-        if not gc.isenabled():
+        with gc_paused():
             return method(*args, **kwargs)
-        gc.disable()
-        try:
-            return method(*args, **kwargs)
-        finally:
-            gc.enable()
 
     return run
 
