@@ -52,9 +52,10 @@ def interleave(cases: dict[str, Callable[[], float]], *, runs: int, warmup: int 
 
 def show(label: str, values: list[float], *, unit: str = "ms") -> float:
     """Print ``label: min/median/max`` and return the median (in seconds)."""
-    scale = 1000.0 if unit == "ms" else 1.0
+    scale, places = (1000.0, 1) if unit == "ms" else (1.0, 3)
     lo, mid, hi = min(values) * scale, median(values) * scale, max(values) * scale
-    print(f"  {label:<52} min {lo:8.1f}  median {mid:8.1f}  max {hi:8.1f} {unit}  (n={len(values)})")
+    print(f"  {label:<52} min {lo:8.{places}f}  median {mid:8.{places}f}  max {hi:8.{places}f} {unit}  "
+          f"(n={len(values)})")
     return median(values)
 
 

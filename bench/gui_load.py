@@ -9,7 +9,8 @@ empty page's load ends when its title is visible.
 Also times a search on the Models page: from pressing Enter in the search box to the narrowed table's caption
 (the page's whole rerun and the browser's update, not only the ranking: see bench/search_speed.py for that).
 
-Target: the Models page <= 2.0 s median for 2,000 entries.
+Goal (issue 24): the Models page <= 2.0 s median for 2,000 entries; printed as met/MISSED with bench/_timing.py,
+min/median/max of interleaved rounds after one discarded warm-up round.
 
 Run by hand:  uv run python bench/gui_load.py [--runs 7] [--entries 2000] [--dir DIR]
 """
@@ -22,13 +23,14 @@ import os
 import shutil
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
 from pathlib import Path
+
+from _timing import goal, interleave, show, summary
 
 BACKENDS = ("vllm", "lmdeploy", "ollama")
 EMPTY_PAGE = 'import streamlit as st\nst.set_page_config(layout="wide")\nst.title("Empty page")\n'
@@ -112,7 +114,7 @@ def search_once(browser, url: str, ready, total: int, query: str) -> float:
     return elapsed
 
 
-def main() -> None:
+def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=7)
     ap.add_argument("--entries", type=int, default=2000)
@@ -151,18 +153,16 @@ def main() -> None:
         page.get_by_text(f"{args.entries} rows").first.wait_for(state="visible", timeout=60_000)
 
     chromium = shutil.which("chromium") or "/usr/bin/chromium"
-    times: dict[str, list[float]] = {"models": [], "empty": [], "table": []}
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=chromium,
                                         args=["--disable-background-networking", "--no-sandbox"])
-            load(browser, f"http://127.0.0.1:{models_port}/Models", models_ready)  # warm-up: imports, caches
-            load(browser, f"http://127.0.0.1:{empty_port}/", empty_ready)
-            load(browser, f"http://127.0.0.1:{table_port}/", table_ready)
-            for _ in range(args.runs):
-                times["models"].append(load(browser, f"http://127.0.0.1:{models_port}/Models", models_ready))
-                times["empty"].append(load(browser, f"http://127.0.0.1:{empty_port}/", empty_ready))
-                times["table"].append(load(browser, f"http://127.0.0.1:{table_port}/", table_ready))
+            # One discarded round first (imports, caches), then --runs rounds, each page once per round.
+            times = interleave({
+                "models": lambda: load(browser, f"http://127.0.0.1:{models_port}/Models", models_ready),
+                "empty": lambda: load(browser, f"http://127.0.0.1:{empty_port}/", empty_ready),
+                "table": lambda: load(browser, f"http://127.0.0.1:{table_port}/", table_ready),
+            }, runs=args.runs)
             searches = [search_once(browser, f"http://127.0.0.1:{models_port}/Models", models_ready, args.entries,
                                     f"model{1000 + 37 * i:05d}") for i in range(min(args.runs, 5))]
             browser.close()
@@ -170,19 +170,17 @@ def main() -> None:
         for proc in (models, empty, table):
             os.killpg(proc.pid, signal.SIGTERM)
             proc.wait(timeout=20)
-    m, e = statistics.median(times["models"]), statistics.median(times["empty"])
-    t = statistics.median(times["table"])
-    print(f"Models page, {args.entries} entries, to a visible table: median {m:.2f} s "
-          f"(runs: {', '.join(f'{t:.2f}' for t in times['models'])})")
-    print(f"Empty Streamlit page, to its title:            median {e:.2f} s "
-          f"(runs: {', '.join(f'{t:.2f}' for t in times['empty'])})")
-    print(f"Bare 2,000-row st.dataframe page, to its table: median {t:.2f} s "
-          f"(runs: {', '.join(f'{x:.2f}' for x in times['table'])})")
-    print(f"Search on the Models page, Enter to the narrowed table: median {statistics.median(searches):.2f} s "
-          f"(runs: {', '.join(f'{x:.2f}' for x in searches)})")
-    print(f"ratio {m / e:.1f}x the empty page, {m / t:.1f}x the bare table page; target <= 2.0 s: "
-          f"{'met' if m <= 2.0 else 'NOT met'}; machine load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    print(f"page load in headless Chromium, {args.runs} interleaved rounds after 1 warm-up, {os.cpu_count()} CPUs, "
+          f"load average {os.getloadavg()[0]:.1f}:")
+    m = show(f"Models page, {args.entries} entries, to a visible table", times["models"], unit="s")
+    e = show("empty Streamlit page, to its title (reference)", times["empty"], unit="s")
+    t = show(f"bare {args.entries}-row st.dataframe page (reference)", times["table"], unit="s")
+    show("search on the Models page, Enter to the narrowed table", searches, unit="s")
+    print(f"  Models page = {m / e:.1f}x the empty page, {m / t:.1f}x the bare table page")
+    goal(f"Models page with {args.entries} entries <= 2.0 s", m <= 2.0,
+         f"median {m:.2f} s = {m / 2.0:.2f}x the goal; empty page {e:.2f} s")
+    return summary()
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

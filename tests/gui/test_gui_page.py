@@ -208,6 +208,25 @@ def test_page_loads_and_the_table_matches_the_registry(env):
     assert at.selectbox(key="selected").options == list(rows)
 
 
+def test_a_card_for_each_loaded_backend_from_the_plugins(env):
+    from imageworks_models.pluginhost.manager import get_plugins
+
+    at = page()
+    cards = {}
+    for m in texts(at.markdown):
+        head = m.split("**")[1] if m.startswith("**") else ""
+        dot, _, name = head.partition(" ")
+        if dot in ("🟢", "🔴", "⚪") and name != "gateway":
+            cards[name] = dot
+    loaded = get_plugins().backends
+    assert list(cards) == list(loaded) and "llamacpp" in cards  # llama.cpp's card too: none is hard-coded
+    for name, record in loaded.items():  # nothing active: what the orchestrator starts is white, not red
+        if record.activates:
+            assert cards[name] == "⚪", (name, cards)
+    assert cards["ollama"] == "🔴"  # OLLAMA_HOST names a port nobody listens on
+    assert [c for c in texts(at.caption) if c.startswith("offline: ")], texts(at.caption)
+
+
 def test_the_csv_export_holds_the_filtered_rows(env, monkeypatch):
     exported: list[bytes] = []
     original = MemoryMediaFileStorage.load_and_get_id

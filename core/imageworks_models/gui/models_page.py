@@ -21,7 +21,6 @@ from imageworks_models.errors import ImageworksError
 CAP_ICONS = {"text": "📝", "vision": "👁️", "audio": "🔊", "embedding": "🔢", "tools": "🛠️", "thinking": "💭",
              "reasoning": "🧠"}
 LOCK_ICONS = {"locked": "🔒", "unlocked": "", "drift": "⚠️ DRIFT"}
-BACKENDS = ("vllm", "lmdeploy", "ollama")
 # The page's own script (an ``st.components.v2`` component: it runs in the page itself, no iframe). It binds the
 # shortcut keys once per page, and on a big registry's first run it tells the server when the table's grid has
 # drawn, so the rest of the page is built after the table is on screen, not while the browser is still painting it.
@@ -812,41 +811,56 @@ HEALTH_TTL = 10.0
 
 
 def backend_health(settings) -> dict[str, dict[str, Any]]:
-    """Live status per backend: vLLM from the activation state (read now), Ollama from its API (online, the
-    loaded tags), remotes by HTTP; the network part is kept for ``HEALTH_TTL`` seconds."""
+    """Live status of each loaded backend (the plugins decide which there are: one card each).
+
+    A backend the orchestrator starts itself (``activates``: vLLM, LMDeploy, llama.cpp) is read from the
+    activation state, now: green or red for the active model's backend by its status, white for the others (they
+    serve nothing from here). What a backend reports of itself over the network (``health``: an Ollama server and
+    its loaded tags, remote endpoints) is asked for and kept ``HEALTH_TTL`` seconds; a local server's own row is
+    left to the activation state, so a port nobody serves on is white, not red.
+
+    Returns:
+        ``{backend: {"ok": True | False | None, "detail": str, "loaded": [tag, ...]}}`` in the plugins' order.
+    """
     import time
 
     from imageworks_models.serving.control import status as serving_status
     from imageworks_models.serving.control import health
 
-    out: dict[str, dict[str, Any]] = {}
+    records = _plugins(settings).backends
     now = serving_status(settings=settings, probe=False)
-    out["vllm"] = {"ok": (now["status"] in ("ready", "starting")) if now["active"] else None,
-                   "detail": f"active: {now['name']} ({now['status']})" if now["active"] else "no active model"}
+    out: dict[str, dict[str, Any]] = {}
+    for name, record in records.items():
+        item = out[name] = {"ok": None, "detail": "", "loaded": []}
+        if record.activates:
+            if now["active"] and now.get("backend") == name:
+                item["ok"] = now["status"] in ("ready", "starting")
+                item["detail"] = f"active: {now['name']} ({now['status']})"
+            else:
+                item["detail"] = "no active model"
     key = str(settings.registry_dir)
     cached = _HEALTH.get(key)
     if cached is None or time.time() - cached[0] > HEALTH_TTL:
         try:
-            rows = health(settings=settings, plugins=_plugins(settings),
-                          backends=[b for b in ("ollama", "lmdeploy") if b in _plugins(settings).backends])
+            rows = health(settings=settings, plugins=_plugins(settings), backends=list(records))
         except ImageworksError as exc:
-            rows = [{"backend": "ollama", "ok": False, "error": exc.message}]
-        remote: dict[str, dict[str, Any]] = {}
-        for r in rows:
-            item = remote.setdefault(r["backend"], {"ok": True, "detail": "", "loaded": []})
-            item["ok"] = bool(item["ok"]) and r["ok"]
-            if r["backend"] == "ollama" and not r.get("name"):
-                tags = [m.get("name") or m.get("model") for m in r.get("loaded") or [] if isinstance(m, dict)]
-                item["loaded"] = [t for t in tags if t]
-                text = ("online" + (f" ({r['version']})" if r.get("version") else "") + "; loaded: " +
-                        (", ".join(item["loaded"]) or "none")) if r["ok"] else f"offline: {r.get('error') or ''}"
-            else:
-                label = r.get("name") or r.get("url") or ""
-                text = f"{label}: {'up' if r['ok'] else 'down'}"
-            item["detail"] = (item["detail"] + "; " if item["detail"] else "") + text
-        cached = (time.time(), remote)
+            rows = [{"backend": name, "ok": False, "error": exc.message}
+                    for name, record in records.items() if not record.activates]
+        cached = (time.time(), rows)
         _HEALTH[key] = cached
-    out.update(cached[1])
+    for r in cached[1]:
+        item, record = out.get(r["backend"]), records.get(r["backend"])
+        if item is None or (record.activates and not r.get("name")):
+            continue  # the local server's row: the activation state above says more, without a probe
+        if not r.get("name"):  # a server that loads models on request (Ollama): online/offline and its loaded tags
+            tags = [m.get("name") or m.get("model") for m in r.get("loaded") or [] if isinstance(m, dict)]
+            item["loaded"] = [t for t in tags if t]
+            text = ("online" + (f" ({r['version']})" if r.get("version") else "") + "; loaded: " +
+                    (", ".join(item["loaded"]) or "none")) if r["ok"] else f"offline: {r.get('error') or ''}"
+        else:  # a remote endpoint
+            text = f"{r.get('name') or r.get('url') or ''}: {'up' if r['ok'] else 'down'}"
+        item["ok"] = r["ok"] if item["ok"] is None else item["ok"] and r["ok"]
+        item["detail"] = f"{item['detail']}; {text}" if item["detail"] else text
     return out
 
 
@@ -906,8 +920,8 @@ def _gateway_card(settings) -> None:
 def _backend_cards(entries, settings, *, active_name: str | None) -> None:
     health = backend_health(settings)
     rows = all_rows(entries, settings, active_name=active_name)
-    cols = st.columns(len(BACKENDS) + 1)
-    for col, backend in zip(cols, BACKENDS):
+    cols = st.columns(len(health) + 1)
+    for col, backend in zip(cols, health):
         mine = [r for r in rows if r["backend"] == backend]
         status = health.get(backend)
         ok = status.get("ok") if status else None
