@@ -402,3 +402,15 @@ def test_an_unchanged_file_is_swapped_for_ours(tmp_path):
     storage.atomic_write(path, b"ours", expect=b"original")
     assert path.read_bytes() == b"ours"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["layer.json"]
+
+
+def test_a_cache_write_skips_the_fsyncs_and_a_durable_write_makes_them(tmp_path, monkeypatch):
+    synced: list[int] = []
+    real = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: synced.append(fd) or real(fd))
+    target = tmp_path / "cache.json"
+    storage.atomic_write(target, b"one", durable=False)
+    assert target.read_bytes() == b"one" and synced == []
+    assert list(tmp_path.iterdir()) == [target]  # no temp file left
+    storage.atomic_write(target, b"two")
+    assert target.read_bytes() == b"two" and len(synced) == 2  # the file, then its folder

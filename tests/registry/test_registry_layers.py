@@ -486,6 +486,47 @@ def test_a_hand_edit_rebuilds_the_snapshot_as_a_full_load_would(tmp_path):
     assert sorted(snap["parts"]) == sorted(full.entries)
 
 
+def test_a_rebuild_writes_the_snapshot_a_full_load_writes_byte_for_byte(tmp_path, monkeypatch):
+    from imageworks_models.registry import store as store_mod
+
+    folder = _many(tmp_path, n=8)
+    _hand_edit(folder, CURATED_FILE, "model-1", display_name="Edited \u00e9 \\n one", roles=["keywords"])
+    _hand_edit(folder, DISCOVERED_FILE, "model-2", family="edited-family")
+    doc = json.loads((folder / CURATED_FILE).read_text())
+    doc["entries"] = [e for e in doc["entries"] if e["name"] != "model-5"] + [{"name": "model-0a", "backend": "ollama"}]
+    (folder / CURATED_FILE).write_text(json.dumps(doc))
+    dumped: list[str] = []  # entries written afresh (the others' lines are the old snapshot's, as they were)
+    real_dump = store_mod.dump_snapshot
+
+    def dump(entries, header, *, lines=None):
+        dumped.extend(e["name"] for e in entries if e["name"] not in (lines or {}))
+        return real_dump(entries, header, lines=lines)
+
+    monkeypatch.setattr(store_mod, "dump_snapshot", dump)
+
+    assert not RegistryStore(folder).load().from_snapshot
+    rebuilt = (folder / MERGED_FILE).read_bytes()
+    monkeypatch.setattr(store_mod, "dump_snapshot", real_dump)
+    (folder / MERGED_FILE).unlink()
+    RegistryStore(folder).load()  # no snapshot: the full load writes every entry
+
+    assert rebuilt == (folder / MERGED_FILE).read_bytes()
+    assert sorted(dumped) == ["model-0a", "model-1", "model-2"]  # the other entries' lines were reused
+
+
+def test_snapshot_lines_refuses_another_layout():
+    from imageworks_models.registry.store import dump_snapshot, snapshot_lines
+
+    data = dump_snapshot([{"name": "a", "x": "1,\n2"}, {"name": "b"}], {"sources": {}})
+    assert {k: bytes(v) for k, v in snapshot_lines(data, ["a", "b"]).items()} == \
+        {"a": b'{"name":"a","x":"1,\\n2"}', "b": b'{"name":"b"}'}
+    assert snapshot_lines(data, ["a", "b", "c"]) == {}
+    assert snapshot_lines(data, ["a"]) == {}  # another count of entries
+    assert snapshot_lines(data.replace(b"\n]}\n", b"]}"), ["a", "b"]) == {}
+    assert snapshot_lines(json.dumps({"entries": [{"name": "a"}]}, indent=1).encode(), ["a"]) == {}
+    assert snapshot_lines(dump_snapshot([], {"sources": {}}), []) == {}  # nothing to reuse
+
+
 def test_a_rebuild_after_removing_an_entry_drops_it(tmp_path):
     folder = _many(tmp_path)
     doc = json.loads((folder / CURATED_FILE).read_text())

@@ -386,8 +386,12 @@ def _settle_exchange(tmp: Path, target: Path, checked: tuple, ours: tuple) -> No
                              "the command again")
 
 
-def atomic_write(path: Path, data: bytes, *, expect: Any = _ANY) -> None:
+def atomic_write(path: Path, data: bytes, *, expect: Any = _ANY, durable: bool = True) -> None:
     """Replace ``path`` with ``data`` atomically. The caller must hold the lock for ``path``.
+
+    ``durable=False`` skips the fsyncs, for a cache whose loss in a crash costs only its rebuild (the registry
+    snapshot: a reader checks it against the layers and ignores it when it is wrong, empty or missing); the
+    replace is still atomic for every running process.
 
     ``expect`` (the bytes the caller read, or ``None`` for "did not exist") makes the replace conditional:
     right before the rename the file is compared with it again, so a hand edit saved meanwhile is kept and
@@ -429,7 +433,8 @@ def atomic_write(path: Path, data: bytes, *, expect: Any = _ANY) -> None:
             while view:
                 written = os.write(fd, view)
                 view = view[written:]
-            os.fsync(fd)
+            if durable:
+                os.fsync(fd)
         finally:
             os.close(fd)
         written_st = os.stat(tmp)
@@ -452,6 +457,8 @@ def atomic_write(path: Path, data: bytes, *, expect: Any = _ANY) -> None:
             if now != ident:
                 ensure_unchanged(target, expect)
         os.replace(tmp, target)
+        if not durable:
+            return
     except StorageError:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
