@@ -514,6 +514,47 @@ def test_a_rebuild_writes_the_snapshot_a_full_load_writes_byte_for_byte(tmp_path
     assert sorted(dumped) == ["model-0a", "model-1", "model-2"]  # the other entries' lines were reused
 
 
+@pytest.mark.parametrize("layout", ["ours", "hand-formatted"])
+def test_a_curated_edit_reads_the_changed_entrys_discovered_part_without_parsing_that_layer(tmp_path, monkeypatch,
+                                                                                             layout):
+    from imageworks_models.registry import store as store_mod
+
+    curated = [{**CURATED_ENTRY, "name": f"model-{i}", "display_name": f"Model {i}"} for i in range(6)]
+    discovered = [{**DISCOVERED_ENTRY, "name": f"model-{i}", "family": f"family-{i}"} for i in range(6)]
+    # decoys the cut must not take: an earlier entry holding an object that names model-3, and model-3's alias
+    discovered[1]["metadata"] = {"twin": {"name": "model-3", "family": "not-this-one"}}
+    curated[2]["aliases"] = ["model-3-alias"]
+    folder = write_layers(tmp_path / "r", curated, discovered)
+    if layout == "hand-formatted":  # a person's editor: another indentation, the same values
+        doc = json.loads((folder / DISCOVERED_FILE).read_text())
+        (folder / DISCOVERED_FILE).write_text(json.dumps(doc, indent=3))
+    RegistryStore(folder).load()
+    _hand_edit(folder, CURATED_FILE, "model-3", display_name="Edited three")
+    whole = len((folder / DISCOVERED_FILE).read_bytes())
+    parsed: list[int] = []
+    real_loads = store_mod.orjson.loads
+    monkeypatch.setattr(store_mod.orjson, "loads", lambda data: parsed.append(len(data)) or real_loads(data))
+
+    rebuilt = RegistryStore(folder).load()
+    monkeypatch.setattr(store_mod.orjson, "loads", real_loads)
+
+    assert not rebuilt.from_snapshot
+    full = RegistryStore(folder).load(use_snapshot=False)
+    assert rebuilt.entries == full.entries and rebuilt.get("model-3")["family"] == "family-3"
+    assert rebuilt.get("model-3")["display_name"] == "Edited three"
+    assert (whole in parsed) == (layout == "hand-formatted")  # ours: only model-3's part was cut out and parsed
+
+
+def test_a_located_part_must_match_the_recorded_fingerprint():
+    from imageworks_models.registry.store import _located_part, _part_print, dump_document
+
+    entries = [{"name": "a", "family": "x"}, {"name": "b", "family": "y"}]
+    data = dump_document(entries)
+    assert _located_part(data, "b", _part_print(entries[1])) == entries[1]
+    assert _located_part(data, "b", _part_print({"name": "b", "family": "z"})) is None  # other content: not it
+    assert _located_part(data, "c", _part_print({"name": "c"})) is None
+
+
 def test_snapshot_lines_refuses_another_layout():
     from imageworks_models.registry.store import dump_snapshot, snapshot_lines
 
