@@ -15,7 +15,10 @@ from pathlib import Path
 import pytest
 from modelfiles import make_models, write_bf16, write_gguf
 
+from imageworks_models.registry.store import RegistryStore
 from imageworks_models.testing import make_registry, run_cli
+
+_MATCH_VIEW = RegistryStore.match_view  # the real one (a fixture below replaces it for half of the runs)
 
 REPO = Path(__file__).resolve().parents[2]
 BF16_NAME = "qwen3-4b-vllm-safetensors-bf16"
@@ -58,6 +61,19 @@ def scan(base: Path, *more: str) -> dict:
 
 def rows_named(data: dict, name: str) -> list[dict]:
     return [r for r in data["rows"] if r["name"] == name]
+
+
+@pytest.fixture(autouse=True, params=["snapshot view", "loaded registry"])
+def matching_from(request, monkeypatch):
+    """Every test here runs twice: a scan matching against the current snapshot's identity rows (the MatchView a
+    scan uses, which reads an entry only when it matches), and against the loaded registry. Both must agree."""
+    used: list[bool] = []
+    real = _MATCH_VIEW
+    if request.param == "loaded registry":
+        monkeypatch.setattr(RegistryStore, "match_view", lambda self: used.append(False))
+    else:
+        monkeypatch.setattr(RegistryStore, "match_view", lambda self: used.append(True) or real(self))
+    return used
 
 
 @pytest.fixture
@@ -442,3 +458,55 @@ def test_a_state_file_that_is_not_strict_json_is_never_written_over(env, content
     [line] = error_lines(result)
     assert "model_registry.state.json" in line and "Traceback" not in result.stderr
     assert snapshot(reg) == before  # the lock was not dropped unremembered, the state file not replaced
+
+
+# -- matching from the snapshot ------------------------------------------------------------------------------
+
+
+def test_a_rescan_against_many_other_entries_reads_none_of_them_and_agrees_with_a_loaded_registry(
+        env, matching_from, monkeypatch):
+    from imageworks_models.acquire.discovery import scan as scan_fn
+    from imageworks_models.registry import store as store_mod
+    from imageworks_models.settings import load_settings
+
+    reg, weights = env
+    models = make_models(weights)
+    others = [{"name": f"other-{i}", "backend": "vllm", "aliases": [f"Other/O{i}"],
+               "source": {"provider": "hf", "repo_id": f"Other/O{i}"}} for i in range(40)]
+    mine = {"name": "house-awq", "backend": "vllm", "roles": ["chat"], "aliases": [AWQ_NAME]}
+    make_registry(reg, *others, mine)
+    parsed: list[int] = []
+    real_loads = store_mod.orjson.loads
+    monkeypatch.setattr(store_mod.orjson, "loads", lambda data: parsed.append(len(data)) or real_loads(data))
+
+    got = scan_fn([weights], dry_run=True, settings=load_settings())
+
+    monkeypatch.setattr(store_mod.orjson, "loads", real_loads)
+    if matching_from and matching_from[0]:  # the snapshot view served the scan
+        whole = (reg / "model_registry.json").stat().st_size
+        assert whole not in parsed
+        assert len([n for n in parsed if n < 2000]) <= 2  # house-awq's snapshot line (and its curated part)
+    rows = {r.path: (r.action, r.name, r.reason) for r in got.rows}
+    assert rows[str(models["awq"])][:2] == ("update", "house-awq")
+    view = RegistryStore(reg).match_view()
+    if view is not None:
+        assert "house-awq" in view.entries and "nobody" not in view.entries
+        assert view.entries["house-awq"] == RegistryStore(reg).load().get("house-awq")
+        assert dict(view.curated) == RegistryStore(reg).curated_parts()
+
+
+def test_a_snapshot_view_is_refused_when_the_snapshot_is_not_current(env):
+    from imageworks_models.registry.store import RegistryStore
+
+    reg, _ = env
+    make_registry(reg, {"name": "one", "backend": "vllm"})
+    store = RegistryStore(reg)
+    assert _MATCH_VIEW(store) is not None  # the snapshot a write leaves is current
+    curated = reg / "model_registry.curated.json"
+    curated.write_text(curated.read_text().replace('"one"', '"two"'))
+    assert _MATCH_VIEW(store) is None  # a hand edit since: the caller loads the registry instead
+    store.load()  # ... which rebuilds the snapshot
+    assert _MATCH_VIEW(store).rows == {"two": [None, None, None, []]}
+    snap = reg / "model_registry.json"
+    snap.write_bytes(snap.read_bytes().replace(b'"identity"', b'"identitx"'))
+    assert _MATCH_VIEW(store) is None  # a snapshot without identity rows (an earlier version's)

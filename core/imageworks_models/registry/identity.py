@@ -99,6 +99,18 @@ class _Resolver:
         return known[0].rstrip("/") + "/" + base
 
 
+def identity_row(entry: dict[str, Any]) -> list[Any]:
+    """What :class:`Index` matches an entry by: ``[download.path, backend_config.model_path, source key, aliases]``
+    as recorded (text or None; the key as :func:`source_key` gives it, a list; the aliases that are text). The
+    registry snapshot keeps one per entry, so a scan indexes the registry without reading its entries."""
+    download, config = entry.get("download"), entry.get("backend_config")
+    path = download.get("path") if isinstance(download, dict) else None
+    other = config.get("model_path") if isinstance(config, dict) else None
+    key = source_key(entry)
+    return [path if isinstance(path, str) else None, other if isinstance(other, str) else None,
+            list(key) if key else None, [a for a in entry.get("aliases") or () if isinstance(a, str)]]
+
+
 def source_key(entry_or_source: dict[str, Any]) -> tuple[str, str] | None:
     """``(provider, repo)`` in lower case; for Ollama the repo is ``model:tag``. ``None`` when unknown."""
     source = entry_or_source.get("source") if "source" in entry_or_source else entry_or_source
@@ -151,24 +163,30 @@ class Index:
     by_name: dict[str, list[str]] = field(default_factory=dict)
     curated: dict[str, dict[str, Any]] = field(default_factory=dict)  # curated parts, by name
     remembered: dict[str, str] = field(default_factory=dict)  # real path -> name, from model_registry.state.json
+    rows: dict[str, list[Any]] = field(default_factory=dict)  # identity_row() of each entry, by name
     _built: bool = False
 
     @classmethod
     def build(cls, entries: Iterable[dict[str, Any]], *, curated: dict[str, dict[str, Any]] | None = None,
               remembered: dict[str, str] | None = None) -> "Index":
-        index = cls(entries={e["name"]: e for e in entries}, curated=dict(curated or {}),
-                    remembered=dict(remembered or {}))
+        by_name = {e["name"]: e for e in entries}
+        return cls.from_rows({name: identity_row(e) for name, e in by_name.items()}, entries=by_name,
+                             curated=dict(curated or {}), remembered=remembered)
+
+    @classmethod
+    def from_rows(cls, rows: dict[str, list[Any]], *, entries: Any, curated: Any = None,
+                  remembered: dict[str, str] | None = None) -> "Index":
+        """The index of the entries whose :func:`identity_row` are ``rows`` (by name). ``entries`` and ``curated``
+        may be mappings that read an entry only when it is asked for (a registry snapshot's
+        :class:`~imageworks_models.registry.store.MatchView`): matching reads only the entries it matches."""
+        index = cls(entries=entries, curated=curated if curated is not None else {},
+                    remembered=dict(remembered or {}), rows=rows)
         resolve = _Resolver()
         by_path = index.by_path
-        for name, e in index.entries.items():
-            download = e.get("download")
-            path = download.get("path") if download else None
-            if isinstance(path, str) and path and looks_local(path) and not is_store_reference(path):
+        for name, (path, other, _, _) in rows.items():
+            if path and looks_local(path) and not is_store_reference(path):
                 by_path.setdefault(resolve(path), name)
-            config = e.get("backend_config")
-            other = config.get("model_path") if config else None
-            if isinstance(other, str) and other and other != path and looks_local(other) \
-                    and not is_store_reference(other):
+            if other and other != path and looks_local(other) and not is_store_reference(other):
                 by_path.setdefault(resolve(other), name)
         return index
 
@@ -178,14 +196,15 @@ class Index:
         if self._built:
             return
         self._built = True
-        for name, e in self.entries.items():
-            key = source_key(e)
+        by_source, by_name = self.by_source, self.by_name
+        for name, (_, _, key, aliases) in self.rows.items():
             if key:
-                self.by_source.setdefault(key, []).append(name)
-            self.by_name.setdefault(name.lower(), []).append(name)
-            for alias in e.get("aliases") or ():
-                if isinstance(alias, str) and alias.lower() != name.lower():
-                    self.by_name.setdefault(alias.lower(), []).append(name)
+                by_source.setdefault(tuple(key), []).append(name)
+            low = name.lower()
+            by_name.setdefault(low, []).append(name)
+            for alias in aliases:
+                if alias.lower() != low:
+                    by_name.setdefault(alias.lower(), []).append(name)
 
     def add(self, entry: dict[str, Any], path: str | None = None) -> None:
         """Record an entry planned in this run, so a later found model sees it."""

@@ -70,14 +70,14 @@ def dump_snapshot(entries: list[dict[str, Any]], header: dict[str, Any], *,
     as it is. It is what ``orjson.dumps`` writes of that entry (orjson writes back what it read of its own
     output byte for byte), so the bytes are the same as writing every entry again, only sooner.
     """
-    head = dumps_strict({"schema_version": SCHEMA_VERSION, **header}, path=MERGED_FILE, ensure_ascii=False)[:-1]
     lines = lines or {}
     try:
+        head = orjson.dumps({"schema_version": SCHEMA_VERSION, **header})[:-1]
         body = b",\n".join(lines.get(e.get("name")) or orjson.dumps(e) for e in entries)
     except orjson.JSONEncodeError as exc:
         raise RegistryFileError(MERGED_FILE, f"refusing to write a value JSON cannot hold: {exc}",
                                 hint="fix the value (text must be valid Unicode)") from None
-    return head.encode("utf-8") + _ENTRIES_START + body + _ENTRIES_END
+    return head + _ENTRIES_START + body + _ENTRIES_END
 
 
 def snapshot_lines(data: bytes, names: list[str]) -> dict[str, memoryview]:
@@ -319,11 +319,27 @@ def _entry_label(index: int, raw: Any) -> str:
     return f"entries[{index}]" + (f" ({name!r})" if isinstance(name, str) else "")
 
 
+def _folded(raw: dict[str, Any]) -> dict[str, Any]:
+    """An entry as a layer holds it: its capability synonyms folded (read, never written back)."""
+    if "capabilities" not in raw:
+        return raw
+    from imageworks_models.registry import capabilities as caps
+
+    folded, unknown, options = caps.normalize(raw["capabilities"])
+    if unknown or not isinstance(folded, dict):
+        return raw  # validation says what is wrong
+    raw = {**raw, "capabilities": folded}
+    if options:
+        existing = raw.get("capability_options")
+        existing = existing if isinstance(existing, dict) else {}
+        raw = fields.ordered({**raw, "capability_options": options | existing})
+    return raw
+
+
 def _validate_into(layer: Layer, raw_entries: list[Any]) -> None:
     """Validate every entry, fill ``layer.entries`` and ``layer.views``; report all problems at once."""
     from pydantic import ValidationError
 
-    from imageworks_models.registry import capabilities as caps
     from imageworks_models.registry.schema import Entry
 
     problems: list[str] = []
@@ -337,14 +353,7 @@ def _validate_into(layer: Layer, raw_entries: list[Any]) -> None:
         if not isinstance(raw, dict):
             problems.append(f"{label}: must be an object, not {type(raw).__name__}")
             continue
-        if "capabilities" in raw:  # synonyms are read, never written back
-            folded, unknown, options = caps.normalize(raw["capabilities"])
-            if not unknown and isinstance(folded, dict):
-                raw = {**raw, "capabilities": folded}
-                if options:
-                    existing = raw.get("capability_options")
-                    existing = existing if isinstance(existing, dict) else {}
-                    raw = fields.ordered({**raw, "capability_options": options | existing})
+        raw = _folded(raw)
         try:
             print_ = json.dumps(raw, ensure_ascii=False, separators=(",", ":"))
         except (TypeError, ValueError):
@@ -484,6 +493,102 @@ class Layers:
         if problems:
             raise RegistryValidationError(str(self.curated.path.parent), problems,
                                           hint="every effective entry needs a backend")
+
+
+class _Lazy(dict):
+    """A dict whose values are read the first time they are asked for: ``_names`` says which keys there are,
+    ``_read(name)`` makes the value. Looking one up reads that one; anything that walks it reads them all."""
+
+    _names: Any
+
+    def _read(self, name: str) -> Any:
+        raise NotImplementedError
+
+    def __missing__(self, name: str) -> Any:
+        if name not in self._names:
+            raise KeyError(name)
+        value = self._read(name)
+        dict.__setitem__(self, name, value)
+        return value
+
+    def _all(self) -> None:
+        for name in self._names:
+            if not dict.__contains__(self, name):
+                self[name]
+
+    def __contains__(self, name: object) -> bool:
+        return dict.__contains__(self, name) or name in self._names
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self[name] if name in self else default
+
+    def __iter__(self):
+        self._all()
+        return dict.__iter__(self)
+
+    def __len__(self) -> int:
+        self._all()
+        return dict.__len__(self)
+
+    def keys(self):
+        self._all()
+        return dict.keys(self)
+
+    def values(self):
+        self._all()
+        return dict.values(self)
+
+    def items(self):
+        self._all()
+        return dict.items(self)
+
+
+class _LazyEntries(_Lazy):
+    """A current snapshot's entries by name, each parsed from its line (:func:`snapshot_lines`) with its recorded
+    checks put in, as :meth:`RegistryStore.load` gives it. An entry set here (one planned in a scan) is kept."""
+
+    def __init__(self, data: bytes, names: dict[str, Any], records: dict[str, dict[str, Any]]):
+        super().__init__()
+        self._data, self._names, self._records, self._lines = data, names, records, None
+
+    def _read(self, name: str) -> dict[str, Any]:
+        if self._lines is None:  # found on the first entry asked for: a scan of unregistered folders needs none
+            self._lines = snapshot_lines(self._data, list(self._names))
+        one = {name: orjson.loads(self._lines[name])}
+        if name in self._records:
+            checks.overlay(one, {name: self._records[name]})
+        return one[name]
+
+
+class _LazyCurated(_Lazy):
+    """The curated parts by name (what :meth:`RegistryStore.curated_parts` gives), each cut out of the unchanged
+    curated layer (:func:`_located_part`), or all of them parsed at once where that fails (another layout)."""
+
+    def __init__(self, data: bytes | None, prints: dict[str, str]):
+        super().__init__()
+        self._data, self._names = data, prints
+
+    def _read(self, name: str) -> dict[str, Any]:
+        raw = _located_part(self._data, name, self._names[name]) if self._data is not None else None
+        if raw is not None:
+            return _folded(raw)
+        for entry in orjson.loads(self._data)["entries"]:  # its bytes were read strictly when the snapshot was made
+            if entry.get("name") in self._names and not dict.__contains__(self, entry["name"]):
+                dict.__setitem__(self, entry["name"], _folded(entry))
+        return dict.__getitem__(self, name)
+
+
+@dataclass
+class MatchView:
+    """What matching found files to entries needs (:class:`~imageworks_models.registry.identity.Index`), from a
+    current snapshot without parsing its entries: each entry's :func:`~imageworks_models.registry.identity.identity_row`
+    (``rows``), the entries (``entries``) and curated parts (``curated``) read only when asked for. A rescan of
+    1,000 folders against 5,000 other entries reads none of them. Made by :meth:`RegistryStore.match_view`."""
+
+    store: "RegistryStore"
+    rows: dict[str, list[Any]]
+    entries: dict[str, dict[str, Any]]
+    curated: dict[str, dict[str, Any]]
 
 
 @dataclass
@@ -639,6 +744,45 @@ class RegistryStore:
                                                             layers.discovered._as_read or {}), existing=snapshot)
         self.overlay_checks(entries)  # after the snapshot: it holds the layers alone
         return Registry(self.directory, entries, self, _layers=layers, _provenance=provenance)
+
+    def match_view(self) -> MatchView | None:
+        """:class:`MatchView` of the registry when its snapshot is current (built from exactly the layers' bytes,
+        by this version, with identity rows), else None: the caller then loads the registry (:meth:`load`), which
+        also reports whatever is wrong with a layer."""
+        from imageworks_models import __version__
+
+        if not self.directory.is_dir():
+            return None
+        try:
+            cur = _read(self.curated_path, self.max_json_bytes)
+            disc = _read(self.discovered_path, self.max_json_bytes)
+            data = _read(self.merged_path, self.max_json_bytes)
+        except RegistryFileError:
+            return None
+        if data is None:
+            return None
+        start = data.find(_ENTRIES_START)
+        if start < 0 or data.find(b"\n", 0, start) >= 0:
+            return None
+        try:
+            head = orjson.loads(data[:start] + b"}")
+        except orjson.JSONDecodeError:
+            return None
+        sources = {CURATED_FILE: _digest(cur), DISCOVERED_FILE: _digest(disc)}
+        if not (isinstance(head, dict) and head.get("schema_version") == SCHEMA_VERSION
+                and head.get("generated_by") == f"imageworks-models {__version__}" and head.get("sources") == sources
+                and isinstance(head.get("identity"), dict) and isinstance(head.get("parts"), dict)):
+            return None
+        rows, parts = head["identity"], head["parts"]
+        if not all(isinstance(r, list) and len(r) == 4 for r in rows.values()) or set(parts) != set(rows):
+            return None
+        if data.count(b"\n", start) != max(len(rows), 1) + 2:  # after "[", a line per entry, then "]}"
+            return None
+        records, _ = checks.load(self.checks_path, limit=self.max_json_bytes)
+        if not all(isinstance(part, list) and len(part) == 2 and part[0] != "" for part in parts.values()):
+            return None  # a curated part without a fingerprint: the full load reads it
+        prints = {name: part[0] for name, part in parts.items() if part[0] is not None}
+        return MatchView(self, rows, _LazyEntries(data, rows, records or {}), _LazyCurated(cur, prints))
 
     # -- verify's check records (checks.py) ----------------------------------------------------------
     @property
@@ -796,26 +940,36 @@ class RegistryStore:
         except RegistryValidationError:
             return None
         lines: dict[str, Any] = {}
-        if snapshot_data is not None:  # the unchanged entries' lines are written again as they are
+        identity: dict[str, list[Any]] = {}
+        if snapshot_data is not None:  # the unchanged entries' lines and identity rows are written as they were
             unchanged = set(parts).difference(changed)
             lines = {name: line for name, line in snapshot_lines(snapshot_data, list(previous)).items()
                      if name in unchanged}
-        self._refresh_snapshot(entries, sources, parts, existing=snapshot, lines=lines)
+            known = snapshot.get("identity")
+            if isinstance(known, dict):
+                identity = {name: known[name] for name in unchanged if name in known}
+        self._refresh_snapshot(entries, sources, parts, existing=snapshot, lines=lines, identity=identity)
         return Registry(self.directory, entries, self)
 
     def _snapshot_bytes(self, entries: dict[str, dict[str, Any]], sources: dict[str, str],
                         parts: dict[str, list[str | None]] | None = None, *,
-                        lines: dict[str, Any] | None = None) -> bytes:
+                        lines: dict[str, Any] | None = None,
+                        identity: dict[str, list[Any]] | None = None) -> bytes:
         from imageworks_models import __version__
+
+        from imageworks_models.registry.identity import identity_row
 
         header: dict[str, Any] = {"generated_by": f"imageworks-models {__version__}", "sources": sources}
         if parts is not None:
             header["parts"] = parts
+        # What matching needs of each entry, in the entries' order (see match_view)
+        known = identity or {}
+        header["identity"] = {name: known.get(name) or identity_row(e) for name, e in entries.items()}
         return dump_snapshot(list(entries.values()), header, lines=lines)
 
     def _refresh_snapshot(self, entries: dict[str, dict[str, Any]], sources: dict[str, str],
                           parts: dict[str, list[str | None]] | None = None, *, existing: Any = _UNREAD,
-                          lines: dict[str, Any] | None = None) -> None:
+                          lines: dict[str, Any] | None = None, identity: dict[str, list[Any]] | None = None) -> None:
         """Write the snapshot for ``sources`` unless another holds the lock now (``existing``: the snapshot file as
         :meth:`_snapshot_doc` parsed it, when the caller did; ``lines``: see :func:`dump_snapshot`). Without a
         fsync: it is a cache, checked against the layers whenever it is read."""
@@ -831,7 +985,8 @@ class RegistryStore:
             return
         with contextlib.suppress(StorageError):
             with storage.file_lock(self.lock_path, timeout=0, folder=True):
-                storage.atomic_write(self.merged_path, self._snapshot_bytes(entries, sources, parts, lines=lines),
+                storage.atomic_write(self.merged_path,
+                                     self._snapshot_bytes(entries, sources, parts, lines=lines, identity=identity),
                                      durable=False)
 
     # -- writing -------------------------------------------------------------------------------------
