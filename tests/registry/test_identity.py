@@ -510,3 +510,32 @@ def test_a_snapshot_view_is_refused_when_the_snapshot_is_not_current(env):
     snap = reg / "model_registry.json"
     snap.write_bytes(snap.read_bytes().replace(b'"identity"', b'"identitx"'))
     assert _MATCH_VIEW(store) is None  # a snapshot without identity rows (an earlier version's)
+
+
+def test_a_snapshot_view_reads_its_entries_from_the_file_its_header_came_from_and_closes_it(env):
+    import gc
+    import os
+
+    from imageworks_models.errors import RegistryFileError
+
+    reg, _ = env
+    make_registry(reg, {"name": "one", "backend": "vllm", "display_name": "First"})
+    open_fds = lambda: len(os.listdir("/proc/self/fd"))  # noqa: E731
+    before = open_fds()
+    view = _MATCH_VIEW(RegistryStore(reg))
+    make_registry(reg, {"name": "one", "backend": "vllm", "display_name": "Second"})  # a save replaces the snapshot
+    assert view.entries["one"]["display_name"] == "First"  # the entries of the header it matched by
+    assert open_fds() == before  # read once, then closed
+    unused = _MATCH_VIEW(RegistryStore(reg))
+    assert open_fds() == before + 1
+    del unused
+    gc.collect()
+    assert open_fds() == before  # a view never asked for an entry closes its file when it goes
+
+    snap = reg / "model_registry.json"
+    head, _, body = snap.read_bytes().partition(b'"entries": [\n')
+    snap.write_bytes(head + b'"entries": [\n' + body.replace(b"\n]}", b',\n{"name":"extra"}\n]}'))
+    damaged = _MATCH_VIEW(RegistryStore(reg))
+    with pytest.raises(RegistryFileError, match="damaged") as info:
+        damaged.entries["one"]
+    assert "delete it" in info.value.hint

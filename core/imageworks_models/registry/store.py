@@ -24,6 +24,7 @@ import hashlib
 import json
 import os
 import unicodedata
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -191,6 +192,60 @@ def _located_part(data: bytes, name: str, fingerprint: str) -> dict[str, Any] | 
 
 def _digest(data: bytes | None) -> str:
     return "missing" if data is None else "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def _file_digest(path: Path, limit: int) -> str | None:
+    """:func:`_digest` of the file at ``path``, hashed in small blocks (no copy of the whole file is made), or None
+    where it cannot be read as a layer (not a regular file, larger than ``limit``): the full load says why."""
+    try:
+        fd = storage.open_regular(path)
+    except FileNotFoundError:
+        return _digest(None)
+    except (OSError, StorageError):
+        return None
+    with os.fdopen(fd, "rb", buffering=0) as fh:
+        if os.fstat(fd).st_size > limit:
+            return None
+        return "sha256:" + hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+class _HeldSnapshot:
+    """The snapshot file kept open after its header was read (:meth:`RegistryStore.match_view`): the rest is read
+    only when an entry is asked for, from the very file the header came from (a snapshot is never written in
+    place, so a newer one replacing it meanwhile does not mix in)."""
+
+    def __init__(self, fd: int, size: int, path: Path):
+        self.size, self.path = size, path
+        self._fd, self._closed = fd, weakref.finalize(self, os.close, fd)
+
+    def head(self) -> tuple[bytes, int] | None:
+        """The bytes up to and including the entries' start, and where that start is; None: not our layout."""
+        data, want = b"", 256 << 10
+        while True:
+            more = os.pread(self._fd, want, len(data))
+            if not more:
+                return None
+            data += more
+            start = data.find(_ENTRIES_START, max(0, len(data) - len(more) - len(_ENTRIES_START)))
+            if start >= 0:
+                return data, start
+            if data.find(b"\n") >= 0:  # the header is one line
+                return None
+            want *= 2
+
+    def whole(self) -> bytes:
+        parts, offset = [], 0
+        while True:
+            more = os.pread(self._fd, max(self.size - offset, 1 << 20), offset)
+            if not more:
+                break
+            parts.append(more)
+            offset += len(more)
+        self._closed()
+        return b"".join(parts)
+
+    def close(self) -> None:
+        self._closed()
 
 
 def _touched(layer: "Layer") -> set[str]:
@@ -547,13 +602,16 @@ class _LazyEntries(_Lazy):
     """A current snapshot's entries by name, each parsed from its line (:func:`snapshot_lines`) with its recorded
     checks put in, as :meth:`RegistryStore.load` gives it. An entry set here (one planned in a scan) is kept."""
 
-    def __init__(self, data: bytes, names: dict[str, Any], records: dict[str, dict[str, Any]]):
+    def __init__(self, held: "_HeldSnapshot", names: dict[str, Any], records: dict[str, dict[str, Any]]):
         super().__init__()
-        self._data, self._names, self._records, self._lines = data, names, records, None
+        self._held, self._names, self._records, self._lines = held, names, records, None
 
     def _read(self, name: str) -> dict[str, Any]:
-        if self._lines is None:  # found on the first entry asked for: a scan of unregistered folders needs none
-            self._lines = snapshot_lines(self._data, list(self._names))
+        if self._lines is None:  # read on the first entry asked for: a scan of unregistered folders needs none
+            self._lines = snapshot_lines(self._held.whole(), list(self._names))
+            if len(self._lines) != len(self._names):
+                raise RegistryFileError(str(self._held.path), "is damaged: its entries do not match its header",
+                                        hint="delete it; the next read writes it again")
         one = {name: orjson.loads(self._lines[name])}
         if name in self._records:
             checks.overlay(one, {name: self._records[name]})
@@ -754,35 +812,48 @@ class RegistryStore:
         if not self.directory.is_dir():
             return None
         try:
-            cur = _read(self.curated_path, self.max_json_bytes)
-            disc = _read(self.discovered_path, self.max_json_bytes)
-            data = _read(self.merged_path, self.max_json_bytes)
+            fd = storage.open_regular(self.merged_path)
+        except (OSError, StorageError):
+            return None
+        held = _HeldSnapshot(fd, os.fstat(fd).st_size, self.merged_path)
+        view = None
+        try:
+            view = self._view_of(held, __version__)
         except RegistryFileError:
             return None
-        if data is None:
+        finally:
+            if view is None:
+                held.close()
+        return view
+
+    def _view_of(self, held: _HeldSnapshot, version: str) -> MatchView | None:
+        # The curated layer is read (its parts are cut out of it when asked for); the discovered one only hashed;
+        # of the snapshot only the header (the entries' identity rows), the rest when an entry is asked for.
+        if held.size > self.max_json_bytes:
             return None
-        start = data.find(_ENTRIES_START)
-        if start < 0 or data.find(b"\n", 0, start) >= 0:
+        found = held.head()
+        if found is None:
             return None
+        data, start = found
         try:
             head = orjson.loads(data[:start] + b"}")
         except orjson.JSONDecodeError:
             return None
-        sources = {CURATED_FILE: _digest(cur), DISCOVERED_FILE: _digest(disc)}
+        cur = _read(self.curated_path, self.max_json_bytes)
+        sources = {CURATED_FILE: _digest(cur),
+                   DISCOVERED_FILE: _file_digest(self.discovered_path, self.max_json_bytes)}
         if not (isinstance(head, dict) and head.get("schema_version") == SCHEMA_VERSION
-                and head.get("generated_by") == f"imageworks-models {__version__}" and head.get("sources") == sources
+                and head.get("generated_by") == f"imageworks-models {version}" and head.get("sources") == sources
                 and isinstance(head.get("identity"), dict) and isinstance(head.get("parts"), dict)):
             return None
         rows, parts = head["identity"], head["parts"]
         if not all(isinstance(r, list) and len(r) == 4 for r in rows.values()) or set(parts) != set(rows):
             return None
-        if data.count(b"\n", start) != max(len(rows), 1) + 2:  # after "[", a line per entry, then "]}"
-            return None
-        records, _ = checks.load(self.checks_path, limit=self.max_json_bytes)
         if not all(isinstance(part, list) and len(part) == 2 and part[0] != "" for part in parts.values()):
             return None  # a curated part without a fingerprint: the full load reads it
+        records, _ = checks.load(self.checks_path, limit=self.max_json_bytes)
         prints = {name: part[0] for name, part in parts.items() if part[0] is not None}
-        return MatchView(self, rows, _LazyEntries(data, rows, records or {}), _LazyCurated(cur, prints))
+        return MatchView(self, rows, _LazyEntries(held, rows, records or {}), _LazyCurated(cur, prints))
 
     # -- verify's check records (checks.py) ----------------------------------------------------------
     @property
