@@ -117,28 +117,37 @@ def _part_print(raw: Any) -> str:
 _UNREAD = object()  # the snapshot file, not read yet
 
 
-@contextlib.contextmanager
-def gc_paused() -> Iterator[None]:
-    """Python's cyclic garbage collector paused for the block (as it was, after): reading a registry builds
+class gc_paused:
+    """Python's cyclic garbage collector paused for a ``with`` block (as it was, after): reading a registry builds
     hundreds of thousands of objects (parsed JSON), none of them in a cycle, and the collector would walk them
     over and over while they are made (a quarter of the time of reading 5,000 entries), and again while a caller
-    indexes them."""
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
+    indexes them.
+
+    A class, not a generator: nothing is allocated once the collector is back on, so no collection starts before
+    the caller can freeze what it read (``gc.freeze()`` in the CLI). The generator form's own exit allocated, and
+    the collection that set off walked all 250,000 objects of a 5,000-entry registry: 20 ms of ``list --json``.
+    """
+
+    def __enter__(self) -> None:
+        self._was = gc.isenabled()
+        gc.disable()
+
+    def __exit__(self, *exc: object) -> None:
+        if self._was:
+            gc.enable()
 
 
 def _gc_paused(method):
-    """``method`` run under :func:`gc_paused`."""
+    """``method`` run with the collector paused (see :class:`gc_paused`)."""
     @functools.wraps(method)
     def run(*args: Any, **kwargs: Any) -> Any:
-        with gc_paused():
+        if not gc.isenabled():
             return method(*args, **kwargs)
+        gc.disable()
+        try:
+            return method(*args, **kwargs)
+        finally:
+            gc.enable()
 
     return run
 
