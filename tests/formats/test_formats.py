@@ -979,3 +979,16 @@ def test_hook_inspect_artifact_bad_file_does_not_break_the_builtin(tmp_path):
     info = host.inspect_artifact(path)
     assert info.errors == ("x.safetensors: header length 2^60 bytes exceeds the file (8 bytes)",)
     assert next(p for p in host.plugins if p.name == "builtin").status == "ok"
+
+
+def test_find_chat_template_takes_the_folder_listing_instead_of_a_stat_per_candidate(tmp_path):
+    from imageworks_models.formats.templates import find_chat_template
+
+    (tmp_path / "tokenizer_config.json").write_text(json.dumps({"chat_template": "{{ messages }}"}))
+    (tmp_path / "chat_template.jinja").write_text("{{ jinja }}")
+    listed = {p.name for p in tmp_path.iterdir()}
+    assert find_chat_template(tmp_path, names=listed) == find_chat_template(tmp_path)
+    assert find_chat_template(tmp_path)["path"] == "chat_template.jinja"
+    # the listing decides: a file it does not name is not looked at
+    assert find_chat_template(tmp_path, names={"tokenizer_config.json"})["path"] == "tokenizer_config.json"
+    assert find_chat_template(tmp_path, names=set()) is None

@@ -176,8 +176,10 @@ def _inspect_safetensors_file(path: Path) -> ArtifactInfo:
                                      header.header_size, path.stat().st_size)}})
 
 
-def _is_embedding(folder: Path, architectures: list[str], headers: dict[str, SafetensorsHeader]) -> bool:
-    if (folder / "modules.json").is_file():  # sentence-transformers
+def _is_embedding(folder: Path, architectures: list[str], headers: dict[str, SafetensorsHeader],
+                  names: set[str] | None = None) -> bool:
+    # sentence-transformers
+    if ("modules.json" in names) if names is not None else (folder / "modules.json").is_file():
         return True
     if not architectures:
         return False
@@ -221,7 +223,7 @@ def _inspect_folder(folder: Path) -> ArtifactInfo | None:
             continue
         for shard in shards:
             shard_path = folder / shard
-            if not shard_path.is_file():
+            if not (shard in names if "/" not in shard and "\\" not in shard else shard_path.is_file()):
                 missing.append(shard)
                 errors.append(f"{index.name}: the shard {shard} is missing")
             elif shard_path.parent != folder:  # shards in a subfolder are weights too
@@ -325,14 +327,14 @@ def _inspect_folder(folder: Path) -> ArtifactInfo | None:
 
     template: dict | None = None
     try:
-        template = find_chat_template(folder)
+        template = find_chat_template(folder, names=names)
     except ArtifactFormatError as exc:
         errors.append(_line(Path(exc.path).name, exc))
     if template is None:
         template = next((g.template for g in main_ggufs if g.template), None)
 
     caps: set[str] = set()
-    if _is_embedding(folder, architectures, headers):
+    if _is_embedding(folder, architectures, headers, names):
         caps.add("embedding")
     elif any(a.endswith(_TEXT_HEADS) for a in architectures) or (main_ggufs and not architectures):
         caps.add("text")

@@ -43,11 +43,12 @@ def _pick(value: object, path: Path) -> tuple[str, str | None] | None:
     raise ArtifactFormatError(path, "chat_template must be a string or a list of {name, template} objects")
 
 
-def find_chat_template(folder) -> dict | None:
+def find_chat_template(folder, *, names: set[str] | frozenset[str] | None = None) -> dict | None:
     """The chat template of a Hugging Face model folder.
 
     Args:
         folder: the model folder.
+        names: the folder's regular files' names, when the caller listed them already (no stat per candidate).
 
     Returns:
         ``{"source": "file", "path": <file name in the folder>, "sha256": <hex of the UTF-8 text>,
@@ -59,8 +60,12 @@ def find_chat_template(folder) -> dict | None:
             or its ``chat_template`` has the wrong type.
     """
     folder = Path(folder)
+
+    def present(name: str) -> bool:
+        return name in names if names is not None else (folder / name).is_file()
+
     jinja = folder / "chat_template.jinja"
-    if jinja.is_file():
+    if present(jinja.name):
         data = read_bounded(jinja, MAX_TEMPLATE_BYTES, "template")
         try:
             text = data.decode("utf-8")
@@ -69,9 +74,9 @@ def find_chat_template(folder) -> dict | None:
         if text:
             return _result("file", jinja.name, text)
     for name in ("chat_template.json", "tokenizer_config.json"):
-        path = folder / name
-        if not path.is_file():
+        if not present(name):
             continue
+        path = folder / name
         picked = _pick(read_json(path).get("chat_template"), path)
         if picked is not None:
             text, template_name = picked
