@@ -414,3 +414,22 @@ def test_a_cache_write_skips_the_fsyncs_and_a_durable_write_makes_them(tmp_path,
     assert list(tmp_path.iterdir()) == [target]  # no temp file left
     storage.atomic_write(target, b"two")
     assert target.read_bytes() == b"two" and len(synced) == 2  # the file, then its folder
+
+
+def test_read_regular_reads_a_file_whole_or_limit_plus_one_bytes(tmp_path):
+    data = os.urandom(3 * (1 << 20) + 5)  # more than one read's worth past the first
+    path = tmp_path / "f"
+    path.write_bytes(data)
+    assert storage.read_regular(path) == data
+    assert storage.read_regular(path, limit=16 << 20) == data
+    assert storage.read_regular(path, limit=10) == data[:11]  # one past the limit: the caller sees "too large"
+    assert storage.read_regular(path, limit=len(data)) == data
+    (tmp_path / "empty").write_bytes(b"")
+    assert storage.read_regular(tmp_path / "empty", limit=100) == b""
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs Linux's /proc")
+def test_read_regular_reads_a_file_whose_size_says_zero():
+    # kernel files report size 0 and still have content: read on past the size fstat gives
+    status = storage.read_regular("/proc/self/status")
+    assert status.startswith(b"Name:") and b"\nPid:" in status

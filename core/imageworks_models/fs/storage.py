@@ -85,8 +85,24 @@ def read_regular(path: Path | str, *, limit: int | None = None) -> bytes:
         FileNotFoundError, IsADirectoryError, StorageError, OSError: as :func:`open_regular`.
     """
     fd = open_regular(path)
-    with os.fdopen(fd, "rb") as fh:
-        return fh.read() if limit is None else fh.read(limit + 1)
+    try:
+        # Reads sized by fstat, not a buffered read(limit + 1): that allocates the whole limit first (16 MiB for a
+        # config file of 200 bytes: 80 us a file, a fifth of a cold scan). A file that grows (or reports size 0,
+        # as some kernel files do) is read on in 1 MiB reads, up to limit + 1 bytes.
+        cap = None if limit is None else limit + 1
+        want = os.fstat(fd).st_size + 1
+        chunks: list[bytes] = []
+        got = 0
+        while cap is None or got < cap:
+            chunk = os.read(fd, want if cap is None else min(want, cap - got))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            got += len(chunk)
+            want = 1 << 20
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 def _poll_flock(fd: int, deadline: float) -> bool:
