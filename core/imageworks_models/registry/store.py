@@ -117,6 +117,19 @@ def _part_print(raw: Any) -> str:
 _UNREAD = object()  # the snapshot file, not read yet
 
 
+def _generated_by() -> str:
+    """What a snapshot records as its writer: rebuilding from one, or matching against one, needs this version's."""
+    from imageworks_models import __version__
+
+    return f"imageworks-models {__version__}"
+
+
+def _ours(doc: Any) -> bool:
+    """Whether the parsed snapshot (or its header) ``doc`` was written by this version, with its fingerprints."""
+    return (isinstance(doc, dict) and doc.get("schema_version") == SCHEMA_VERSION
+            and doc.get("generated_by") == _generated_by() and isinstance(doc.get("parts"), dict))
+
+
 class gc_paused:
     """Python's cyclic garbage collector paused for a ``with`` block (as it was, after): reading a registry builds
     hundreds of thousands of objects (parsed JSON), none of them in a cycle, and the collector would walk them
@@ -141,13 +154,8 @@ def _gc_paused(method):
     """``method`` run with the collector paused (see :class:`gc_paused`)."""
     @functools.wraps(method)
     def run(*args: Any, **kwargs: Any) -> Any:
-        if not gc.isenabled():
+        with gc_paused():
             return method(*args, **kwargs)
-        gc.disable()
-        try:
-            return method(*args, **kwargs)
-        finally:
-            gc.enable()
 
     return run
 
@@ -816,8 +824,6 @@ class RegistryStore:
         """:class:`MatchView` of the registry when its snapshot is current (built from exactly the layers' bytes,
         by this version, with identity rows), else None: the caller then loads the registry (:meth:`load`), which
         also reports whatever is wrong with a layer."""
-        from imageworks_models import __version__
-
         if not self.directory.is_dir():
             return None
         try:
@@ -827,7 +833,7 @@ class RegistryStore:
         held = _HeldSnapshot(fd, os.fstat(fd).st_size, self.merged_path)
         view = None
         try:
-            view = self._view_of(held, __version__)
+            view = self._view_of(held)
         except RegistryFileError:
             return None
         finally:
@@ -835,7 +841,7 @@ class RegistryStore:
                 held.close()
         return view
 
-    def _view_of(self, held: _HeldSnapshot, version: str) -> MatchView | None:
+    def _view_of(self, held: _HeldSnapshot) -> MatchView | None:
         # The curated layer is read (its parts are cut out of it when asked for); the discovered one only hashed;
         # of the snapshot only the header (the entries' identity rows), the rest when an entry is asked for.
         if held.size > self.max_json_bytes:
@@ -851,9 +857,7 @@ class RegistryStore:
         cur = _read(self.curated_path, self.max_json_bytes)
         sources = {CURATED_FILE: _digest(cur),
                    DISCOVERED_FILE: _file_digest(self.discovered_path, self.max_json_bytes)}
-        if not (isinstance(head, dict) and head.get("schema_version") == SCHEMA_VERSION
-                and head.get("generated_by") == f"imageworks-models {version}" and head.get("sources") == sources
-                and isinstance(head.get("identity"), dict) and isinstance(head.get("parts"), dict)):
+        if not (_ours(head) and head.get("sources") == sources and isinstance(head.get("identity"), dict)):
             return None
         rows, parts = head["identity"], head["parts"]
         if not all(isinstance(r, list) and len(r) == 4 for r in rows.values()) or set(parts) != set(rows):
@@ -947,11 +951,7 @@ class RegistryStore:
             of another shape or schema version (legacy, newer), duplicate or missing names, or a problem in a
             changed entry. The full load then reads everything and reports each problem with its place.
         """
-        from imageworks_models import __version__
-
-        if not (isinstance(snapshot, dict) and snapshot.get("schema_version") == SCHEMA_VERSION
-                and snapshot.get("generated_by") == f"imageworks-models {__version__}"
-                and isinstance(snapshot.get("parts"), dict) and isinstance(snapshot.get("entries"), list)):
+        if not (_ours(snapshot) and isinstance(snapshot.get("entries"), list)):
             return None
         known, built_from = snapshot["parts"], snapshot.get("sources")
         built_from = built_from if isinstance(built_from, dict) else {}
@@ -1035,11 +1035,9 @@ class RegistryStore:
                         parts: dict[str, list[str | None]] | None = None, *,
                         lines: dict[str, Any] | None = None,
                         identity: dict[str, list[Any]] | None = None) -> bytes:
-        from imageworks_models import __version__
-
         from imageworks_models.registry.identity import identity_row
 
-        header: dict[str, Any] = {"generated_by": f"imageworks-models {__version__}", "sources": sources}
+        header: dict[str, Any] = {"generated_by": _generated_by(), "sources": sources}
         if parts is not None:
             header["parts"] = parts
         # What matching needs of each entry, in the entries' order (see match_view)
