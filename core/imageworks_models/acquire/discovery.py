@@ -167,9 +167,9 @@ def plan(found: Iterable[Discovered], *, registry, plugins, settings, update_exi
 
     Each found model is matched to an entry by the attachment rules of :mod:`imageworks_models.registry.identity`
     (path, then source, then name); ``registry`` is a loaded registry or a snapshot's
-    :class:`~imageworks_models.registry.store.MatchView`; ``names`` maps a found path to the name the user asked for (``--name``),
-    ``curated`` holds the curated parts by name (default: read from the registry's layers); ``canonical``
-    says the found paths are resolved already (as :func:`discovered_from_sources` gives them).
+    :class:`~imageworks_models.registry.store.MatchView`; ``names`` maps a found path to the name the user asked
+    for (``--name``), ``curated`` holds the curated parts by name (default: read from the registry's layers);
+    ``canonical`` says the found paths are resolved already (as :func:`discovered_from_sources` gives them).
     """
     from imageworks_models.registry.identity import Index, extent, real
     from imageworks_models.formats.inspectcache import signature

@@ -176,10 +176,9 @@ def _inspect_safetensors_file(path: Path) -> ArtifactInfo:
                                      header.header_size, path.stat().st_size)}})
 
 
-def _is_embedding(folder: Path, architectures: list[str], headers: dict[str, SafetensorsHeader],
-                  names: set[str] | None = None) -> bool:
-    # sentence-transformers
-    if ("modules.json" in names) if names is not None else (folder / "modules.json").is_file():
+def _is_embedding(names: set[str], architectures: list[str], headers: dict[str, SafetensorsHeader]) -> bool:
+    """``names``: the regular files in the model folder (its listing, made once)."""
+    if "modules.json" in names:  # sentence-transformers
         return True
     if not architectures:
         return False
@@ -334,7 +333,7 @@ def _inspect_folder(folder: Path) -> ArtifactInfo | None:
         template = next((g.template for g in main_ggufs if g.template), None)
 
     caps: set[str] = set()
-    if _is_embedding(folder, architectures, headers, names):
+    if _is_embedding(names, architectures, headers):
         caps.add("embedding")
     elif any(a.endswith(_TEXT_HEADS) for a in architectures) or (main_ggufs and not architectures):
         caps.add("text")

@@ -290,6 +290,14 @@ def _identity(info: os.stat_result) -> tuple[int, int, int, int]:
     return info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns
 
 
+def _identity_at(path: Path) -> tuple[int, int, int, int] | None:
+    """:func:`_identity` of what is at ``path`` now; None where nothing is."""
+    try:
+        return _identity(os.stat(path))
+    except FileNotFoundError:
+        return None
+
+
 def ensure_unchanged(target: Path, expect: bytes | None) -> tuple[int, int, int, int] | None:
     """Check that ``target`` still holds exactly ``expect`` (``None``: does not exist).
 
@@ -376,20 +384,13 @@ def _exchange(a: Path, b: Path) -> bool:
 def _settle_exchange(tmp: Path, target: Path, checked: tuple, ours: tuple) -> None:
     """After ``_exchange(tmp, target)``: keep ours if it displaced the file that was checked, else put back the
     hand edit that displaced it and raise :class:`ChangedOnDiskError`."""
-    try:
-        displaced = _identity(os.stat(tmp))
-    except FileNotFoundError:
-        displaced = None
-    if displaced == checked:
+    if _identity_at(tmp) == checked:
         os.unlink(tmp)
         return
     if not _exchange(tmp, target):
         os.replace(tmp, target)  # cannot happen after a first swap worked; never leave the hand edit aside
         raise _changed_on_disk(target)
-    try:
-        back = _identity(os.stat(tmp))
-    except FileNotFoundError:
-        back = None
+    back = _identity_at(tmp)
     if back == ours or back is None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
@@ -466,11 +467,7 @@ def atomic_write(path: Path, data: bytes, *, expect: Any = _ANY, durable: bool =
                 return
             # No atomic swap here (not Linux, or a filesystem without it): compare the content once, then only
             # the identity (one stat) right before the rename; a hand edit could still be lost in that window.
-            try:
-                now = _identity(os.stat(target))
-            except FileNotFoundError:
-                now = None
-            if now != ident:
+            if _identity_at(target) != ident:
                 ensure_unchanged(target, expect)
         os.replace(tmp, target)
         if not durable:
