@@ -86,23 +86,31 @@ def read_regular(path: Path | str, *, limit: int | None = None) -> bytes:
     """
     fd = open_regular(path)
     try:
-        # Reads sized by fstat, not a buffered read(limit + 1): that allocates the whole limit first (16 MiB for a
-        # config file of 200 bytes: 80 us a file, a fifth of a cold scan). A file that grows (or reports size 0,
-        # as some kernel files do) is read on in 1 MiB reads, up to limit + 1 bytes.
-        cap = None if limit is None else limit + 1
-        want = os.fstat(fd).st_size + 1
-        chunks: list[bytes] = []
-        got = 0
-        while cap is None or got < cap:
-            chunk = os.read(fd, want if cap is None else min(want, cap - got))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            got += len(chunk)
-            want = 1 << 20
-        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        return read_descriptor(fd, limit=limit)
     finally:
         os.close(fd)
+
+
+def read_descriptor(fd: int, *, limit: int | None = None) -> bytes:
+    """The bytes of the open regular file ``fd`` from its current offset to its end (at most ``limit + 1`` of
+    them when ``limit`` is given). The caller closes ``fd``.
+
+    Reads sized by fstat, not a buffered read(limit + 1): that allocates the whole limit first (16 MiB for a
+    config file of 200 bytes: 80 us a file, a fifth of a cold scan). A file that grows (or reports size 0, as some
+    kernel files do) is read on in 1 MiB reads, up to limit + 1 bytes.
+    """
+    cap = None if limit is None else limit + 1
+    want = os.fstat(fd).st_size + 1
+    chunks: list[bytes] = []
+    got = 0
+    while cap is None or got < cap:
+        chunk = os.read(fd, want if cap is None else min(want, cap - got))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        got += len(chunk)
+        want = 1 << 20
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def _poll_flock(fd: int, deadline: float) -> bool:

@@ -251,15 +251,11 @@ class _HeldSnapshot:
             want *= 2
 
     def whole(self) -> bytes:
-        parts, offset = [], 0
-        while True:
-            more = os.pread(self._fd, max(self.size - offset, 1 << 20), offset)
-            if not more:
-                break
-            parts.append(more)
-            offset += len(more)
-        self._closed()
-        return b"".join(parts)
+        """The whole file (:meth:`head` reads with ``pread``, so the offset is still at its start); then closed."""
+        try:
+            return storage.read_descriptor(self._fd)
+        finally:
+            self._closed()
 
     def close(self) -> None:
         self._closed()
