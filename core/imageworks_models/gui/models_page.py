@@ -827,7 +827,8 @@ def backend_health(settings) -> dict[str, dict[str, Any]]:
     from imageworks_models.serving.control import status as serving_status
     from imageworks_models.serving.control import health
 
-    records = _plugins(settings).backends
+    plugins = _plugins(settings)
+    records = plugins.backends
     now = serving_status(settings=settings, probe=False)
     out: dict[str, dict[str, Any]] = {}
     for name, record in records.items():
@@ -842,7 +843,7 @@ def backend_health(settings) -> dict[str, dict[str, Any]]:
     cached = _HEALTH.get(key)
     if cached is None or time.time() - cached[0] > HEALTH_TTL:
         try:
-            rows = health(settings=settings, plugins=_plugins(settings), backends=list(records))
+            rows = health(settings=settings, plugins=plugins, backends=list(records))
         except ImageworksError as exc:
             rows = [{"backend": name, "ok": False, "error": exc.message}
                     for name, record in records.items() if not record.activates]
