@@ -100,6 +100,7 @@ _NAMES: dict[str, str] = {
     "atomic_write": "fs.storage",
     "file_lock": "fs.storage",
     "fsync_dir": "fs.storage",
+    "read_regular": "fs.storage",
     "safe_join": "fs.safepath",
     "check_relative_name": "fs.safepath",
     "blob_path": "fs.safepath",

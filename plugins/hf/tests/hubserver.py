@@ -6,8 +6,9 @@
 
   - ``GET /api/models/{repo_id}`` and ``GET /api/models/{repo_id}/revision/{revision}`` (``blobs=true`` adds
     ``size``/``blobId``/``lfs`` to the siblings; ``expand=...`` narrows the answer to the properties asked for);
-  - ``GET /api/models/{repo_id}/tree/{revision}[/{path}]`` (``recursive``, ``expand``; pagination parameters are
-    accepted and ignored: everything comes in one page, with no ``Link`` header);
+  - ``GET /api/models/{repo_id}/tree/{revision}[/{path}]`` (``recursive``, ``expand``), in pages as the Hub sends
+    them: ``hub.tree_page_size`` entries (1,000; 50 with ``expand``), the next page's URL in a
+    ``Link: <...>; rel="next"`` header carrying an opaque ``cursor``;
   - ``HEAD``/``GET /{repo_id}/resolve/{revision}/{path}``: a regular (git) file is answered 200 with its body,
     ``ETag`` (its git blob oid) and ``X-Repo-Commit``; an LFS file is answered ``302`` to a signed URL on the CDN with
     ``X-Repo-Commit``, ``X-Linked-Etag`` (its sha256), ``X-Linked-Size`` and ``ETag`` (the git oid of its pointer).
@@ -325,6 +326,7 @@ class StandInHub:
 
     def __init__(self, token: str | None = None):
         self.token = token
+        self.tree_page_size = 1000  # as the Hub pages tree listings (50 when expanded)
         self._lock = threading.RLock()
         self._repos: dict[str, _Repo] = {}
         self._lfs: dict[str, _Blob] = {}  # sha256 -> blob, what the CDN serves
@@ -968,13 +970,24 @@ class _HubHandler(_Handler):
                                        "pointerSize": len(entry.pointer)}
                     items.append(item)
             items.sort(key=lambda i: i["path"])
+            size = min(self.hub.tree_page_size, 50) if expand else self.hub.tree_page_size
+            cursor = (query.get("cursor") or ["0"])[0]
+            if not cursor.isdigit() or int(cursor) > len(items):
+                raise _HttpError(400, f"Invalid cursor: {cursor[:40]}")
+            start = int(cursor)
+            items, more = items[start:start + size], start + size < len(items)
+            headers = {}
+            if more:
+                params = {k: v[0] for k, v in query.items() if k != "cursor"} | {"cursor": str(start + size)}
+                query_text = "&".join(f"{quote(k)}={quote(v)}" for k, v in params.items())
+                headers["Link"] = f'<{self.hub.url}{urlsplit(self.path).path}?{query_text}>; rel="next"'
             if expand:
                 for item in items:
                     last = _last_change(repo, commit, item)
                     item["lastCommit"] = {"id": last.sha, "title": last.message.splitlines()[0],
                                           "date": _iso(last.time)}
             self.hub._after_lookup(repo, branch)
-        self.send_json(method, 200, items)
+        self.send_json(method, 200, items, headers)
 
     def resolve(self, method: str, repo_id: str, revision: str, path: str) -> None:
         with self.hub._lock:

@@ -29,7 +29,8 @@ from imageworks_models.api import Discovered, Fetched, FetchRequest
 from imageworks_models.api import safe_join
 
 from . import choose as choosing
-from .remote import RemoteFile, file_url, get_token, parse_reference, parse_spec, resolve
+from .hubapi import get_token
+from .remote import RemoteFile, file_url, parse_reference, parse_spec, resolve
 
 STAGING = ".imageworks-staging"
 RESERVE = 64 << 20  # keep this much free beyond the download itself

@@ -1,9 +1,8 @@
 """The Hub side of a download: resolve a revision to its commit and list that commit's files.
 
-Everything here goes through huggingface_hub's own ``HfApi`` (so proxies, tokens and the Hub's error
-codes behave as users know them); its exceptions become ours, one line each with what to do. The
-listing is taken *at the resolved commit*, never at the branch, so every file of one download comes
-from one commit even if the branch moves meanwhile.
+The two API calls go through :mod:`imageworks_models_hf.hubapi` (the Hub's error codes become ours, one
+line each with what to do). The listing is taken *at the resolved commit*, never at the branch, so every
+file of one download comes from one commit even if the branch moves meanwhile.
 """
 
 from __future__ import annotations
@@ -12,7 +11,7 @@ import re
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
-from imageworks_models.api import (AcquisitionError, RemoteAccessError, RemoteNotFoundError, RemoteUnavailableError, UnsafePathError)
+from imageworks_models.api import AcquisitionError, RemoteUnavailableError
 from imageworks_models.api import check_relative_name
 
 COMMIT_LEN = 40
@@ -132,59 +131,7 @@ def check_endpoint(endpoint: str) -> str:
     return endpoint.rstrip("/")
 
 
-def translate(exc: BaseException, *, repo_id: str, revision: str, endpoint: str) -> Exception:
-    """Our error for an exception raised by huggingface_hub (or its HTTP client) for ``repo_id``."""
-    from huggingface_hub import errors as hf
-
-    what = f"{repo_id}@{revision}"
-    if isinstance(exc, hf.GatedRepoError):
-        return RemoteAccessError(f"{repo_id} is gated: its licence must be accepted before it can be downloaded",
-                                 hint=f"accept it at {endpoint}/{repo_id}, then set HF_TOKEN "
-                                      "(or run `hf auth login`)")
-    if isinstance(exc, hf.RepositoryNotFoundError):
-        return RemoteNotFoundError(f"repository {repo_id} not found at {endpoint} (or it is private)",
-                                   hint="check the spelling; for a private repo set HF_TOKEN")
-    if isinstance(exc, hf.RevisionNotFoundError):
-        return RemoteNotFoundError(f"revision {revision!r} not found in {repo_id}",
-                                   hint="use an existing branch, tag or commit sha")
-    if isinstance(exc, hf.EntryNotFoundError):
-        return RemoteNotFoundError(f"a file of {what} is missing on the Hub: {_short(exc)}")
-    if isinstance(exc, hf.HfHubHTTPError):
-        status = getattr(getattr(exc, "response", None), "status_code", None)
-        if status in (401, 403):
-            return RemoteAccessError(f"the Hub refused access to {repo_id} (HTTP {status})",
-                                     hint="check HF_TOKEN: it may be missing, expired or lack read access")
-        return RemoteUnavailableError(f"the Hub answered HTTP {status} for {what}: {_short(exc)}",
-                                      hint="try again later, or check HF_ENDPOINT")
-    if isinstance(exc, (ConnectionError, TimeoutError, OSError)) or type(exc).__module__.startswith("httpx"):
-        return RemoteUnavailableError(f"cannot reach {endpoint}: {_short(exc)}",
-                                      hint="check the network, proxy settings and HF_ENDPOINT")
-    return exc if isinstance(exc, Exception) else RuntimeError(str(exc))
-
-
-def _short(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:300] if text else type(exc).__name__
-
-
 DEFAULT_TIMEOUTS = (10.0, 60.0)
-
-
-def _use_timeouts(connect: float, read: float):
-    """Give huggingface_hub's shared HTTP client connect and read timeouts (its default has none, so a stalled
-    Hub hung forever, D23); returns the timeout to pass to calls that take one."""
-    import huggingface_hub
-    from huggingface_hub.utils import _http
-
-    def factory():
-        client = _http.default_client_factory()
-        client.timeout = type(client.timeout)(read, connect=connect)
-        return client
-
-    if getattr(_use_timeouts, "current", None) != (connect, read):
-        huggingface_hub.set_client_factory(factory)
-        _use_timeouts.current = (connect, read)
-    return huggingface_hub.get_session().timeout
 
 
 def _within(seconds: float, what: str, call):
@@ -212,6 +159,26 @@ def _within(seconds: float, what: str, call):
     return box["value"]
 
 
+def latest_commit(repo_id: str, revision: str, *, endpoint: str, token: str | None,
+                  timeouts: tuple[float, float] = DEFAULT_TIMEOUTS) -> tuple[str, dict]:
+    """The commit ``revision`` of ``repo_id`` is at now, and the Hub's model info there (one API call).
+
+    Raises:
+        RemoteNotFoundError, RemoteAccessError, RemoteUnavailableError: as the Hub answered (or it gave no
+            commit, or no complete answer within ``connect + 4 * read`` seconds).
+    """
+    from .hubapi import model_info
+
+    endpoint = check_endpoint(endpoint)
+    info = _within(timeouts[0] + 4 * timeouts[1], f"{repo_id}@{revision}",
+                   lambda: model_info(endpoint, repo_id, revision, token=token, timeouts=timeouts))
+    commit = info.get("sha")
+    if not isinstance(commit, str) or len(commit) != COMMIT_LEN:
+        raise RemoteUnavailableError(f"the Hub gave no commit for {repo_id}@{revision}",
+                                     hint="try again; if it persists, pass a commit sha as @revision")
+    return commit, info
+
+
 def resolve(repo_id: str, revision: str, *, endpoint: str, token: str | None,
             timeouts: tuple[float, float] = DEFAULT_TIMEOUTS) -> RemoteRepo:
     """Resolve ``revision`` of ``repo_id`` to its commit and list every file at that commit.
@@ -231,43 +198,34 @@ def resolve(repo_id: str, revision: str, *, endpoint: str, token: str | None,
         RemoteNotFoundError, RemoteAccessError, RemoteUnavailableError: as the Hub answered.
         UnsafePathError: the listing holds a file name that could escape the target folder.
     """
-    from huggingface_hub import HfApi
+    from .hubapi import list_tree
 
     endpoint = check_endpoint(endpoint)
-    connect, read = timeouts
-    timeout = _use_timeouts(connect, read)
-    api = HfApi(endpoint=endpoint, token=token if token else False)
-    budget = connect + 4 * read
-    try:
-        info = _within(budget, f"{repo_id}@{revision}",
-                       lambda: api.model_info(repo_id, revision=revision, timeout=timeout))
-        commit = info.sha
-        if not isinstance(commit, str) or len(commit) != COMMIT_LEN:
-            raise RemoteUnavailableError(f"the Hub gave no commit for {repo_id}@{revision}",
-                                         hint="try again; if it persists, pass a commit sha as @revision")
-        entries = _within(budget, f"{repo_id}@{revision}",
-                          lambda: list(api.list_repo_tree(repo_id, revision=commit, recursive=True)))
-    except (AcquisitionError, UnsafePathError):
-        raise
-    except Exception as exc:
-        raise translate(exc, repo_id=repo_id, revision=revision, endpoint=endpoint) from exc
+    commit, info = latest_commit(repo_id, revision, endpoint=endpoint, token=token, timeouts=timeouts)
+    entries = _within(timeouts[0] + 4 * timeouts[1], f"{repo_id}@{revision}",
+                      lambda: list_tree(endpoint, repo_id, commit, token=token, timeouts=timeouts))
     files = []
     for item in entries:
-        if not hasattr(item, "blob_id") or getattr(item, "size", None) is None:
+        if item.get("type") != "file":
             continue  # a folder
-        path = str(check_relative_name(item.path))
-        lfs = getattr(item, "lfs", None)
-        sha = lfs.sha256 if lfs else None
-        if sha is not None and (len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha)):
+        size, lfs = item.get("size"), item.get("lfs")
+        if not isinstance(size, int) or isinstance(size, bool) or size < 0 or not isinstance(item.get("path"), str):
+            raise RemoteUnavailableError(f"the Hub listed a file of {repo_id} without a path or size: "
+                                         f"{str(item)[:200]}")
+        path = str(check_relative_name(item["path"]))
+        sha = lfs.get("oid") if isinstance(lfs, dict) else None
+        if lfs is not None and (not isinstance(sha, str) or len(sha) != 64
+                                or any(c not in "0123456789abcdef" for c in sha)):
             raise RemoteUnavailableError(f"the Hub listed a malformed sha256 for {repo_id}/{path}: {sha!r}")
-        files.append(RemoteFile(path=path, size=int(item.size), sha256=sha,
-                                git_oid=None if lfs else getattr(item, "blob_id", None)))
+        oid = item.get("oid")
+        files.append(RemoteFile(path=path, size=size, sha256=sha,
+                                git_oid=None if lfs is not None or not isinstance(oid, str) else oid))
     files.sort(key=lambda f: f.path)
-    config = getattr(info, "config", None)
-    safetensors = getattr(info, "safetensors", None)
-    dtypes = getattr(safetensors, "parameters", None) if safetensors is not None else None
+    config = info.get("config")
+    safetensors = info.get("safetensors")
+    dtypes = safetensors.get("parameters") if isinstance(safetensors, dict) else None
     return RemoteRepo(repo_id=repo_id, revision=revision, commit=commit, files=tuple(files),
-                      gated=bool(getattr(info, "gated", False)), private=bool(getattr(info, "private", False)),
+                      gated=bool(info.get("gated", False)), private=bool(info.get("private", False)),
                       config=config if isinstance(config, dict) else None,
                       dtypes={str(k): int(v) for k, v in dtypes.items() if isinstance(v, int)}
                       if isinstance(dtypes, dict) else None)
@@ -278,10 +236,3 @@ def file_url(endpoint: str, repo_id: str, commit: str, path: str) -> str:
     from urllib.parse import quote
 
     return f"{check_endpoint(endpoint)}/{repo_id}/resolve/{commit}/{quote(path)}"
-
-
-def get_token() -> str | None:
-    """The user's Hub token (HF_TOKEN, or the one `hf auth login` stored), read when needed."""
-    from huggingface_hub import get_token as hf_get_token
-
-    return hf_get_token() or None

@@ -63,18 +63,8 @@ class HFSource:
         Raises:
             RemoteNotFoundError, RemoteAccessError, RemoteUnavailableError: as the Hub answered.
         """
-        from huggingface_hub import HfApi
-        from imageworks_models.api import RemoteUnavailableError
+        from .hubapi import get_token
+        from .remote import latest_commit
 
-        from .remote import COMMIT_LEN, check_endpoint, get_token, translate
-
-        endpoint = check_endpoint(settings.hf_endpoint)
-        token = get_token()
-        try:
-            commit = HfApi(endpoint=endpoint, token=token if token else False).model_info(repo_id,
-                                                                                        revision=revision).sha
-        except Exception as exc:
-            raise translate(exc, repo_id=repo_id, revision=revision, endpoint=endpoint) from exc
-        if not isinstance(commit, str) or len(commit) != COMMIT_LEN:
-            raise RemoteUnavailableError(f"the Hub gave no commit for {repo_id}@{revision}")
-        return commit
+        return latest_commit(repo_id, revision, endpoint=settings.hf_endpoint, token=get_token(),
+                             timeouts=(settings.download_connect_timeout, settings.download_read_timeout))[0]
