@@ -456,7 +456,7 @@ class LazyPlugins:
 
     def hasher(self, name: str) -> "Hasher":
         """Like :meth:`PluginHost.hasher`."""
-        from imageworks_models.pluginhost.builtins import builtin_hashers
+        from imageworks_models.pluginhost.hashers import builtin_hashers
 
         key = normalize_name(name)
         for hasher in builtin_hashers():

@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import json
-import logging
 import os
 import time
 from pathlib import Path
@@ -27,7 +26,6 @@ from typing import Any, Iterator
 AUDIT_FILE = "model_downloader.log"
 MAX_BYTES = 5 * 1024 * 1024
 KEEP = 3
-log = logging.getLogger("imageworks_models")
 _COMMAND: contextvars.ContextVar[tuple[str, float] | None] = contextvars.ContextVar("imageworks_command",
                                                                                     default=None)
 
@@ -102,7 +100,9 @@ def record(log_dir: Path, action: str, *, entries: list[str] | tuple[str, ...] =
             finally:
                 os.close(fd)
     except Exception as exc:  # noqa: BLE001 - the change is made; losing its record must not undo or fail it
-        log.warning("could not write the audit record to %s: %s", path, exc)
+        import logging  # here: every command that writes imports this module, and logging costs 2-3 ms
+
+        logging.getLogger("imageworks_models").warning("could not write the audit record to %s: %s", path, exc)
         return None
     return rec
 
