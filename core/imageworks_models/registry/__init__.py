@@ -58,3 +58,25 @@ def open_registry(settings: "Settings | None" = None) -> "Registry":
 
         settings = load_settings()
     return store_for(settings).load()
+
+
+def import_schema_meanwhile() -> None:
+    """Start importing the entry schema (pydantic, ~70 ms of CPU) in a background thread, for a command that will
+    write the registry after a long wait in C code: a download's transfer threads hold the GIL only between
+    buffers, so the import is done by the time the record is written instead of being added to the end. A later
+    ``import`` of the schema waits for this one (Python's per-module import lock), so nothing sees it half made.
+    """
+    import sys
+
+    if "imageworks_models.registry.schema" in sys.modules:
+        return
+    import importlib
+    import threading
+
+    def run() -> None:
+        try:
+            importlib.import_module("imageworks_models.registry.schema")
+        except Exception:  # noqa: BLE001 - the writer imports it again and reports what is wrong
+            pass
+
+    threading.Thread(target=run, name="imageworks-import-schema", daemon=True).start()
