@@ -179,3 +179,15 @@ def test_a_download_command_never_imports_huggingface_hub(hub, tmp_path):
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "w" / "org" / "tiny" / "model.safetensors").exists()
     assert "huggingface_hub imported: False" in result.stdout, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("value", ["1", "true", "ON"])
+def test_hf_hub_offline_stops_every_hub_call_before_the_network(hub, monkeypatch, value):
+    hub.add_repo("org/tiny", {"config.json": b"{}"})
+    monkeypatch.setenv("HF_HUB_OFFLINE", value)
+
+    with pytest.raises(RemoteUnavailableError) as info:
+        resolve("org/tiny", "main", endpoint=hub.url, token=None)
+
+    assert "HF_HUB_OFFLINE" in info.value.message and "HF_HUB_OFFLINE" in info.value.hint
+    assert not [r for r in hub.requests if r.path.startswith("/api/")]

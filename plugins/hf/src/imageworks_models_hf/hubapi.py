@@ -91,6 +91,7 @@ def model_info(endpoint: str, repo_id: str, revision: str, *, token: str | None,
     Raises:
         RemoteNotFoundError, RemoteAccessError, RemoteUnavailableError: as the Hub answered.
     """
+    _check_online()
     url = f"{endpoint}/api/models/{repo_id}/revision/{quote(revision, safe='')}"
     answer, _ = _get_json(url, token=token, endpoint=endpoint, timeouts=timeouts, retries=(),
                           what=(repo_id, revision))
@@ -108,6 +109,7 @@ def list_tree(endpoint: str, repo_id: str, commit: str, *, token: str | None,
     Raises:
         RemoteNotFoundError, RemoteAccessError, RemoteUnavailableError: as the Hub answered.
     """
+    _check_online()
     url: str | None = f"{endpoint}/api/models/{repo_id}/tree/{quote(commit, safe='')}?recursive=true&expand=false"
     entries: list[dict] = []
     for _ in range(MAX_PAGES):
@@ -120,6 +122,13 @@ def list_tree(endpoint: str, repo_id: str, commit: str, *, token: str | None,
         if url is None:
             return entries
     raise RemoteUnavailableError(f"the Hub's file list of {repo_id}@{commit} ran past {MAX_PAGES} pages")
+
+
+def _check_online() -> None:
+    """huggingface_hub's offline switch (``HF_HUB_OFFLINE``) turns our Hub calls off too, as it did theirs."""
+    if os.environ.get("HF_HUB_OFFLINE", "").upper() in ("1", "ON", "YES", "TRUE"):
+        raise RemoteUnavailableError("HF_HUB_OFFLINE is set: the Hugging Face Hub is not asked anything",
+                                     hint="unset HF_HUB_OFFLINE to download")
 
 
 def _get_json(url: str, *, token: str | None, endpoint: str, timeouts: tuple[float, float],
