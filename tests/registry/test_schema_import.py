@@ -20,7 +20,7 @@ def test_the_schema_is_imported_in_a_background_thread_and_usable_once_imported_
         "assert 'pydantic' not in sys.modules\n"
         "import_schema_meanwhile()\n"
         "[t] = [t for t in threading.enumerate() if t.name == 'imageworks-import-schema']\n"
-        "assert t.daemon\n"
+        "assert not t.daemon\n"
         "from imageworks_models.registry import schema\n"  # waits for the thread's import, never half a module
         "print(schema.check_name('qwen3-8b'), 'pydantic' in sys.modules)\n")
     assert out == "qwen3-8b True"
@@ -34,3 +34,17 @@ def test_nothing_is_started_when_the_schema_is_already_imported():
         "import_schema_meanwhile()\n"
         "print(threading.active_count() - before)\n")
     assert out == "0"
+
+
+def test_a_command_that_ends_while_the_import_runs_exits_with_its_own_status():
+    """The thread is joined before the interpreter ends (a daemon one stopped in pydantic_core's native start-up
+    aborted the process: exit status 134 instead of the command's)."""
+    code = ("import sys, time\n"
+            "from imageworks_models.registry import import_schema_meanwhile\n"
+            "import_schema_meanwhile()\n"
+            "time.sleep(float(sys.argv[1]))\n"
+            "sys.exit(3)\n")
+    for delay in ("0", "0.002", "0.004", "0.006", "0.008", "0.01", "0.015", "0.02"):
+        result = subprocess.run([sys.executable, "-c", code, delay], capture_output=True, text=True, timeout=120)
+        assert result.returncode == 3, (delay, result.returncode, result.stderr[-500:])
+        assert "Fatal" not in result.stderr

@@ -65,6 +65,8 @@ def import_schema_meanwhile() -> None:
     write the registry after a long wait in C code: a download's transfer threads hold the GIL only between
     buffers, so the import is done by the time the record is written instead of being added to the end. A later
     ``import`` of the schema waits for this one (Python's per-module import lock), so nothing sees it half made.
+    Not a daemon: a command that fails at once waits for the import to end before the interpreter does (a daemon
+    thread stopped inside pydantic_core's native start-up can abort the process).
     """
     import sys
 
@@ -79,4 +81,4 @@ def import_schema_meanwhile() -> None:
         except Exception:  # noqa: BLE001 - the writer imports it again and reports what is wrong
             pass
 
-    threading.Thread(target=run, name="imageworks-import-schema", daemon=True).start()
+    threading.Thread(target=run, name="imageworks-import-schema", daemon=False).start()

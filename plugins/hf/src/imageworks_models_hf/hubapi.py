@@ -18,7 +18,9 @@ Answers are bounded (:data:`MAX_ANSWER` bytes, :data:`MAX_PAGES` pages); the cal
 
 from __future__ import annotations
 
+import http.client
 import json
+import math
 import os
 import re
 import sys
@@ -27,7 +29,7 @@ from urllib.parse import quote, urljoin
 
 from imageworks_models.api import (AcquisitionError, RemoteAccessError, RemoteNotFoundError, RemoteUnavailableError)
 
-MAX_ANSWER = 64 << 20  # bytes of one JSON answer (the Hub pages trees at 1,000 entries)
+MAX_ANSWER = 16 << 20  # bytes of one JSON answer (a tree page of 1,000 entries is ~0.3 MB)
 MAX_PAGES = 1000
 RETRY_STATUS = (429, 500, 502, 503, 504)  # what huggingface_hub's http_backoff retries
 RETRY_WAITS = (1.0, 2.0, 4.0, 8.0, 8.0)
@@ -38,32 +40,44 @@ def get_token() -> str | None:
     """The user's Hub token, or ``None`` (anonymous), read now.
 
     Raises:
-        AcquisitionError: the token file is not a regular file.
+        AcquisitionError: the token file is not a regular file, or the token is not text a token can be.
     """
     if (os.environ.get("HF_OIDC_RESOURCE") or os.environ.get("HUGGINGFACE_CO_STAGING", "").lower() in
             ("1", "on", "yes", "true") or "IPython" in sys.modules):  # OIDC, the staging Hub, Colab: its own logic
-        return _hf_get_token()
+        return _checked(_hf_get_token(), "huggingface_hub's token")
     token = _clean(os.environ.get("HF_TOKEN") or os.environ.get("HUGGING_FACE_HUB_TOKEN"))
     if token:
-        return token
-    path = _token_path()
-    stored = os.path.join(os.path.dirname(path), "stored_tokens")
-    try:
-        with open(stored, "rb") as f:  # `hf auth login` keeps OAuth tokens here with what refreshes them
-            if b"refresh_token" in f.read(1 << 20):
-                return _hf_get_token()
-    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
-        pass
+        return _checked(token, "HF_TOKEN")
     from imageworks_models.api import StorageError, read_regular
 
+    path = _token_path()
     try:
-        return _clean(read_regular(path, limit=1 << 16)[: 1 << 16].decode("utf-8", "replace"))
+        token = _clean(read_regular(path, limit=1 << 16)[: 1 << 16].decode("utf-8", "replace"))
     except (FileNotFoundError, NotADirectoryError):
         return None
     except (OSError, StorageError) as exc:
         raise AcquisitionError(f"cannot read the Hugging Face token file {path}: "
                                f"{getattr(exc, 'message', None) or exc}",
                                hint="make it a regular file (`hf auth login` writes it), or set HF_TOKEN") from None
+    if token is None:
+        return None
+    # `hf auth login` keeps OAuth tokens in stored_tokens beside it, with what refreshes them: huggingface_hub's to
+    # handle. Read as it reads it (a file it cannot open is no stored tokens), but never a FIFO or a device.
+    try:
+        stored = read_regular(os.path.join(os.path.dirname(path), "stored_tokens"), limit=1 << 20)
+    except (OSError, StorageError):
+        stored = b""
+    if b"refresh_token" in stored:
+        return _checked(_hf_get_token(), "huggingface_hub's token")
+    return _checked(token, path)
+
+
+def _checked(token: str | None, where: str) -> str | None:
+    """``token``, if it can go in an HTTP header (a token is ASCII: a bad file or paste would fail later, unclearly)."""
+    if token is not None and not (token.isascii() and token.isprintable()):
+        raise AcquisitionError(f"the Hugging Face token from {where} holds characters a token never has",
+                               hint="set it again (`hf auth login`, or HF_TOKEN) from the Hub's token page")
+    return token
 
 
 def _token_path() -> str:
@@ -103,8 +117,8 @@ def model_info(endpoint: str, repo_id: str, revision: str, *, token: str | None,
 
 def list_tree(endpoint: str, repo_id: str, commit: str, *, token: str | None,
               timeouts: tuple[float, float]) -> list[dict]:
-    """``GET /api/models/{repo_id}/tree/{commit}?recursive=true``, every page: files and folders as the Hub
-    lists them (``type``, ``path``, ``size``, ``oid``, ``lfs``).
+    """``GET /api/models/{repo_id}/tree/{commit}?recursive=true``, every page: the files as the Hub lists them
+    (``type``, ``path``, ``size``, ``oid``, ``lfs``; folders left out).
 
     Raises:
         RemoteNotFoundError, RemoteAccessError, RemoteUnavailableError: as the Hub answered.
@@ -118,17 +132,23 @@ def list_tree(endpoint: str, repo_id: str, commit: str, *, token: str | None,
         if not isinstance(page, list) or not all(isinstance(e, dict) for e in page):
             raise RemoteUnavailableError(f"the Hub's file list of {repo_id}@{commit} is not a list of entries",
                                          hint="check HF_ENDPOINT: it must be a Hugging Face Hub")
-        entries.extend(page)
+        entries.extend(e for e in page if e.get("type") == "file")  # folders are not needed: fewer kept
         if url is None:
             return entries
     raise RemoteUnavailableError(f"the Hub's file list of {repo_id}@{commit} ran past {MAX_PAGES} pages")
 
 
 def _check_online() -> None:
-    """huggingface_hub's offline switch (``HF_HUB_OFFLINE``) turns our Hub calls off too, as it did theirs."""
-    if os.environ.get("HF_HUB_OFFLINE", "").upper() in ("1", "ON", "YES", "TRUE"):
-        raise RemoteUnavailableError("HF_HUB_OFFLINE is set: the Hugging Face Hub is not asked anything",
-                                     hint="unset HF_HUB_OFFLINE to download")
+    """huggingface_hub's offline switches (``HF_HUB_OFFLINE``, ``TRANSFORMERS_OFFLINE``) turn our Hub calls off too,
+    as they did theirs."""
+    for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        if os.environ.get(name, "").upper() in ("1", "ON", "YES", "TRUE"):
+            raise RemoteUnavailableError(f"{name} is set: the Hugging Face Hub is not asked anything",
+                                         hint=f"unset {name} to download")
+
+
+class _Transient(Exception):
+    """An answer cut short or unreadable: worth asking again."""
 
 
 def _get_json(url: str, *, token: str | None, endpoint: str, timeouts: tuple[float, float],
@@ -143,25 +163,22 @@ def _get_json(url: str, *, token: str | None, endpoint: str, timeouts: tuple[flo
         try:
             resp, final, _ = open_url(url, headers=headers, token=token, token_origin=origin(endpoint),
                                       timeout=read, connect_timeout=connect)
-        except _Retry as exc:
+            try:
+                body = resp.read(MAX_ANSWER + 1)
+                if len(body) <= MAX_ANSWER and resp.length:  # Content-Length promised more than came
+                    raise _Transient(f"the answer was cut short ({len(body)} bytes, {resp.length} more promised)")
+            except (OSError, ValueError, http.client.HTTPException) as exc:  # a reset, a timeout, bad chunks
+                raise _Transient(f"{type(exc).__name__}: {exc}") from None
+            finally:
+                resp.close()
+        except (_Retry, _Transient) as exc:
             if wait is None:
-                raise RemoteUnavailableError(f"cannot reach {endpoint}: {exc.__cause__ or exc}",
-                                             hint="check the network, proxy settings and HF_ENDPOINT") from None
+                said = (f"cannot reach {endpoint}: {exc.__cause__ or exc}" if isinstance(exc, _Retry)
+                        else f"cannot read the Hub's answer about {what[0]} from {endpoint}: {exc}")
+                raise RemoteUnavailableError(said, hint="try again; check the network, proxy settings and "
+                                                        "HF_ENDPOINT") from None
             time.sleep(wait)
             continue
-        except AcquisitionError:
-            raise
-        try:
-            body = resp.read(MAX_ANSWER + 1)
-        except (OSError, ValueError) as exc:  # a reset or a read timeout mid-answer
-            resp.close()
-            if wait is None:
-                raise RemoteUnavailableError(f"cannot read the Hub's answer from {endpoint}: {exc}",
-                                             hint="check the network, proxy settings and HF_ENDPOINT") from None
-            time.sleep(wait)
-            continue
-        finally:
-            resp.close()
         if resp.status in RETRY_STATUS and wait is not None:
             time.sleep(_retry_after(resp, wait))
             continue
@@ -181,11 +198,20 @@ def _get_json(url: str, *, token: str | None, endpoint: str, timeouts: tuple[flo
     raise AssertionError("unreachable")  # the last attempt always returns or raises
 
 
+_RATELIMIT_RESET = re.compile(r"(?:^|;)\s*t\s*=\s*(\d+)")
+
+
 def _retry_after(resp, default: float) -> float:
+    """Seconds to wait before asking again: ``Retry-After``, else the Hub's ``RateLimit: "api";r=0;t=N`` (N + 1, as
+    huggingface_hub waits), else ``default``; at most 60."""
     try:
-        return min(max(float(resp.getheader("Retry-After") or default), 0.0), 60.0)
+        seconds = float(resp.getheader("Retry-After") or "nan")
     except ValueError:
-        return default
+        seconds = math.nan
+    if not math.isfinite(seconds):
+        reset = _RATELIMIT_RESET.search(resp.getheader("RateLimit") or "")
+        seconds = int(reset.group(1)) + 1 if reset else default
+    return min(max(seconds, 0.0), 60.0)
 
 
 def status_error(status: int, code: str | None, message: str | None, body: bytes, *, repo_id: str,

@@ -246,32 +246,70 @@ def _hash_prefix(part: Path, length: int, digests: _Digests) -> None:
             left -= n
 
 
-def _connection(url: str, timeout: float) -> tuple[http.client.HTTPConnection, str]:
-    """A connection for ``url`` (through the environment's proxy, if any) and the request target."""
+def _proxy_for(url: str) -> tuple[str, int, dict[str, str]] | None:
+    """The environment's proxy for ``url`` as ``(host, port, headers for it)``, or ``None`` (none set, or
+    ``no_proxy`` covers the host). Read as curl and httpx read it: ``<scheme>_proxy``, else ``all_proxy``; a value
+    without a scheme is an http proxy; ``user:password@`` becomes ``Proxy-Authorization``.
+
+    Raises:
+        DownloadError: a proxy this client cannot speak to (socks, or TLS to the proxy itself).
+    """
+    import base64
+    from urllib.parse import unquote
     from urllib.request import getproxies, proxy_bypass
 
     parts = urlsplit(url)
+    if proxy_bypass(parts.hostname or ""):
+        return None
+    proxies = getproxies()
+    proxy = proxies.get(parts.scheme) or proxies.get("all")
+    if not proxy:
+        return None
+    if "://" not in proxy:
+        proxy = "http://" + proxy
+    p = urlsplit(proxy)
+    if p.scheme != "http" or not p.hostname:
+        from imageworks_models.api import redact_url
+
+        raise DownloadError(f"the proxy {redact_url(proxy)} is not an http:// proxy, which is all the built-in "
+                            "downloader speaks", hint="set https_proxy / http_proxy to an http:// proxy")
+    headers = {}
+    if p.username is not None:
+        pair = f"{unquote(p.username)}:{unquote(p.password or '')}".encode()
+        headers["Proxy-Authorization"] = "Basic " + base64.b64encode(pair).decode("ascii")
+    return p.hostname, p.port or 80, headers
+
+
+def _connection(url: str, timeout: float) -> tuple[http.client.HTTPConnection, str, dict[str, str]]:
+    """A connection for ``url`` (through the environment's proxy, if any), the request target, and the headers the
+    proxy needs on a plain-http request."""
+    parts = urlsplit(url)
     host, port = parts.hostname or "", parts.port
     target = parts.path + (f"?{parts.query}" if parts.query else "")
-    proxy = None if proxy_bypass(host) else getproxies().get(parts.scheme)
+    proxy = _proxy_for(url)
     if parts.scheme == "https":
         context = ssl.create_default_context()
         if proxy:
-            p = urlsplit(proxy)
-            conn = http.client.HTTPSConnection(p.hostname, p.port or 8080, timeout=timeout, context=context)
-            conn.set_tunnel(host, port or 443)
+            conn = http.client.HTTPSConnection(proxy[0], proxy[1], timeout=timeout, context=context)
+            conn.set_tunnel(host, port or 443, headers=proxy[2])
         else:
             conn = http.client.HTTPSConnection(host, port or 443, timeout=timeout, context=context)
-    elif parts.scheme == "http":
+        return conn, target, {}
+    if parts.scheme == "http":
         if proxy:
-            p = urlsplit(proxy)
-            conn = http.client.HTTPConnection(p.hostname, p.port or 8080, timeout=timeout)
-            target = url
-        else:
-            conn = http.client.HTTPConnection(host, port or 80, timeout=timeout)
-    else:
-        raise DownloadError(f"refusing to fetch {parts.scheme}: URL (only http and https)")
-    return conn, target
+            return http.client.HTTPConnection(proxy[0], proxy[1], timeout=timeout), url, proxy[2]
+        return http.client.HTTPConnection(host, port or 80, timeout=timeout), target, {}
+    raise DownloadError(f"refusing to fetch {parts.scheme}: URL (only http and https)")
+
+
+def _token_goes_to(url: str, token_origin: str | None) -> bool:
+    """Whether ``url`` is the token's origin, or that origin's http -> https upgrade on the default ports (a Hub
+    mirror redirecting to TLS; httpx keeps the token there too)."""
+    if token_origin is None:
+        return False
+    here = origin(url)
+    return here == token_origin or (token_origin.startswith("http://") and token_origin.endswith(":80")
+                                    and here == "https://" + token_origin[len("http://"):-len(":80")] + ":443")
 
 
 def open_url(url: str, *, headers: dict[str, str], token: str | None, token_origin: str | None,
@@ -290,9 +328,9 @@ def open_url(url: str, *, headers: dict[str, str], token: str | None, token_orig
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https"):
             raise DownloadError(f"refusing a redirect to a {parts.scheme or 'relative'} URL: {url[:200]}")
-        conn, target = _connection(url, connect_timeout or timeout)
-        send = dict(headers)
-        if token and origin(url) == token_origin:
+        conn, target, for_proxy = _connection(url, connect_timeout or timeout)
+        send = {**headers, **for_proxy}
+        if token and _token_goes_to(url, token_origin):
             send["Authorization"] = f"Bearer {token}"
         try:
             conn.connect()
@@ -305,8 +343,7 @@ def open_url(url: str, *, headers: dict[str, str], token: str | None, token_orig
         if resp.status in (301, 302, 303, 307, 308):
             location = resp.getheader("Location")
             history.append((url, resp.status, dict(resp.getheaders())))
-            resp.read()
-            conn.close()
+            conn.close()  # its body is not wanted (and never read: a hostile one could be endless)
             if not location:
                 raise DownloadError(f"{url}: redirect without a Location header")
             url = urljoin(url, location)
