@@ -15,6 +15,7 @@ backoff), and redirects to another host (followed without the token).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.client
 import mmap
@@ -343,7 +344,9 @@ def open_url(url: str, *, headers: dict[str, str], token: str | None, token_orig
         if resp.status in (301, 302, 303, 307, 308):
             location = resp.getheader("Location")
             history.append((url, resp.status, dict(resp.getheaders())))
-            conn.close()  # its body is not wanted (and never read: a hostile one could be endless)
+            with contextlib.suppress(OSError, http.client.HTTPException):
+                resp.read(1 << 16)  # a short body read to its end: closing with bytes unread resets the connection
+            conn.close()  # a longer one is left unread (a hostile one could be endless)
             if not location:
                 raise DownloadError(f"{url}: redirect without a Location header")
             url = urljoin(url, location)
