@@ -19,7 +19,7 @@ from pathlib import Path
 from imageworks_models.api import (ChecksumMismatchError, DiskSpaceError, DownloadError, RemoteAccessError, RemoteNotFoundError, RemoteUnavailableError)
 from imageworks_models.api import SILENT, Progress
 
-from .transfer import Outcome, Target, _Retry, _status_error, _user_agent, open_url, origin
+from .transfer import Outcome, Target, _Retry, _status_error, _token_goes_to, _user_agent, open_url
 
 MIN_SIZE = 64 << 20  # smaller files are not worth a process and several connections
 
@@ -157,7 +157,7 @@ def _final_url(target: Target, *, token, token_origin) -> tuple[str, bool]:
     from .transfer import _check_commit
 
     _check_commit(history[0][2] if history else dict(resp.getheaders()), target)
-    return url, bool(token) and origin(url) == token_origin
+    return url, bool(token) and _token_goes_to(url, token_origin)
 
 
 def _show(part: Path, shown: int, progress: Progress) -> int:

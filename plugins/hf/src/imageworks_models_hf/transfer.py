@@ -317,7 +317,7 @@ def open_url(url: str, *, headers: dict[str, str], token: str | None, token_orig
              timeout: float = TIMEOUT, method: str = "GET",
              connect_timeout: float | None = None) -> tuple[http.client.HTTPResponse, str, list]:
     """Send a request, following redirects ourselves so the token never leaves ``token_origin``
-    (scheme, host and port: a CDN on the same host but another port is another origin).
+    (scheme, host and port: a CDN on the same host but another port is another origin; see :func:`_token_goes_to`).
 
     ``connect_timeout`` bounds the connection, ``timeout`` every read after it (D23).
 
