@@ -130,19 +130,9 @@ class _FlakyHub(http.server.ThreadingHTTPServer):
                 if "/tree/" in self.path and outer.faults:
                     fault = outer.faults.pop(0)
                     if fault == "short":
-                        self.send_response(200)
-                        self.send_header("Content-Length", "1000")
-                        self.send_header("Connection", "close")
-                        self.end_headers()
-                        self.wfile.write(b'[{"type": "file"')
-                        self.close_connection = True
+                        self._broken(("Content-Length", "1000"), b'[{"type": "file"')
                     elif fault == "bad chunk":
-                        self.send_response(200)
-                        self.send_header("Transfer-Encoding", "chunked")
-                        self.send_header("Connection", "close")
-                        self.end_headers()
-                        self.wfile.write(b"zz-not-hex\r\n[]\r\n0\r\n\r\n")
-                        self.close_connection = True
+                        self._broken(("Transfer-Encoding", "chunked"), b"zz-not-hex\r\n[]\r\n0\r\n\r\n")
                     else:
                         status, headers = fault
                         self._send(status, {"error": "try later"}, headers)
@@ -150,6 +140,15 @@ class _FlakyHub(http.server.ThreadingHTTPServer):
                     self._send(200, LISTING)
                 else:
                     self._send(200, {"id": "org/flaky", "sha": "c" * 40})
+
+            def _broken(self, header, body):
+                """A 200 whose body breaks what ``header`` promised; the connection closed after it."""
+                self.send_response(200)
+                self.send_header(*header)
+                self.send_header("Connection", "close")
+                self.end_headers()
+                self.wfile.write(body)
+                self.close_connection = True
 
             def _send(self, status, obj, headers=None):
                 body = json.dumps(obj).encode()
