@@ -800,6 +800,20 @@ def test_discover_all_without_hf_root_scans_the_weights_root(tmp_path, monkeypat
                                                          "tiny-chat-1b-vllm-safetensors-bf16"]
 
 
+def test_discover_all_finds_the_cache_named_by_huggingface_hubs_older_variable(tmp_path, monkeypatch):
+    home = tmp_path / "hf-home"
+    snap = make_hf_home(tmp_path, monkeypatch)
+    moved = tmp_path / "legacy-cache"
+    (home / "hub").rename(moved)  # HF_HOME/hub is now empty: only HUGGINGFACE_HUB_CACHE leads to the repo
+    monkeypatch.setenv("HUGGINGFACE_HUB_CACHE", str(moved))
+    monkeypatch.setenv("IMAGEWORKS_WEIGHTS_ROOT", str(tmp_path / "no-weights"))
+
+    result, data = scan_json("--dry-run", prog=LOADER, verb="discover-all")
+
+    assert result.exit_code == 0, result.stderr
+    assert [r["path"] for r in data["rows"]] == [str(moved / snap.relative_to(home / "hub"))]
+
+
 # --- headers only ---------------------------------------------------------------------------------
 
 

@@ -50,7 +50,9 @@ def get_token() -> str | None:
         return _checked(token, "HF_TOKEN")
     from imageworks_models.api import StorageError, read_regular
 
-    path = _token_path()
+    from .hfpaths import token_path
+
+    path = token_path()
     try:
         token = _clean(read_regular(path, limit=1 << 16)[: 1 << 16].decode("utf-8", "replace"))
     except (FileNotFoundError, NotADirectoryError):
@@ -78,14 +80,6 @@ def _checked(token: str | None, where: str) -> str | None:
         raise AcquisitionError(f"the Hugging Face token from {where} holds characters a token never has",
                                hint="set it again (`hf auth login`, or HF_TOKEN) from the Hub's token page")
     return token
-
-
-def _token_path() -> str:
-    """Where huggingface_hub keeps the token (its constants, read from the environment now, not at import)."""
-    home = os.path.expandvars(os.path.expanduser(os.environ.get(
-        "HF_HOME", os.path.join(os.environ.get("XDG_CACHE_HOME", os.path.join(os.path.expanduser("~"), ".cache")),
-                                "huggingface"))))
-    return os.path.expandvars(os.path.expanduser(os.environ.get("HF_TOKEN_PATH", os.path.join(home, "token"))))
 
 
 def _clean(token: str | None) -> str | None:

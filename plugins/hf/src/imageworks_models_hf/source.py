@@ -15,17 +15,6 @@ from .remote import SHAPES
 _SPEC = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*(@.+)?$")
 
 
-def hub_cache_dir(env=None) -> Path:
-    """huggingface_hub's cache folder, read from the environment now (its own constant is frozen at import)."""
-    env = os.environ if env is None else env
-    if env.get("HF_HUB_CACHE"):
-        return Path(env["HF_HUB_CACHE"]).expanduser()
-    if env.get("HF_HOME"):
-        return Path(env["HF_HOME"]).expanduser() / "hub"
-    base = env.get("XDG_CACHE_HOME") or os.path.join(env.get("HOME") or str(Path.home()), ".cache")
-    return Path(base) / "huggingface" / "hub"
-
-
 class HFSource:
     name = "hf"
     shapes = SHAPES  # what `download` lists when no source accepts a reference
@@ -45,9 +34,10 @@ class HFSource:
 
     def discover(self, *, settings) -> Iterator[Discovered]:
         """Models in huggingface_hub's own cache (``HF_HUB_CACHE``, ``HF_HOME/hub``)."""
+        from .hfpaths import hub_cache
         from .scan import scan
 
-        cache = hub_cache_dir()
+        cache = Path(hub_cache())
         return scan(cache) if cache.is_dir() else iter(())
 
     def fetch(self, request: FetchRequest, *, settings, progress: Progress = SILENT, hash_file=None) -> Fetched:
