@@ -495,6 +495,29 @@ def test_a_rescan_against_many_other_entries_reads_none_of_them_and_agrees_with_
         assert dict(view.curated) == RegistryStore(reg).curated_parts()
 
 
+def test_a_snapshot_views_lazy_entries_behave_as_the_loaded_dict_for_every_dict_use(env):
+    import copy
+
+    reg, _ = env
+    make_registry(reg, *[{"name": f"m-{i}", "backend": "vllm", "aliases": [f"Org/M{i}"]} for i in range(5)])
+    loaded = RegistryStore(reg).load().entries
+    view = _MATCH_VIEW(RegistryStore(reg))  # the real one in both halves of the runs
+    lazy = view.entries
+
+    assert lazy["m-1"] == loaded["m-1"]  # one read: the others are still unread
+    assert lazy == loaded and dict(lazy) == dict(loaded) and copy.deepcopy(lazy) == loaded
+    assert len(lazy) == 5 and sorted(lazy) == sorted(loaded) and lazy.get("nobody") is None
+    with pytest.raises(TypeError):  # never serialised as only the entries read so far
+        json.dumps(view.curated)
+    fresh = _MATCH_VIEW(RegistryStore(reg)).entries
+    assert fresh.pop("m-3") == loaded["m-3"] and "m-3" not in fresh and len(fresh) == 4
+    with pytest.raises(KeyError):
+        fresh["m-3"]
+    assert fresh.setdefault("m-4", None) == loaded["m-4"]  # a key not yet read is there, not defaulted
+    fresh["new"] = {"name": "new"}
+    assert list(fresh)[-1] == "new" and len(fresh) == 5
+
+
 def test_a_snapshot_view_is_refused_when_the_snapshot_is_not_current(env):
     from imageworks_models.registry.store import RegistryStore
 

@@ -27,6 +27,7 @@ import unicodedata
 import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import MutableMapping
 from typing import Any, Callable, Iterator
 
 import orjson
@@ -563,52 +564,66 @@ class Layers:
                                           hint="every effective entry needs a backend")
 
 
-class _Lazy(dict):
-    """A dict whose values are read the first time they are asked for: ``_names`` says which keys there are,
-    ``_read(name)`` makes the value. Looking one up reads that one; anything that walks it reads them all."""
+class _Lazy(MutableMapping):
+    """A mapping whose values are read the first time they are asked for: ``_names`` says which keys there are,
+    ``_read(name)`` makes the value. Looking one up reads that one; anything that walks it reads them all.
+
+    Not a ``dict`` subclass on purpose: ``json``/``orjson`` and ``==`` read a dict subclass's own storage, so
+    they would see only the values read so far; a mapping they refuse (or compare through its items) cannot
+    silently lose entries. Every method a dict caller uses is the mapping's, so each one goes through here."""
 
     _names: Any
+
+    def __init__(self) -> None:
+        self._got: dict[str, Any] = {}
+        self._gone: set[str] = set()
 
     def _read(self, name: str) -> Any:
         raise NotImplementedError
 
-    def __missing__(self, name: str) -> Any:
-        if name not in self._names:
+    def _known(self, name: object) -> bool:
+        return name in self._got or (name in self._names and name not in self._gone)
+
+    def __getitem__(self, name: str) -> Any:
+        if name in self._got:
+            return self._got[name]
+        if not self._known(name):
             raise KeyError(name)
-        value = self._read(name)
-        dict.__setitem__(self, name, value)
+        value = self._got[name] = self._read(name)
         return value
 
-    def _all(self) -> None:
-        for name in self._names:
-            if not dict.__contains__(self, name):
-                self[name]
+    def __setitem__(self, name: str, value: Any) -> None:
+        self._got[name] = value
+
+    def __delitem__(self, name: str) -> None:
+        if not self._known(name):
+            raise KeyError(name)
+        self._got.pop(name, None)
+        self._gone.add(name)
 
     def __contains__(self, name: object) -> bool:
-        return dict.__contains__(self, name) or name in self._names
+        return self._known(name)
 
-    def get(self, name: str, default: Any = None) -> Any:
-        return self[name] if name in self else default
-
-    def __iter__(self):
-        self._all()
-        return dict.__iter__(self)
+    def __iter__(self) -> Iterator[str]:
+        names = [n for n in self._names if n not in self._gone]
+        return iter(names + [n for n in self._got if n not in self._names or n in self._gone])
 
     def __len__(self) -> int:
-        self._all()
-        return dict.__len__(self)
+        return sum(1 for _ in self.__iter__())
 
-    def keys(self):
-        self._all()
-        return dict.keys(self)
+    def copy(self) -> dict[str, Any]:
+        """Every entry, read, in a plain dict (as ``dict.copy`` gives)."""
+        return {name: self[name] for name in self}
 
-    def values(self):
-        self._all()
-        return dict.values(self)
+    __copy__ = copy
 
-    def items(self):
-        self._all()
-        return dict.items(self)
+    def __deepcopy__(self, memo: dict) -> dict[str, Any]:
+        import copy
+
+        return copy.deepcopy(self.copy(), memo)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__}: {len(self)} entries, {len(self._got)} read>"
 
 
 class _LazyEntries(_Lazy):
@@ -644,9 +659,9 @@ class _LazyCurated(_Lazy):
         if raw is not None:
             return _folded(raw)
         for entry in orjson.loads(self._data)["entries"]:  # its bytes were read strictly when the snapshot was made
-            if entry.get("name") in self._names and not dict.__contains__(self, entry["name"]):
-                dict.__setitem__(self, entry["name"], _folded(entry))
-        return dict.__getitem__(self, name)
+            if entry.get("name") in self._names and entry["name"] not in self._got and entry["name"] not in self._gone:
+                self._got[entry["name"]] = _folded(entry)
+        return self._got[name]
 
 
 @dataclass
