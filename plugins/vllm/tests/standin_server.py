@@ -300,12 +300,24 @@ def main(argv: list[str] | None = None) -> int:
         error(f"standin: simulated crash while loading {config.model} (STANDIN_EXIT_CODE={exit_code})")
         return int(exit_code)
 
-    stop = threading.Event()
+    # The handlers only append to a list: a handler that took a lock (threading.Event.set) could run while this
+    # same thread holds that lock inside Event.wait, and then the server would never exit (CI saw SIGKILLs).
+    stopping: list[int] = []
+
+    def request_stop(signum, frame):
+        stopping.append(signum)
+
+    def stopped_within(seconds: float) -> bool:
+        end = time.monotonic() + seconds
+        while not stopping and time.monotonic() < end:
+            time.sleep(min(0.02, max(0.0, end - time.monotonic())))  # a signal cuts the sleep short
+        return bool(stopping)
+
     if os.environ.get("STANDIN_IGNORE_SIGTERM") == "1":
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
     else:
-        signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
-    signal.signal(signal.SIGINT, lambda signum, frame: stop.set())
+        signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
 
     if os.environ.get("STANDIN_FORK_GRANDCHILD") == "1":
         grandchild = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(3600)"])
@@ -317,7 +329,7 @@ def main(argv: list[str] | None = None) -> int:
         log(f"Started engine worker process [{grandchild.pid}]")
 
     bind_delay = env_float("STANDIN_BIND_DELAY")
-    if bind_delay and stop.wait(bind_delay):
+    if bind_delay and stopped_within(bind_delay):
         return 0
 
     start_delay = env_float("STANDIN_START_DELAY") or 0.0
@@ -339,7 +351,7 @@ def main(argv: list[str] | None = None) -> int:
 
     announced = False
     try:
-        while not stop.wait(0.02):
+        while not stopped_within(0.02):
             now = time.monotonic()
             if not announced and now >= ready_at:
                 log("Application startup complete.")
