@@ -130,6 +130,15 @@ _NAMES: dict[str, str] = {
     "model_path": "serving.serverargs",
     "option_name": "serving.serverargs",
     "live_active": "live.active",
+    # Asking an OpenAI-compatible server whether it is ready and what it serves (bounded, no redirects, no proxy).
+    "ProbeError": "serving.probing",
+    "probe_get": "serving.probing",
+    "probe_root": "serving.probing",
+    "model_ids": "serving.probing",
+    "served_ids": "serving.probing",
+    "openai_ready": "serving.probing",
+    "openai_health": "serving.probing",
+    "version_at": "serving.probing",
     # Text a person reads: sizes in binary units, URLs without credentials.
     "human_bytes": "units",
     "redact_url": "redact",

@@ -32,21 +32,11 @@ class VllmBackend:
     def health(self, *, settings) -> dict[str, Any]:
         """``{"backend", "url", "ok", "version", "loaded", "error", "hint"}`` for the server on the serving
         port (the active vLLM model's, when there is one)."""
-        from imageworks_models.api import live_active
+        from imageworks_models.api import live_active, openai_health
 
-        from .probe import ProbeError, served_ids, version
+        from .probe import version
 
         active = live_active(settings.state_dir)
         url = active["endpoint"] if active and active.get("backend") == self.name and active.get("endpoint") else \
             f"http://127.0.0.1:{settings.vllm_port}/v1"
-        out = {"backend": self.name, "url": url, "ok": False, "version": None, "loaded": [], "error": None,
-               "hint": None}
-        try:
-            out["loaded"] = [{"model": i} for i in served_ids(url)]
-        except ProbeError as exc:
-            out["error"] = f"no vLLM server answers at {url} ({exc})"
-            out["hint"] = "start one: imageworks-loader activate-model <name>"
-            return out
-        out["ok"] = True
-        out["version"] = version(url)
-        return out
+        return openai_health(url, backend=self.name, label="vLLM", version=version)
