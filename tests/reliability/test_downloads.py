@@ -28,7 +28,9 @@ class Server:
         self.port = self.sock.getsockname()[1]
         self.stop = threading.Event()
         self.conns: list[socket.socket] = []
-        threading.Thread(target=self._serve, daemon=True).start()
+        self.handlers: list[threading.Thread] = []
+        self.acceptor = threading.Thread(target=self._serve, daemon=True)
+        self.acceptor.start()
 
     def _serve(self) -> None:
         while not self.stop.is_set():
@@ -37,7 +39,8 @@ class Server:
             except OSError:
                 return
             self.conns.append(conn)
-            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
+            self.handlers.append(threading.Thread(target=self._handle, args=(conn,), daemon=True))
+            self.handlers[-1].start()
 
     def _handle(self, conn: socket.socket) -> None:
         try:
@@ -55,10 +58,26 @@ class Server:
             pass
 
     def close(self) -> None:
+        # Shut down, join, and only then close: a thread still blocked in accept() on a closed descriptor was
+        # seen (on a loaded machine) to take a connection from the socket later given that number, a later
+        # test's stand-in server, and stall it.
         self.stop.set()
+        _shutdown(self.sock)  # wakes the accept()
+        self.acceptor.join(10)
+        for c in self.conns:
+            _shutdown(c)  # wakes a recv()
+        for thread in self.handlers:
+            thread.join(10)
         self.sock.close()
         for c in self.conns:
             c.close()
+
+
+def _shutdown(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
 
 
 @pytest.mark.parametrize("mode", ["stall", "trickle-json"])
