@@ -233,11 +233,11 @@ def test_gguf_quant_name_falls_back_to_the_most_common_tensor_type(tmp_path):
 def test_gguf_reader_stops_early_on_a_150k_token_vocabulary(big_vocab_gguf):
     timings = []
     for _ in range(3):
-        start = time.perf_counter()
+        start = time.thread_time()  # this thread's CPU: a loaded machine doubled the wall time (to ~18 ms)
         info = inspect_path(big_vocab_gguf)
-        timings.append(time.perf_counter() - start)
+        timings.append(time.thread_time() - start)
     assert info is not None and info.quantization == "q4_k_m" and not info.errors
-    assert min(timings) < 0.05, timings  # gguf.GGUFReader takes seconds on the same file
+    assert min(timings) < 0.1, timings  # ~9 ms; gguf.GGUFReader takes over 3 s of CPU on the same file
     header = read_gguf_header(big_vocab_gguf)
     assert header.arrays["tokenizer.ggml.tokens"] == ("STRING", 150_000)
     assert header.bytes_read < 1 << 20
