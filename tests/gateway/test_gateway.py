@@ -247,7 +247,7 @@ def test_an_idle_model_is_unloaded_after_its_ttl(orch, gateway):
     chat(gw, "qwen-a")
     chat(gw, "qwen-b")
     assert resident(gw) == {"qwen-a", "qwen-b"}
-    assert wait_until(lambda: resident(gw) == {"qwen-b"}, 5)  # qwen-a idle 1 s; qwen-b keeps (its own ttl 0)
+    assert wait_until(lambda: resident(gw) == {"qwen-b"}, 10)  # qwen-a idle 1 s (~1.1 s here); qwen-b keeps (ttl 0)
     assert metric(gw, "imageworks_gateway_evictions_total", model="qwen-a", reason="idle") == 1
     (left,) = status(gw)["models"]
     # only qwen-b's server group runs (qwen-a's is stopped just after it leaves the list)
