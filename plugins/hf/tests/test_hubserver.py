@@ -434,7 +434,9 @@ def test_stop_cuts_a_throttled_download():
 
     t = threading.Thread(target=fetch)
     t.start()
-    time.sleep(0.15)
+    deadline = time.monotonic() + 10  # the first bytes go out at once; the full 16 KiB would take 4 s
+    while not hub.bytes_sent[(REPO, "model.safetensors")] and time.monotonic() < deadline:
+        time.sleep(0.01)
     hub.stop()
     t.join(5)
     assert not t.is_alive() and isinstance(outcome[0], Exception)
