@@ -252,7 +252,8 @@ def established(port: int) -> bool:
 
 
 @pytest.mark.engine
-def test_stop_kills_a_server_that_keeps_generating_after_sigterm(llama):
+def test_stop_kills_a_server_that_keeps_generating_after_sigterm(llama, monkeypatch):
+    monkeypatch.setenv("IMAGEWORKS_LLAMACPP_STOP_GRACE", "2")  # recorded with the server when it starts
     model = tinygguf.write_tiny_llama(llama.tmp / "long.gguf")
     curated(llama, {"name": "long", "backend": "llamacpp", "served_model_id": "long",
                     "backend_config": {"model_path": str(model), "ctx_size": 8192}})
