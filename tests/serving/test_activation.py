@@ -269,7 +269,7 @@ def test_p4_port_held_by_a_foreign_process_is_refused_and_left_alone(orch):
 def test_p4_a_200_from_someone_else_is_never_taken_as_ready(orch, monkeypatch):
     # Our server waits before binding; meanwhile a foreign process takes the port and answers like a ready
     # server for the same served id. The activation must fail, never report ready.
-    monkeypatch.setenv("STANDIN_BIND_DELAY", "1.5")
+    monkeypatch.setenv("STANDIN_BIND_DELAY", "5")  # the foreign server needs ~0.3 s to take the port first
     outcome = {}
 
     def run():
