@@ -1,5 +1,5 @@
-"""Where huggingface_hub keeps its files (its home, its model cache, the token), read from the environment
-each time they are asked for.
+"""Where huggingface_hub keeps its files (its home, its model cache, the token) and its on/off switches, read
+from the environment each time they are asked for.
 
 huggingface_hub's ``constants`` computes these once, when it is imported; this plugin does not import it for
 a path (a download never imports it at all), and a library caller may change the environment between calls.
@@ -11,6 +11,12 @@ of ``HF_HUB_CACHE``. Standard library only.
 from __future__ import annotations
 
 import os
+
+
+def switch_on(name: str) -> bool:
+    """Whether huggingface_hub's switch ``name`` (``HF_HUB_OFFLINE``, ``HUGGINGFACE_CO_STAGING``...) is on: set to
+    1, ON, YES or TRUE in any case, as its ``constants._is_true`` reads it."""
+    return os.environ.get(name, "").upper() in ("1", "ON", "YES", "TRUE")
 
 
 def _expand(path: str) -> str:
@@ -34,6 +40,6 @@ def hub_cache() -> str:
 def token_path() -> str:
     """The file ``hf auth login`` writes the token to: ``HF_TOKEN_PATH``, else ``$HF_HOME/token``; for the staging
     Hub (``HUGGINGFACE_CO_STAGING``) always ``~/.cache/huggingface_staging/token``."""
-    if os.environ.get("HUGGINGFACE_CO_STAGING", "").upper() in ("1", "ON", "YES", "TRUE"):
+    if switch_on("HUGGINGFACE_CO_STAGING"):
         return os.path.join(os.path.expanduser("~"), ".cache", "huggingface_staging", "token")
     return _expand(os.environ.get("HF_TOKEN_PATH", os.path.join(hf_home(), "token")))

@@ -29,6 +29,8 @@ from urllib.parse import quote, urljoin
 
 from imageworks_models.api import (AcquisitionError, RemoteAccessError, RemoteNotFoundError, RemoteUnavailableError)
 
+from .hfpaths import switch_on, token_path
+
 MAX_ANSWER = 16 << 20  # bytes of one JSON answer (a tree page of 1,000 entries is ~0.3 MB)
 MAX_PAGES = 1000
 RETRY_STATUS = (429, 500, 502, 503, 504)  # what huggingface_hub's http_backoff retries
@@ -42,15 +44,13 @@ def get_token() -> str | None:
     Raises:
         AcquisitionError: the token file is not a regular file, or the token is not text a token can be.
     """
-    if (os.environ.get("HF_OIDC_RESOURCE") or os.environ.get("HUGGINGFACE_CO_STAGING", "").lower() in
-            ("1", "on", "yes", "true") or "IPython" in sys.modules):  # OIDC, the staging Hub, Colab: its own logic
+    if (os.environ.get("HF_OIDC_RESOURCE") or switch_on("HUGGINGFACE_CO_STAGING")
+            or "IPython" in sys.modules):  # OIDC, the staging Hub, Colab: its own logic
         return _checked(_hf_get_token(), "huggingface_hub's token")
     token = _clean(os.environ.get("HF_TOKEN") or os.environ.get("HUGGING_FACE_HUB_TOKEN"))
     if token:
         return _checked(token, "HF_TOKEN")
     from imageworks_models.api import StorageError, read_regular
-
-    from .hfpaths import token_path
 
     path = token_path()
     try:
@@ -136,7 +136,7 @@ def _check_online() -> None:
     """huggingface_hub's offline switches (``HF_HUB_OFFLINE``, ``TRANSFORMERS_OFFLINE``) turn our Hub calls off too,
     as they did theirs."""
     for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
-        if os.environ.get(name, "").upper() in ("1", "ON", "YES", "TRUE"):
+        if switch_on(name):
             raise RemoteUnavailableError(f"{name} is set: the Hugging Face Hub is not asked anything",
                                          hint=f"unset {name} to download")
 
