@@ -10,7 +10,7 @@ Plain ``http.client``: a probe runs many times while a model loads and once per 
 - redirects are never followed, so a token goes only to the URL it was configured for, and no message
   carries the token or a URL's credentials (RELIABILITY S9).
 
-Standard library and ``plugin.records`` only, imported when a request is made.
+Imports the standard library, ``plugin.records`` and (when a request is made) ``redact``.
 """
 
 from __future__ import annotations
